@@ -1,0 +1,3 @@
+from mdaq.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,172 @@
+"""`params.yaml` as frozen dataclasses: strict loading (unknown keys and wrong types are errors), one hash per section."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mdaq.errors import DataError
+
+LANG_HINT = 'language codes must be strings; quote them in YAML ("no" is read as False otherwise)'
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    """Fractions of the aligned MIDB source range for each split, in this order along the range."""
+
+    qsm_train: float = 0.45
+    pool: float = 0.35
+    heldout: float = 0.20
+
+
+@dataclass(frozen=True)
+class PrepareConfig:
+    """How MIDB becomes QSM-training pairs, a mixed-quality candidate pool and held-out pairs."""
+
+    split: SplitConfig = field(default_factory=SplitConfig)
+    guard: int = 5  # positions dropped between blocks so a source item never sits in two splits
+    p_revised: float = 0.5  # probability that a pool item is the expert-revised version
+    max_pool: int = 0  # 0 = keep the whole pool block; otherwise a seeded subsample (small profiles)
+    max_heldout: int = 0  # same for held-out pairs
+
+
+@dataclass(frozen=True)
+class SelectConfig:
+    """Selection budget per language."""
+
+    budget: int = 1000
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """LoRA supervised fine-tuning (loss on response tokens only)."""
+
+    lora_r: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.05
+    target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
+    lr: float = 2.0e-4
+    epochs: int = 1
+    batch_size: int = 8
+    grad_accum: int = 1
+    max_seq_len: int = 256
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.0
+    device: str = "auto"
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """Judge-free evaluation on held-out MIDB pairs."""
+
+    batch_size: int = 8
+    max_seq_len: int = 384
+    device: str = "auto"
+
+
+@dataclass(frozen=True)
+class Params:
+    """The whole ``params.yaml``."""
+
+    profile: str
+    seed: int
+    languages: tuple[str, ...]
+    methods: tuple[str, ...]
+    base_model: str
+    prepare: PrepareConfig = field(default_factory=PrepareConfig)
+    select: SelectConfig = field(default_factory=SelectConfig)
+    selectors: dict[str, dict[str, Any]] = field(default_factory=dict)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+
+
+def _check(value: Any, tp: Any, where: str, path: str) -> Any:
+    """Convert/validate ``value`` against type hint ``tp``; raise DataError naming ``where``."""
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise DataError(path, f"expected a mapping, got {type(value).__name__}", field=where)
+        return _build(tp, value, where, path)
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise DataError(path, f"expected a list, got {type(value).__name__}", field=where)
+        return tuple(_check(v, typing.get_args(tp)[0], f"{where}[{i}]", path) for i, v in enumerate(value))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise DataError(path, f"expected a mapping, got {type(value).__name__}", field=where)
+        return {str(k): (dict(v) if isinstance(v, dict) else v) for k, v in value.items()}
+    if origin in (typing.Union, types.UnionType):
+        return value
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if tp is Any:
+        return value
+    if not isinstance(value, tp) or (tp is int and isinstance(value, bool)):
+        raise DataError(path, f"expected {tp.__name__}, got {value!r} ({type(value).__name__})", field=where)
+    return value
+
+
+def _build(cls: type, data: dict[str, Any], prefix: str, path: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        where = f"{prefix}.{unknown[0]}" if prefix else unknown[0]
+        raise DataError(path, f"unknown key (valid: {', '.join(sorted(names))})", field=where)
+    kwargs = {k: _check(v, hints[k], f"{prefix}.{k}" if prefix else k, path) for k, v in data.items()}
+    try:
+        return cls(**kwargs)
+    except TypeError as e:
+        raise DataError(path, f"incomplete section: {e}", field=prefix or None) from None
+
+
+def params_from_dict(data: dict[str, Any], path: str = "<params>") -> Params:
+    """Validate a parsed params mapping (see :func:`load_params`)."""
+    langs = data.get("languages", [])
+    for i, code in enumerate(langs if isinstance(langs, list) else []):
+        if not isinstance(code, str):
+            raise DataError(path, f"{code!r} is not a string: {LANG_HINT}", field=f"languages[{i}]")
+    params = _build(Params, data, "", path)
+    for method in params.methods:
+        if method not in params.selectors:
+            raise DataError(path, f"method {method!r} has no entry under selectors", field="selectors")
+    return params
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Load ``params.yaml`` strictly.
+
+    Raises
+    ------
+    DataError
+        Unknown key, wrong type, an unquoted language code that YAML turned into a boolean, a method without
+        selector parameters. The message names the file and the dotted key.
+    """
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        raise DataError(path, f"malformed YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise DataError(path, "expected a mapping at the top level")
+    return params_from_dict(data, str(path))
+
+
+def section_sha(params: Params, *names: str) -> str:
+    """Short sha256 over the named sections (dotted names allowed), for provenance in metrics files."""
+    raw = dataclasses.asdict(params)
+    picked = {}
+    for name in names:
+        node: Any = raw
+        for part in name.split("."):
+            node = node[part]
+        picked[name] = node
+    return hashlib.sha256(json.dumps(picked, sort_keys=True, default=str).encode()).hexdigest()[:12]

