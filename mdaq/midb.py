@@ -154,20 +154,29 @@ def load_alpaca_eval(path: str | Path) -> list[str]:
     return out
 
 
-def load_mt_bench(path: str | Path) -> list[dict]:
-    """Translated MT-Bench: ``[{"question_id": int, "turns": [str, str]}]``."""
+def load_mt_bench(path: str | Path) -> tuple[list[dict], Counter]:
+    """Translated MT-Bench: ``[{"question_id": int, "turns": [str, str]}]``.
+
+    The release has irregular records: about one per language has only its first turn (kept, for round 1
+    only, as ``turns = [t1]``), and Thai question 132 has its first turn split over five list items (dropped:
+    which items form turn 1 is a guess). Returns the questions and counts of those cases.
+    """
     path = Path(path)
-    out = []
+    out, counts = [], Counter()
     for i, rec in enumerate(_read_json_list(path)):
         if not isinstance(rec, dict):
             raise DataError(path, "expected an object", record=i)
         if not isinstance(rec.get("question_id"), int):
             raise DataError(path, "missing or non-integer", record=i, field="question_id")
         turns = rec.get("turns")
-        if not isinstance(turns, list) or len(turns) != 2 or not all(isinstance(t, str) and t for t in turns):
-            raise DataError(path, "expected two non-empty strings", record=i, field="turns")
+        if not isinstance(turns, list) or not turns or not all(isinstance(t, str) and t.strip() for t in turns):
+            raise DataError(path, "expected a list of non-empty strings", record=i, field="turns")
+        if len(turns) > 2:
+            counts["dropped:more_than_two_turns"] += 1
+            continue
+        counts["ok" if len(turns) == 2 else "kept:first_turn_only"] += 1
         out.append({"question_id": rec["question_id"], "turns": list(turns)})
-    return out
+    return out, counts
 
 
 def midb_path(root: str | Path, kind: str, lang: str) -> Path:

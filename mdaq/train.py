@@ -99,7 +99,7 @@ def train_lora(
                 token_lp, _ = response_logprobs(model, batch)
                 loss = -token_lp.sum() / max(total, 1)  # token-level mean over the whole accumulated step
                 loss.backward()
-                step_loss += float(loss)
+                step_loss += float(loss.detach())
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             opt.step()
             sched.step()

@@ -1,0 +1,57 @@
+"""Leaderboard aggregation, sorting, status and provenance."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+
+from mdaq import load_params
+from mdaq.io import write_json
+from mdaq.leaderboard import build_leaderboard, provenance, write_leaderboard
+
+from .conftest import REPO
+
+
+def _metrics(method, lang, acc, params, se=0.05, **kw):
+    return {"method": method, "lang": lang, "expert_pref_acc": acc, "expert_pref_acc_se": se, "ref_nll": 2.0,
+            "n": 100, "n_selected": 10, "share_revised": 0.5, "win_rate": float("nan"), "selector_version": "1",
+            "base_model": "tiny", **provenance(params, method), **kw}  # fmt: skip
+
+
+@pytest.fixture
+def params():
+    return load_params(REPO / "profiles" / "smoke.yaml")
+
+
+def test_rows_mean_sorting_and_status(tmp_path, params):
+    accs = {("random", "fr"): 0.5, ("random", "ja"): 0.7, ("full", "fr"): 0.8, ("full", "ja"): 0.8}
+    for (m, lang), acc in accs.items():
+        write_json(tmp_path / m / lang / "metrics.json", _metrics(m, lang, acc, params))
+    df = build_leaderboard(tmp_path, params, ["random", "full"], ["fr", "ja"])
+    assert list(zip(df["method"], df["lang"], strict=True)) == [
+        ("full", "fr"), ("full", "ja"), ("full", "all"), ("random", "fr"), ("random", "ja"), ("random", "all")]
+    mean = df[(df["method"] == "random") & (df["lang"] == "all")].iloc[0]
+    assert mean["expert_pref_acc"] == pytest.approx(0.6)
+    assert mean["expert_pref_acc_se"] == pytest.approx(math.sqrt(2 * 0.05**2) / 2)
+    assert mean["n"] == 200 and mean["n_selected"] == 20
+    assert set(df["status"]) == {"partial"}  # judge-free only
+    write_leaderboard(df, tmp_path / "out")
+    back = pd.read_csv(tmp_path / "out" / "leaderboard.csv")
+    assert {"params_sha", "git_sha", "date"} <= set(back.columns) and len(back) == 6
+    assert "| full | 0.800 | 0.800 | 0.800 |" in (tmp_path / "out" / "leaderboard.md").read_text()
+
+
+def test_stale_rows_are_flagged(tmp_path, params):
+    for lang in ("fr", "ja"):
+        write_json(tmp_path / "random" / lang / "metrics.json", _metrics("random", lang, 0.5, params))
+    write_json(tmp_path / "random" / "ja" / "metrics.json", _metrics("random", "ja", 0.5, params, params_sha="old"))
+    df = build_leaderboard(tmp_path, params, ["random"], ["fr", "ja"])
+    assert df.set_index("lang").loc["ja", "status"] == "stale"
+    assert df.set_index("lang").loc["all", "status"] == "stale"
+
+
+def test_missing_run_is_an_error(tmp_path, params):
+    with pytest.raises(FileNotFoundError, match="random/fr"):
+        build_leaderboard(tmp_path, params, ["random"], ["fr"])
