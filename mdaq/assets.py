@@ -130,12 +130,18 @@ def build_asset(name: str, out_dir: Path, *, force: bool = False) -> Path:
     ------
     ChecksumError
         A source file does not match its pinned sha256.
+    FileExistsError
+        ``out_dir`` is a non-empty folder without ``asset.json`` (never replaced, even with ``force``).
     """
     spec = _spec(name)
     out_dir = Path(out_dir)
     if (out_dir / MANIFEST).is_file() and not force:
         log.info("%s: already built at %s", name, out_dir)
         return out_dir
+    if out_dir.is_dir() and not (out_dir / MANIFEST).is_file() and any(out_dir.iterdir()):
+        raise FileExistsError(
+            f"{out_dir} exists but holds no {MANIFEST}; it is not an mdaq build, so it is left alone"
+        )
     t0 = time.perf_counter()
     log.info("%s: building into %s", name, out_dir)
     sources = _verified_sources(name, spec)
@@ -313,7 +319,7 @@ def _make_readable(work: Path) -> None:
 
 
 def _move_into_place(work: Path, out_dir: Path) -> None:
-    """Rename the finished ``work`` folder to ``out_dir``, replacing an old build or a stale folder."""
+    """Rename the finished ``work`` folder to ``out_dir``, replacing an old build or an empty folder."""
     old = None
     if out_dir.exists():
         old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}-{time.time_ns()}")
@@ -515,7 +521,10 @@ def _build_tiny_llama(work: Path, sources: list[Path]) -> dict[str, str]:
 
     gguf_path = sources[0]
     tok = AutoTokenizer.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name)
-    config = tiny_llama_config(len(tok), bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    ids = {"bos_token_id": tok.bos_token_id, "eos_token_id": tok.eos_token_id, "pad_token_id": tok.pad_token_id}
+    config = tiny_llama_config(len(tok), **ids)  # pad id set before init: the embedding's padding row is zero
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         model = LlamaForCausalLM(config)

@@ -1,4 +1,4 @@
-"""`params.yaml` as frozen dataclasses: strict loading (unknown keys and wrong types are errors), one hash per section."""
+"""`params.yaml` as frozen dataclasses: strict loading (unknown keys, wrong types are errors), section hashes."""
 
 from __future__ import annotations
 

@@ -10,8 +10,15 @@ from typing import Any
 import numpy as np
 
 from mdaq.config import EvaluateConfig
-from mdaq.lm import collate, encode_pair, format_prompt, length_batches, load_causal_lm, resolve_device
-from mdaq.lm import response_logprobs
+from mdaq.lm import (
+    collate,
+    encode_pair,
+    format_prompt,
+    length_batches,
+    load_causal_lm,
+    resolve_device,
+    response_logprobs,
+)
 
 log = logging.getLogger(__name__)
 

@@ -27,7 +27,7 @@ def run_sections(method: str) -> tuple[str, ...]:
 
 
 def git_sha(root: str | Path = ".") -> str:
-    """``HEAD`` commit (short), with ``-dirty`` if tracked code/pipeline files differ from it; ``unknown`` if no git."""
+    """``HEAD`` commit (short), ``-dirty`` if tracked code/pipeline files differ from it; ``unknown`` without git."""
     try:
         sha = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True, text=True,
                              check=True).stdout.strip()  # fmt: skip

@@ -1,4 +1,4 @@
-"""Read the MIDB release: expert revision pairs and the translated AlpacaEval / MT-Bench sets, aligned across languages."""
+"""Read the MIDB release: expert revision pairs, translated AlpacaEval / MT-Bench, aligned across languages."""
 
 from __future__ import annotations
 
@@ -115,9 +115,15 @@ def load_pairs(path: str | Path, lang: str, gaps: Sequence[int] | None = None) -
         f = {name: _field(rec, name, aliases, path, i) for name, aliases in PAIR_FIELDS.items()}
         pairs.append(
             RevisionPair(
-                lang, i, int(src[i]),
-                f["Raw Instruction"], f["Raw Input"], f["Raw Response"],
-                f["Revised Instruction"], f["Revised Input"], f["Revised Response"],
+                lang,
+                i,
+                int(src[i]),
+                f["Raw Instruction"],
+                f["Raw Input"],
+                f["Raw Response"],
+                f["Revised Instruction"],
+                f["Revised Input"],
+                f["Revised Response"],
                 _distance(rec, path, i),
             )  # fmt: skip
         )

@@ -135,7 +135,8 @@ def prepare(midb_root: str | Path, out_dir: str | Path, cfg: PrepareConfig, seed
         n_rev = sum(s.meta["is_revised"] for s in rows["pool"])
         report["languages"][lang] = {
             "n_items": len(pairs), **{f"n_{s}": len(rows[s]) for s in SPLITS},
-            "pool_share_revised": round(n_rev / max(1, len(rows["pool"])), 4), "dropped": dict(sorted(dropped.items())),
+            "pool_share_revised": round(n_rev / max(1, len(rows["pool"])), 4),
+            "dropped": dict(sorted(dropped.items())),
         }  # fmt: skip
         log.info("%s: %s", lang, report["languages"][lang])
     write_json(out_dir / "report.json", report)

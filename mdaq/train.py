@@ -27,7 +27,7 @@ def seed_everything(seed: int) -> None:
     import torch
 
     random.seed(seed)
-    np.random.seed(seed)
+    np.random.seed(seed)  # noqa: NPY002  (third-party code may draw from the legacy global state)
     torch.manual_seed(seed)
 
 

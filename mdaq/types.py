@@ -101,7 +101,8 @@ class Pool:
         if self.quality is not None and np.shape(self.quality) != (n,):
             raise ValueError(f"Pool[{self.lang}]: quality has shape {np.shape(self.quality)}, expected ({n},)")
         if self.embeddings is not None and (np.ndim(self.embeddings) != 2 or len(self.embeddings) != n):
-            raise ValueError(f"Pool[{self.lang}]: embeddings have shape {np.shape(self.embeddings)}, expected ({n}, d)")
+            shape = np.shape(self.embeddings)
+            raise ValueError(f"Pool[{self.lang}]: embeddings have shape {shape}, expected ({n}, d)")
 
     def __len__(self) -> int:
         return len(self.samples)

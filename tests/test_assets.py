@@ -70,6 +70,7 @@ def test_tiny_llama_loads_and_generates(tiny_llama: Path) -> None:
     model = AutoModelForCausalLM.from_pretrained(tiny_llama).eval()
     assert tok.pad_token == tok.eos_token and model.config.pad_token_id == tok.pad_token_id
     assert model.config.vocab_size == len(tok) == 49152 and model.config.hidden_size == 64
+    assert float(model.get_input_embeddings().weight[tok.pad_token_id].detach().abs().sum()) == 0.0  # padding row
     batch = tok(["Hello there", "A longer prompt for padding"], return_tensors="pt", padding=True)
     with torch.inference_mode():
         out = model.generate(**batch, max_new_tokens=4, min_new_tokens=4, do_sample=False)
@@ -105,6 +106,14 @@ def test_failed_build_leaves_no_folder(tmp_path: Path, monkeypatch: pytest.Monke
         assets.build_asset("smollm2-135m", tmp_path / "smollm2-135m")
     assert not (tmp_path / "smollm2-135m").exists()
     assert _leftovers(tmp_path) == []
+
+
+def test_foreign_folder_is_never_replaced(tmp_path: Path) -> None:
+    (tmp_path / "tiny-llama").mkdir()
+    (tmp_path / "tiny-llama" / "notes.txt").write_text("mine", encoding="utf-8")
+    with pytest.raises(FileExistsError, match="not an mdaq build"):
+        assets.build_asset("tiny-llama", tmp_path / "tiny-llama", force=True)
+    assert (tmp_path / "tiny-llama" / "notes.txt").read_text(encoding="utf-8") == "mine"
 
 
 def test_checksum_mismatch_names_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

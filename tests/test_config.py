@@ -18,7 +18,10 @@ def _write(tmp_path, text):
     return path
 
 
-BASE = 'profile: t\nseed: 0\nlanguages: ["de", "no"]\nmethods: [random]\nbase_model: tiny-llama\nselectors: {random: {}}\n'
+BASE = (
+    'profile: t\nseed: 0\nlanguages: ["de", "no"]\nmethods: [random]\nbase_model: tiny-llama\n'
+    "selectors: {random: {}}\n"
+)
 
 
 def test_minimal_params_load_with_defaults(tmp_path):

@@ -31,7 +31,13 @@ def test_rows_mean_sorting_and_status(tmp_path, params):
         write_json(tmp_path / m / lang / "metrics.json", _metrics(m, lang, acc, params))
     df = build_leaderboard(tmp_path, params, ["random", "full"], ["fr", "ja"])
     assert list(zip(df["method"], df["lang"], strict=True)) == [
-        ("full", "fr"), ("full", "ja"), ("full", "all"), ("random", "fr"), ("random", "ja"), ("random", "all")]
+        ("full", "fr"),
+        ("full", "ja"),
+        ("full", "all"),
+        ("random", "fr"),
+        ("random", "ja"),
+        ("random", "all"),
+    ]
     mean = df[(df["method"] == "random") & (df["lang"] == "all")].iloc[0]
     assert mean["expert_pref_acc"] == pytest.approx(0.6)
     assert mean["expert_pref_acc_se"] == pytest.approx(math.sqrt(2 * 0.05**2) / 2)

@@ -11,7 +11,12 @@ from mdaq import ChecksumError, DataError
 from mdaq.cli import main
 from mdaq.fetch import fetch, load_manifest, verify
 from mdaq.midb import (
-    SOURCE_GAPS, alignment_similarity, available_langs, detect_gap, load_alpaca_eval, load_mt_bench, load_pairs,
+    SOURCE_GAPS,
+    available_langs,
+    detect_gap,
+    load_alpaca_eval,
+    load_mt_bench,
+    load_pairs,
     midb_path,
 )  # fmt: skip
 

@@ -11,7 +11,8 @@ from sklearn.base import clone
 from mdaq import SELECTORS, Pool, get_selector
 
 
-def _pool_with_features(pool: Pool, rng=np.random.default_rng(0)) -> Pool:
+def _pool_with_features(pool: Pool) -> Pool:
+    rng = np.random.default_rng(0)
     emb = rng.normal(size=(len(pool), 8)).astype(np.float32)
     emb /= np.linalg.norm(emb, axis=1, keepdims=True)
     return Pool(pool.lang, pool.samples, quality=rng.normal(size=len(pool)), embeddings=emb)

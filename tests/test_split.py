@@ -15,7 +15,7 @@ def test_bounds_are_disjoint_with_guards():
     cfg = PrepareConfig(guard=5)
     b = split_bounds(cfg)
     spans = [b[s] for s in SPLITS]
-    for (lo1, hi1), (lo2, hi2) in zip(spans, spans[1:], strict=False):
+    for (lo1, hi1), (lo2, _hi2) in zip(spans, spans[1:], strict=False):
         assert hi1 + 5 == lo2 and lo1 < hi1
     assert spans[-1][1] == 2301
     assert assign_split(spans[0][1], b) is None  # a guard position

@@ -1,8 +1,7 @@
 """Selection methods. A new method is one module plus one import line here (see docs/adding-a-method.md)."""
 
-from mdaq.selectors.base import FEATURES, SELECTORS, BaseSelector
-
 from mdaq.selectors import baselines  # noqa: E402,F401  (registers random, full)
+from mdaq.selectors.base import FEATURES, SELECTORS, BaseSelector
 
 __all__ = ["SELECTORS", "BaseSelector", "FEATURES", "get_selector", "write_selection", "read_selection"]
 
@@ -21,8 +20,9 @@ def write_selection(path, pool, indices, method: str) -> int:
     """Write the selection as JSONL rows ``{rank, index, id}`` (atomic)."""
     from mdaq.io import write_jsonl
 
-    return write_jsonl(path, ({"rank": r, "index": int(i), "id": pool.samples[i].id, "method": method}
-                              for r, i in enumerate(indices)))
+    return write_jsonl(
+        path, ({"rank": r, "index": int(i), "id": pool.samples[i].id, "method": method} for r, i in enumerate(indices))
+    )
 
 
 def read_selection(path) -> list[str]:

@@ -1,0 +1,67 @@
+"""dvc.yaml, params.yaml and notebooks agree: every stage notebook exists with a parameters cell, every -p key is
+declared there, every -p path is a dep or out of the stage, every method is registered."""
+
+from __future__ import annotations
+
+import re
+
+import nbformat
+import pytest
+import yaml
+
+from mdaq import SELECTORS, load_params
+
+from .conftest import REPO
+
+DVC = yaml.safe_load((REPO / "dvc.yaml").read_text())
+PARAMS = yaml.safe_load((REPO / "params.yaml").read_text())
+
+
+def _stages():
+    for name, stage in DVC["stages"].items():
+        cmd = " ".join(stage["cmd"]) if isinstance(stage["cmd"], list) else stage["cmd"]
+        if "papermill" in cmd:
+            yield name, stage, cmd
+
+
+def _parameters_cell(path):
+    nb = nbformat.read(path, as_version=4)
+    cells = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(cells) == 1, f"{path}: needs exactly one cell tagged 'parameters'"
+    return dict(re.findall(r"^(\w+)\s*=\s*(.+)$", cells[0].source, flags=re.M)), nb
+
+
+def _names(entries):
+    return {next(iter(e)) if isinstance(e, dict) else e for e in entries or []}
+
+
+@pytest.mark.parametrize(("name", "stage", "cmd"), list(_stages()), ids=[s[0] for s in _stages()])
+def test_stage_notebook_parameters(name, stage, cmd):
+    nb_path = re.search(r"papermill -k python3 --log-output (\S+\.ipynb)", cmd).group(1)
+    declared, nb = _parameters_cell(REPO / nb_path)
+    assert nb.cells[0].cell_type == "markdown", f"{nb_path}: first cell explains the stage"
+    passed = dict(re.findall(r"-p (\w+) (\S+)", cmd))
+    assert set(passed) <= set(declared), f"{name}: -p keys not declared in {nb_path}"
+    io = _names(stage.get("deps")) | _names(stage.get("outs")) | _names(stage.get("metrics"))
+    for key, value in passed.items():
+        if "/" in value and key != "params_path":
+            inside = any(value.startswith(d.rstrip("/") + "/") for d in io)
+            assert value in io or inside, f"{name}: -p {key} {value} is neither a dep nor an out"
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            assert not cell.get("outputs"), f"{nb_path}: committed with outputs (strip them)"
+
+
+def test_methods_registered_and_params_valid():
+    params = load_params(REPO / "params.yaml")
+    assert set(params.methods) <= set(SELECTORS.names())
+    assert all(isinstance(lang, str) for lang in PARAMS["languages"])
+
+
+def test_matrix_and_param_sections_exist():
+    for name, stage in DVC["stages"].items():
+        for p in stage.get("params", []):
+            top = p.split(".")[0]
+            assert top in PARAMS, f"{name}: params {p} not in params.yaml"
+        if "matrix" in stage:
+            assert stage["matrix"] == {"method": "${methods}", "lang": "${languages}"}
