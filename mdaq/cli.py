@@ -45,6 +45,22 @@ def _assets_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _qsm_eval(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from mdaq.midb import load_pairs, pair_problem
+    from mdaq.qsm_eval import evaluate_pairs
+    from mdaq.quality import QualityModel
+
+    pairs = load_pairs(args.pairs, args.lang or "und", gaps=())
+    usable = [asdict(p) for p in pairs if pair_problem(p) is None]
+    model = QualityModel.load(args.model, device=args.device)
+    res = evaluate_pairs(lambda i, r: model.score(i, r, batch_size=args.batch_size), usable)
+    res.update(model=str(args.model), pairs=str(args.pairs), n_skipped=len(pairs) - len(usable))
+    print(json.dumps(res))
+    return 0
+
+
 def _profile_use(args: argparse.Namespace) -> int:
     from mdaq.config import load_params
 
@@ -71,6 +87,13 @@ def _ls(args: argparse.Namespace) -> int:
 def _leaderboard(args: argparse.Namespace) -> int:
     import pandas as pd
 
+    if args.update_readme:
+        from mdaq.leaderboard import update_readme
+
+        md = Path(args.path).with_suffix(".md")
+        changed = update_readme(args.update_readme, md)
+        print(f"{args.update_readme}: {'updated from' if changed else 'already matches'} {md}")
+        return 0
     df = pd.read_csv(args.path)
     cols = ["method", "lang", "expert_pref_acc", "expert_pref_acc_se", "ref_nll", "n", "status"]
     print(df[cols].to_string(index=False, float_format=lambda x: f"{x:.3f}"))
@@ -101,6 +124,14 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--root", default="artifacts/base")
     b.add_argument("--force", action="store_true")
     b.set_defaults(fn=_assets_build)
+    q = sub.add_parser("qsm", help="quality scoring model").add_subparsers(dest="sub", required=True)
+    qe = q.add_parser("eval", help="pairwise accuracy of a saved QSM on a MIDB-format pair file (JSON to stdout)")
+    qe.add_argument("--model", required=True)
+    qe.add_argument("--pairs", required=True)
+    qe.add_argument("--lang", default=None)
+    qe.add_argument("--batch-size", type=int, default=32)
+    qe.add_argument("--device", default="auto")
+    qe.set_defaults(fn=_qsm_eval)
     pr = sub.add_parser("profile", help="pipeline profiles").add_subparsers(dest="sub", required=True)
     u = pr.add_parser("use", help="copy profiles/NAME.yaml to params.yaml (validated)")
     u.add_argument("name")
@@ -110,6 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("ls", help="list selection methods").set_defaults(fn=_ls)
     lb = sub.add_parser("leaderboard", help="print the leaderboard")
     lb.add_argument("--path", default="results/leaderboard.csv")
+    lb.add_argument("--update-readme", metavar="README", help="copy leaderboard.md into README's marked block")
     lb.set_defaults(fn=_leaderboard)
     return p
 

@@ -39,6 +39,25 @@ class PrepareConfig:
 
 
 @dataclass(frozen=True)
+class QSMConfig:
+    """The Quality Scoring Model (``mdaq.quality``): encoder, loss, optimisation, leave-languages-out."""
+
+    encoder: str = "me5-small"  # asset name under artifacts/base (paper scale: an XLM-R-large folder)
+    kind: str = "triplet"  # "triplet" (M-DaQ) or "regression" (CaR's IQS, ablation)
+    pooling: str = "mean"
+    margin: float = 1.0  # CaR's TripletMarginLoss margin; M-DaQ's is not published
+    lr: float = 2.0e-5
+    epochs: int = 1
+    batch_size: int = 16
+    max_len: int = 128
+    max_pairs_per_lang: int = 0  # 0 = every qsm_train pair
+    warmup_ratio: float = 0.1
+    checkpoint_every: int = 25
+    unseen_langs: tuple[str, ...] = ()  # left out of training, reported as unseen
+    device: str = "auto"
+
+
+@dataclass(frozen=True)
 class SelectConfig:
     """Selection budget per language."""
 
@@ -82,6 +101,7 @@ class Params:
     methods: tuple[str, ...]
     base_model: str
     prepare: PrepareConfig = field(default_factory=PrepareConfig)
+    qsm: QSMConfig = field(default_factory=QSMConfig)
     select: SelectConfig = field(default_factory=SelectConfig)
     selectors: dict[str, dict[str, Any]] = field(default_factory=dict)
     train: TrainConfig = field(default_factory=TrainConfig)

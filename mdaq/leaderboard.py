@@ -133,3 +133,28 @@ def write_leaderboard(df, out_dir: str | Path) -> None:
         for r in df[df["lang"] == "all"].to_dict("records")
     }
     write_json(out_dir / "metrics.json", summary)
+
+
+README_START, README_END = "<!-- leaderboard:start -->", "<!-- leaderboard:end -->"
+
+
+def update_readme(readme: str | Path, leaderboard_md: str | Path) -> bool:
+    """Replace the block between the leaderboard markers in ``readme`` by ``leaderboard_md``; True if changed."""
+    readme = Path(readme)
+    text = readme.read_text(encoding="utf-8")
+    if README_START not in text or README_END not in text:
+        raise ValueError(f"{readme}: missing {README_START} / {README_END} markers")
+    head, rest = text.split(README_START, 1)
+    _, tail = rest.split(README_END, 1)
+    table = Path(leaderboard_md).read_text(encoding="utf-8").strip()
+    new = f"{head}{README_START}\n{table}\n{README_END}{tail}"
+    if new != text:
+        with atomic_path(readme) as tmp:
+            tmp.write_text(new, encoding="utf-8")
+    return new != text
+
+
+def readme_block(readme: str | Path) -> str:
+    """The text between the leaderboard markers (for the consistency test)."""
+    text = Path(readme).read_text(encoding="utf-8")
+    return text.split(README_START, 1)[1].split(README_END, 1)[0].strip()

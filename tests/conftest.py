@@ -86,3 +86,25 @@ def tiny_lm(tmp_path_factory) -> Path:
     from mdaq.assets import build_asset
 
     return build_asset("tiny-llama", tmp_path_factory.mktemp("base") / "tiny-llama")
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder(tmp_path_factory) -> Path:
+    """A tiny random BERT with the real multilingual-e5 tokenizer, built once per session."""
+    from mdaq.assets import build_asset
+
+    return build_asset("tiny-bert", tmp_path_factory.mktemp("base") / "tiny-bert")
+
+
+def planted_rows(n: int = 24, lang: str = "fr") -> list[dict]:
+    """Revision rows whose revised response echoes the instruction's words and whose raw one is unrelated."""
+    topics = ["chat noir", "montagne bleue", "café chaud", "train rapide", "soleil rouge", "livre ancien"]
+    rows = []
+    for i in range(n):
+        t = topics[i % len(topics)]
+        rows.append({
+            "lang": lang, "position": i, "source_index": i, "raw_instruction": f"Décris {t} {i}.",
+            "raw_input": "", "raw_response": f"zq{i} xv{i} wk{i} pl{i}", "revised_instruction": f"Décris {t} {i}.",
+            "revised_input": "", "revised_response": f"{t} {i} : {t}, {t}.", "distance": 10 + i,
+        })  # fmt: skip
+    return rows

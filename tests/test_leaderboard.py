@@ -61,3 +61,22 @@ def test_stale_rows_are_flagged(tmp_path, params):
 def test_missing_run_is_an_error(tmp_path, params):
     with pytest.raises(FileNotFoundError, match="random/fr"):
         build_leaderboard(tmp_path, params, ["random"], ["fr"])
+
+
+def test_update_readme_replaces_only_the_block(tmp_path):
+    from mdaq.leaderboard import readme_block, update_readme
+
+    readme, md = tmp_path / "README.md", tmp_path / "lb.md"
+    readme.write_text("intro\n<!-- leaderboard:start -->\nold\n<!-- leaderboard:end -->\noutro\n")
+    md.write_text("| method | all |\n")
+    assert update_readme(readme, md) and not update_readme(readme, md)
+    assert readme.read_text().startswith("intro\n") and readme.read_text().endswith("outro\n")
+    assert readme_block(readme) == "| method | all |"
+
+
+def test_readme_shows_the_committed_leaderboard():
+    """The README's table is a copy of results/leaderboard.md (regenerate: mdaq leaderboard --update-readme)."""
+    from mdaq.leaderboard import readme_block
+
+    md = REPO / "results" / "leaderboard.md"
+    assert readme_block(REPO / "README.md") == md.read_text(encoding="utf-8").strip()

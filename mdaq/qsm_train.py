@@ -1,0 +1,184 @@
+"""Train the QSM on MIDB revision pairs, with checkpoints that resume to the same final model."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import shutil
+import time
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mdaq.config import QSMConfig
+from mdaq.quality import QualityModel, anchor_text
+
+log = logging.getLogger(__name__)
+
+
+class Interrupted(RuntimeError):
+    """Raised by ``stop_after`` to simulate a killed run (tests)."""
+
+
+def triplets(rows: Sequence[dict[str, Any]]) -> tuple[list[str], list[str], list[str]]:
+    """(anchor, positive, negative) texts from ``qsm_train`` rows: revised prompt, revised and raw responses."""
+    anchors = [anchor_text(r["revised_instruction"], r["revised_input"]) for r in rows]
+    return anchors, [r["revised_response"] for r in rows], [r["raw_response"] for r in rows]
+
+
+def select_training_rows(rows_by_lang: dict[str, list[dict]], cfg: QSMConfig, seed: int) -> list[dict]:
+    """Rows of the training languages (all but ``cfg.unseen_langs``), at most ``cfg.max_pairs_per_lang`` each."""
+    out = []
+    for lang in sorted(rows_by_lang):
+        if lang in cfg.unseen_langs:
+            continue
+        rows = rows_by_lang[lang]
+        if 0 < cfg.max_pairs_per_lang < len(rows):
+            keep = np.sort(np.random.default_rng([seed, len(lang), ord(lang[0]), ord(lang[-1])]).choice(
+                len(rows), cfg.max_pairs_per_lang, replace=False))  # fmt: skip
+            rows = [rows[i] for i in keep]
+        out += rows
+    return out
+
+
+def _loss(model: QualityModel, batch: Sequence[dict], cfg: QSMConfig) -> Any:
+    import torch
+
+    a, p, n = triplets(batch)
+    if model.kind == "triplet":
+        ea = model.embed([model.query_prefix + t for t in a])
+        ep = model.embed([model.passage_prefix + t for t in p])
+        en = model.embed([model.passage_prefix + t for t in n])
+        d_pos, d_neg = (ea - ep).norm(dim=-1), (ea - en).norm(dim=-1)
+        return torch.relu(d_pos - d_neg + cfg.margin).mean()
+    scores = model.raw_scores(a + a, p + n)  # CaR-style regression: revised -> 1, raw -> 0
+    target = torch.cat([torch.ones(len(a)), torch.zeros(len(a))]).to(scores.device)
+    return torch.nn.functional.mse_loss(scores, target)
+
+
+def _state_paths(ckpt: Path) -> dict[str, Path]:
+    return {k: ckpt / f"{k}.pt" for k in ("optimizer", "scheduler", "rng")}
+
+
+def _save_checkpoint(ckpt_dir: Path, model: QualityModel, opt: Any, sched: Any, step: int, losses: list) -> None:
+    """Atomic checkpoint: model folder + optimizer/scheduler/RNG state (tensors only) + step counter."""
+    import torch
+
+    tmp = ckpt_dir.with_name(ckpt_dir.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save(tmp / "model")
+    paths = _state_paths(tmp)
+    torch.save(opt.state_dict(), paths["optimizer"])
+    torch.save(sched.state_dict(), paths["scheduler"])
+    torch.save({"torch": torch.get_rng_state()}, paths["rng"])
+    (tmp / "state.json").write_text(json.dumps({"step": step, "losses": losses}), encoding="utf-8")
+    shutil.rmtree(ckpt_dir, ignore_errors=True)
+    tmp.rename(ckpt_dir)
+
+
+def _load_checkpoint(ckpt_dir: Path, model: QualityModel, opt: Any, sched: Any) -> tuple[int, list]:
+    """Restore a checkpoint written by :func:`_save_checkpoint` (``weights_only`` loads: no arbitrary unpickling)."""
+    import torch
+    from safetensors.torch import load_file
+
+    state = json.loads((ckpt_dir / "state.json").read_text(encoding="utf-8"))
+    model.model_.load_state_dict(load_file(ckpt_dir / "model" / "model.safetensors", device=str(model.device)),
+                                 strict=False)  # fmt: skip
+    if model.head_ is not None:
+        model.head_.load_state_dict(load_file(ckpt_dir / "model" / "qsm_head.safetensors", device=str(model.device)))
+    paths = _state_paths(ckpt_dir)
+    opt.load_state_dict(torch.load(paths["optimizer"], weights_only=True))
+    sched.load_state_dict(torch.load(paths["scheduler"], weights_only=True))
+    torch.set_rng_state(torch.load(paths["rng"], weights_only=True)["torch"])
+    log.info("resumed QSM training from %s at step %d", ckpt_dir, state["step"])
+    return state["step"], state["losses"]
+
+
+def train_qsm(
+    encoder: str | Path, rows: Sequence[dict[str, Any]], cfg: QSMConfig, out_dir: str | Path, *, seed: int = 0,
+    ckpt_dir: str | Path | None = None, stop_after: int | None = None,
+) -> QualityModel:  # fmt: skip
+    """Fine-tune a QSM on revision pairs and save it to ``out_dir``.
+
+    Parameters
+    ----------
+    encoder : path
+        Base encoder folder.
+    rows : sequence of dict
+        ``qsm_train`` rows (fields of :class:`mdaq.midb.RevisionPair`).
+    cfg : QSMConfig
+        ``params.yaml: qsm``.
+    out_dir : path
+        Final model folder (written at the end).
+    seed : int
+        Seeds data order, dropout and any new head.
+    ckpt_dir : path, optional
+        Checkpoint folder, rewritten every ``cfg.checkpoint_every`` steps; an existing one is resumed, and the
+        resumed run reaches the same final weights as an uninterrupted one.
+    stop_after : int, optional
+        Raise :class:`Interrupted` after this many steps (simulates a crash in tests).
+    """
+    import torch
+    from tqdm.auto import tqdm
+    from transformers import get_cosine_schedule_with_warmup
+
+    from mdaq.train import seed_everything
+
+    if not rows:
+        raise ValueError("train_qsm: no training pairs")
+    seed_everything(seed)
+    model = QualityModel(encoder, kind=cfg.kind, pooling=cfg.pooling, max_len=cfg.max_len, device=cfg.device)
+    model.load_encoder()
+    params = [p for p in model.model_.parameters() if p.requires_grad]
+    params += list(model.head_.parameters()) if model.head_ is not None else []
+    per_epoch = int(np.ceil(len(rows) / cfg.batch_size))
+    n_steps = cfg.epochs * per_epoch
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.01)
+    sched = get_cosine_schedule_with_warmup(opt, int(cfg.warmup_ratio * n_steps), n_steps)
+    step, losses = 0, []
+    ckpt = Path(ckpt_dir) if ckpt_dir else None
+    if ckpt is not None and (ckpt / "state.json").is_file():
+        step, losses = _load_checkpoint(ckpt, model, opt, sched)
+    model.model_.train()
+    t0, start_step = time.perf_counter(), step
+    bar = tqdm(total=n_steps, initial=step, desc="qsm train", unit="step")
+    while step < n_steps:
+        epoch, k = divmod(step, per_epoch)
+        order = np.random.default_rng([seed, epoch]).permutation(len(rows))
+        batch = [rows[i] for i in order[k * cfg.batch_size : (k + 1) * cfg.batch_size]]
+        loss = _loss(model, batch, cfg)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+        losses.append(round(float(loss.detach()), 6))
+        step += 1
+        bar.update(1)
+        bar.set_postfix(loss=f"{losses[-1]:.4f}")
+        if ckpt is not None and (step % cfg.checkpoint_every == 0 or step == n_steps):
+            _save_checkpoint(ckpt, model, opt, sched, step, losses)
+        if stop_after is not None and step - start_step >= stop_after and step < n_steps:
+            raise Interrupted(f"stopped after step {step}")
+    bar.close()
+    seconds = time.perf_counter() - t0
+    model.model_.eval()
+    model.train_record_ = {
+        "n_pairs": len(rows), "langs": dict(Counter(r["lang"] for r in rows)), "seed": seed, "n_steps": n_steps,
+        "config": dataclasses.asdict(cfg), "losses": losses, "seconds_this_run": round(seconds, 2),
+        "pairs_per_s": round((step - start_step) * cfg.batch_size / max(seconds, 1e-9), 2),
+    }  # fmt: skip
+    _save_final(model, Path(out_dir))
+    return model
+
+
+def _save_final(model: QualityModel, out_dir: Path) -> None:
+    tmp = out_dir.with_name(f".{out_dir.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save(tmp)
+    shutil.rmtree(out_dir, ignore_errors=True)
+    tmp.rename(out_dir)

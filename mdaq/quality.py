@@ -1,0 +1,176 @@
+"""The Quality Scoring Model (QSM): a multilingual encoder fine-tuned on expert revision pairs.
+
+Two scorers share one interface (``score(instructions, responses) -> ndarray``, higher is better):
+
+- ``triplet`` (M-DaQ): anchor = instruction (+ input), positive = expert-revised response, negative = raw response;
+  loss ``max(‖a − p‖₂ − ‖a − n‖₂ + margin, 0)``; score = ``−‖e(instruction) − e(response)‖₂``.
+- ``regression`` (CaR's IQS, for ablation): one text (instruction + input + response) → a linear head, label 1 for
+  revised and 0 for raw, MSE loss; score = the head's output.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mdaq.errors import MissingAssetError
+
+log = logging.getLogger(__name__)
+
+KINDS = ("triplet", "regression")
+CONFIG_FILE = "qsm_config.json"
+
+
+def anchor_text(instruction: str, input: str = "") -> str:
+    """The QSM anchor: instruction plus input (CaR's ``Instruction: … Input: …`` without English labels)."""
+    return f"{instruction}\n{input}" if input.strip() else instruction
+
+
+class QualityModel:
+    """QSM over a Hugging Face encoder folder (safetensors only, no remote code).
+
+    Parameters
+    ----------
+    encoder : path
+        Encoder folder (e.g. ``artifacts/base/me5-small``) or a saved QSM folder.
+    kind : {"triplet", "regression"}
+        Scorer type (see module docstring).
+    pooling : {"mean", "cls"}
+        How token states become one vector (E5 models are trained with mean pooling).
+    query_prefix, passage_prefix : str
+        Prefixes for anchor and response texts (E5 expects ``query: `` / ``passage: ``).
+    max_len : int
+        Token limit per text.
+    device : str
+        ``"auto"``, ``"cpu"`` or ``"cuda"``.
+    """
+
+    name = "qsm"
+
+    def __init__(
+        self, encoder: str | Path, *, kind: str = "triplet", pooling: str = "mean", query_prefix: str = "query: ",
+        passage_prefix: str = "passage: ", max_len: int = 256, device: str = "auto",
+    ) -> None:  # fmt: skip
+        if kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+        if pooling not in ("mean", "cls"):
+            raise ValueError(f"pooling must be 'mean' or 'cls', got {pooling!r}")
+        self.encoder, self.kind, self.pooling = Path(encoder), kind, pooling
+        self.query_prefix, self.passage_prefix, self.max_len = query_prefix, passage_prefix, max_len
+        self.device = device
+        self.model_ = self.tokenizer_ = self.head_ = None
+        self.train_record_: dict[str, Any] = {}
+
+    # ---- loading ---------------------------------------------------------------------------------------------
+    def load_encoder(self) -> QualityModel:
+        """Load tokenizer, encoder and (for ``regression``) the head; idempotent."""
+        import torch
+        from transformers import AutoModel, AutoTokenizer
+
+        from mdaq.lm import resolve_device
+
+        if self.model_ is not None:
+            return self
+        if not (self.encoder / "config.json").is_file():
+            raise MissingAssetError(
+                f"encoder folder {self.encoder} not found; build it with `python -m mdaq assets build "
+                f"{self.encoder.name} --root {self.encoder.parent}`"
+            )
+        self.device = resolve_device(self.device)
+        self.tokenizer_ = AutoTokenizer.from_pretrained(self.encoder)
+        self.model_ = AutoModel.from_pretrained(self.encoder, use_safetensors=True, add_pooling_layer=False)
+        self.model_.to(self.device)
+        if self.kind == "regression":
+            self.head_ = torch.nn.Linear(self.model_.config.hidden_size, 1).to(self.device)
+            head_file = self.encoder / "qsm_head.safetensors"
+            if head_file.is_file():
+                from safetensors.torch import load_file
+
+                self.head_.load_state_dict(load_file(head_file, device=str(self.device)))
+        return self
+
+    # ---- forward -----------------------------------------------------------------------------------------------
+    def embed(self, texts: Sequence[str]) -> Any:
+        """Pooled vectors of ``texts`` (a tensor with gradients if the model is in training mode)."""
+        import torch
+
+        batch = self.tokenizer_(list(texts), padding=True, truncation=True, max_length=self.max_len,
+                                return_tensors="pt").to(self.device)  # fmt: skip
+        states = self.model_(**batch).last_hidden_state
+        if self.pooling == "cls":
+            return states[:, 0]
+        mask = batch["attention_mask"].unsqueeze(-1).to(states.dtype)
+        return (states * mask).sum(1) / torch.clamp(mask.sum(1), min=1.0)
+
+    def raw_scores(self, instructions: Sequence[str], responses: Sequence[str]) -> Any:
+        """Differentiable scores for one batch."""
+        if self.kind == "triplet":
+            a = self.embed([self.query_prefix + t for t in instructions])
+            r = self.embed([self.passage_prefix + t for t in responses])
+            return -(a - r).norm(dim=-1)
+        texts = [f"{self.passage_prefix}{i}\n{r}" for i, r in zip(instructions, responses, strict=True)]
+        return self.head_(self.embed(texts)).squeeze(-1)
+
+    def score(
+        self, instructions: Sequence[str], responses: Sequence[str], *, batch_size: int = 32, progress: bool = False
+    ) -> np.ndarray:
+        """Quality scores, higher is better, in input order (batches sorted by length, no gradients)."""
+        import torch
+        from tqdm.auto import tqdm
+
+        if len(instructions) != len(responses):
+            raise ValueError(f"{len(instructions)} instructions but {len(responses)} responses")
+        self.load_encoder()
+        self.model_.eval()
+        order = np.argsort([-(len(i) + len(r)) for i, r in zip(instructions, responses, strict=True)], kind="stable")
+        out = np.empty(len(order), dtype=np.float32)
+        starts = range(0, len(order), batch_size)
+        with torch.inference_mode():
+            for s in tqdm(starts, desc="qsm score", unit="batch", disable=not progress):
+                idx = order[s : s + batch_size]
+                out[idx] = self.raw_scores([instructions[i] for i in idx], [responses[i] for i in idx]).float().cpu()
+        return out
+
+    def score_samples(self, samples: Sequence[Any], **kw: Any) -> np.ndarray:
+        """:class:`~mdaq.types.QualityScorer` interface over :class:`~mdaq.types.Sample` objects."""
+        return self.score([anchor_text(s.instruction, s.input) for s in samples], [s.output for s in samples], **kw)
+
+    # ---- persistence ---------------------------------------------------------------------------------------------
+    def config(self) -> dict[str, Any]:
+        """Constructor arguments (minus the path and device), saved next to the weights."""
+        return {"kind": self.kind, "pooling": self.pooling, "query_prefix": self.query_prefix,
+                "passage_prefix": self.passage_prefix, "max_len": self.max_len}  # fmt: skip
+
+    def save(self, out_dir: str | Path, record: dict[str, Any] | None = None) -> Path:
+        """Write encoder (safetensors), tokenizer, head and ``qsm_config.json`` (with the training record)."""
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        self.model_.save_pretrained(out_dir, safe_serialization=True)
+        self.tokenizer_.save_pretrained(out_dir)
+        if self.head_ is not None:
+            from safetensors.torch import save_file
+
+            save_file(
+                {k: v.contiguous() for k, v in self.head_.state_dict().items()}, out_dir / "qsm_head.safetensors"
+            )
+        cfg = {**self.config(), "base_encoder": str(self.encoder), "train_record": record or self.train_record_}
+        (out_dir / CONFIG_FILE).write_text(json.dumps(cfg, indent=2, ensure_ascii=False), encoding="utf-8")
+        return out_dir
+
+    @classmethod
+    def load(cls, path: str | Path, device: str = "auto") -> QualityModel:
+        """Load a folder written by :meth:`save`."""
+        path = Path(path)
+        cfg_file = path / CONFIG_FILE
+        if not cfg_file.is_file():
+            raise MissingAssetError(f"{path} is not a saved QSM (no {CONFIG_FILE}); train one with `dvc repro qsm`")
+        cfg = json.loads(cfg_file.read_text(encoding="utf-8"))
+        model = cls(path, device=device, **{k: cfg[k] for k in ("kind", "pooling", "query_prefix",
+                                                                 "passage_prefix", "max_len")})  # fmt: skip
+        model.train_record_ = cfg.get("train_record", {})
+        return model.load_encoder()
