@@ -53,6 +53,7 @@ class QSMConfig:
     max_pairs_per_lang: int = 0  # 0 = every qsm_train pair
     warmup_ratio: float = 0.1
     checkpoint_every: int = 25
+    freeze_embeddings: bool = True  # the 250k-row token table is 80% of me5's weights; CaR also freezes it early
     unseen_langs: tuple[str, ...] = ()  # left out of training, reported as unseen
     device: str = "auto"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -46,14 +47,17 @@ def kendall_tau(gap: np.ndarray, distance: Sequence[int | None]) -> float:
 
 
 def pair_texts(rows: Sequence[dict[str, Any]]) -> tuple[list[str], list[str], list[str], list[Any]]:
-    """Anchors (revised instruction + input), revised and raw responses, edit distances of revision rows."""
+    """Anchors, revised and raw responses, edit distances of revision rows.
+
+    Accepts ``qsm_train`` rows (:class:`~mdaq.midb.RevisionPair` fields; anchor = revised instruction + input)
+    and ``heldout`` rows (``instruction``/``input``/``chosen``/``rejected``).
+    """
+    if rows and "chosen" in rows[0]:
+        anchors = [anchor_text(r["instruction"], r.get("input", "")) for r in rows]
+        return anchors, [r["chosen"] for r in rows], [r["rejected"] for r in rows], [r.get("distance") for r in rows]
     anchors = [anchor_text(r["revised_instruction"], r["revised_input"]) for r in rows]
-    return (
-        anchors,
-        [r["revised_response"] for r in rows],
-        [r["raw_response"] for r in rows],
-        [r.get("distance") for r in rows],
-    )
+    revised, raw = [r["revised_response"] for r in rows], [r["raw_response"] for r in rows]
+    return anchors, revised, raw, [r.get("distance") for r in rows]
 
 
 def evaluate_pairs(score_fn: ScoreFn, rows: Sequence[dict[str, Any]], *, random_state: int = 0) -> dict[str, Any]:
@@ -107,3 +111,17 @@ def summarize(table: list[dict[str, Any]]) -> list[dict[str, Any]]:
                             "pairwise_accuracy": float(np.mean([r["pairwise_accuracy"] for r in sub])),
                             "kendall_tau": float(np.nanmean([r["kendall_tau"] for r in sub]))})  # fmt: skip
     return out
+
+
+def write_results(table: Any, summary: Any, out_dir: str | Path) -> None:
+    """Write ``qsm_by_lang.csv``, ``qsm_summary.csv`` and ``metrics.json`` (summary accuracies) atomically."""
+    from mdaq.io import atomic_path, write_json
+
+    out_dir = Path(out_dir)
+    for name, df in (("qsm_by_lang.csv", table), ("qsm_summary.csv", summary)):
+        with atomic_path(out_dir / name) as tmp:
+            df.to_csv(tmp, index=False, float_format="%.6g")
+    metrics = {
+        f"{r['scorer']}_{r['group']}": round(float(r["pairwise_accuracy"]), 6) for r in summary.to_dict("records")
+    }
+    write_json(out_dir / "metrics.json", metrics)

@@ -133,6 +133,8 @@ def train_qsm(
     seed_everything(seed)
     model = QualityModel(encoder, kind=cfg.kind, pooling=cfg.pooling, max_len=cfg.max_len, device=cfg.device)
     model.load_encoder()
+    if cfg.freeze_embeddings:
+        model.model_.get_input_embeddings().weight.requires_grad_(False)
     params = [p for p in model.model_.parameters() if p.requires_grad]
     params += list(model.head_.parameters()) if model.head_ is not None else []
     per_epoch = int(np.ceil(len(rows) / cfg.batch_size))

@@ -136,6 +136,21 @@ class QualityModel:
                 out[idx] = self.raw_scores([instructions[i] for i in idx], [responses[i] for i in idx]).float().cpu()
         return out
 
+    def score_jsonl(self, path: str | Path, *, chunk: int = 4096, batch_size: int = 32) -> np.ndarray:
+        """Score a pool JSONL file (``Sample`` rows) streamed in chunks, so memory stays flat for large pools."""
+        from mdaq.io import iter_jsonl
+
+        parts, instr, resp = [], [], []
+        for row in iter_jsonl(path):
+            instr.append(anchor_text(row["instruction"], row.get("input", "")))
+            resp.append(row["output"])
+            if len(instr) == chunk:
+                parts.append(self.score(instr, resp, batch_size=batch_size))
+                instr, resp = [], []
+        if instr:
+            parts.append(self.score(instr, resp, batch_size=batch_size))
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
+
     def score_samples(self, samples: Sequence[Any], **kw: Any) -> np.ndarray:
         """:class:`~mdaq.types.QualityScorer` interface over :class:`~mdaq.types.Sample` objects."""
         return self.score([anchor_text(s.instruction, s.input) for s in samples], [s.output for s in samples], **kw)

@@ -56,6 +56,10 @@ def test_smoke_repro_end_to_end(smoke_repo):
     full = df[(df["method"] == "full") & (df["lang"] != "all")]
     assert (full["n_selected"] == params["prepare"]["max_pool"]).all()
     assert (dst / "notebooks" / "_runs" / "50_leaderboard.ipynb").is_file()
+    qsm = pd.read_csv(dst / "results" / "qsm" / "qsm_by_lang.csv")
+    assert set(qsm["scorer"]) == {"qsm", "untrained", "length", "random"} and qsm["lang"].nunique() == 11
+    assert set(qsm.loc[qsm["lang"] == "ko", "split"]) == {"unseen"}
+    assert (dst / "results" / "qsm" / "qsm_accuracy.png").stat().st_size > 10_000
 
     out = _sh(["dvc", "repro"], dst, env)
     assert "Running stage" not in out  # second run is a no-op

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -14,7 +15,9 @@ from mdaq.quality import QualityModel
 
 from .conftest import planted_rows
 
-CFG = QSMConfig(lr=2e-3, epochs=4, batch_size=8, max_len=32, warmup_ratio=0.0, checkpoint_every=2, margin=1.0)
+CFG = QSMConfig(
+    lr=2e-3, epochs=4, batch_size=8, max_len=32, warmup_ratio=0.0, checkpoint_every=2, freeze_embeddings=False
+)
 
 
 def test_triplet_training_learns_planted_direction(tiny_encoder, tmp_path):
@@ -28,7 +31,7 @@ def test_triplet_training_learns_planted_direction(tiny_encoder, tmp_path):
 
 
 def test_regression_scorer_trains_and_round_trips(tiny_encoder, tmp_path):
-    cfg = QSMConfig(kind="regression", lr=2e-3, epochs=4, batch_size=8, max_len=32, warmup_ratio=0.0)
+    cfg = dataclasses.replace(CFG, kind="regression")
     model = train_qsm(tiny_encoder, planted_rows(), cfg, tmp_path / "reg", seed=0)
     assert evaluate_pairs(model.score, planted_rows())["pairwise_accuracy"] >= 0.9
     again = QualityModel.load(tmp_path / "reg")
@@ -113,3 +116,34 @@ def test_cli_qsm_eval(tiny_encoder, tmp_path, capsys):
     path.write_text('[{"Raw Instruction": 1}]', encoding="utf-8")
     assert main(["qsm", "eval", "--model", str(tmp_path / "m"), "--pairs", str(path)]) == 1
     assert "pairs.json, record 0" in capsys.readouterr().err
+
+
+def test_score_jsonl_streams_in_chunks(tiny_encoder, tmp_path):
+    from mdaq import Sample
+    from mdaq.io import write_samples
+
+    samples = [Sample.create("fr", f"instr {i}", "in" if i % 2 else "", "out " * (i + 1)) for i in range(7)]
+    write_samples(tmp_path / "pool.jsonl", samples)
+    model = QualityModel(tiny_encoder, max_len=32)
+    np.testing.assert_allclose(
+        model.score_jsonl(tmp_path / "pool.jsonl", chunk=3), model.score_samples(samples), rtol=1e-4, atol=1e-5
+    )
+
+
+def test_heldout_rows_are_accepted():
+    from mdaq.qsm_eval import pair_texts
+
+    rows = [{"instruction": "i", "input": "x", "chosen": "good", "rejected": "bad", "distance": 3}]
+    assert pair_texts(rows) == (["i\nx"], ["good"], ["bad"], [3])
+
+
+def test_freeze_embeddings_keeps_the_token_table(tiny_encoder, tmp_path):
+    from safetensors.torch import load_file
+
+    cfg = dataclasses.replace(CFG, freeze_embeddings=True, epochs=1)
+    train_qsm(tiny_encoder, planted_rows(8), cfg, tmp_path / "f", seed=0)
+    key = "embeddings.word_embeddings.weight"
+    before, after = load_file(tiny_encoder / "model.safetensors"), load_file(tmp_path / "f" / "model.safetensors")
+    assert (before[key] == after[key]).all()
+    assert not (before["encoder.layer.0.attention.self.query.weight"] == after[
+        "encoder.layer.0.attention.self.query.weight"]).all()  # fmt: skip
