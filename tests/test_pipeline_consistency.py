@@ -45,7 +45,7 @@ def test_stage_notebook_parameters(name, stage, cmd):
     io = _names(stage.get("deps")) | _names(stage.get("outs")) | _names(stage.get("metrics"))
     for key, value in passed.items():
         if "/" in value and key != "params_path":
-            inside = any(value.startswith(d.rstrip("/") + "/") for d in io)
+            inside = any(value.startswith(d.rstrip("/") + "/") or d.startswith(value + "/") for d in io)
             assert value in io or inside, f"{name}: -p {key} {value} is neither a dep nor an out"
     for cell in nb.cells:
         if cell.cell_type == "code":
