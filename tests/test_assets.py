@@ -53,7 +53,7 @@ def me5_small(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 def test_table_pins_every_source() -> None:
-    assert set(assets.ASSETS) == {"me5-small", "gemma-3-270m", "smollm2-135m", "tiny-llama"}
+    assert set(assets.ASSETS) == {"me5-small", "gemma-3-270m", "smollm2-135m", "tiny-bert", "tiny-llama"}
     for spec in assets.ASSETS.values():
         for source in spec.sources:
             assert len(source.sha256) == 64 and int(source.sha256, 16) >= 0
@@ -199,3 +199,15 @@ def test_gemma_builds_and_continues(tmp_path: Path) -> None:
     batch = tok("Die Hauptstadt von Frankreich ist", return_tensors="pt")
     out = model.generate(**batch, max_new_tokens=8, do_sample=False)
     assert len(tok.decode(out[0, batch["input_ids"].shape[1] :], skip_special_tokens=True).strip()) > 3
+
+
+def test_tiny_bert_is_deterministic_and_loads(tiny_encoder: Path, tmp_path: Path) -> None:
+    from transformers import AutoModel, AutoTokenizer
+
+    again = assets.build_asset("tiny-bert", tmp_path / "tiny-bert")
+    digest = json.loads((tiny_encoder / assets.MANIFEST).read_text(encoding="utf-8"))["weights_sha256"]
+    assert json.loads((again / assets.MANIFEST).read_text(encoding="utf-8"))["weights_sha256"] == digest
+    tok = AutoTokenizer.from_pretrained(again)
+    model = AutoModel.from_pretrained(again, add_pooling_layer=False)
+    out = model(**tok(["ein Satz", "日本語の文"], padding=True, return_tensors="pt")).last_hidden_state
+    assert out.shape[0] == 2 and out.shape[-1] == 32
