@@ -65,7 +65,7 @@ def test_negative_budget_and_unknown_params(toy_pool):
         get_selector("random").select(toy_pool, -1)
     with pytest.raises(ValueError, match="selectors.random"):
         get_selector("random", {"bogus": 1})
-    with pytest.raises(KeyError, match="valid: full, random"):
+    with pytest.raises(KeyError, match="valid: car, full"):
         get_selector("nope")
 
 

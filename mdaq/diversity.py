@@ -1,0 +1,128 @@
+"""Clustering and the DAS core (M-DaQ Algorithm 1): pure numpy/scikit-learn on (n, d) arrays, no I/O."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def default_n_clusters(n: int) -> int:
+    """CaR's cluster count, k = floor(sqrt(n / 2)), at least 1."""
+    return max(1, int(math.sqrt(n / 2)))
+
+
+def cluster_labels(
+    embeddings: np.ndarray, n_clusters: int, *, random_state: int = 0, batch_size: int = 4096, max_iter: int = 100
+) -> np.ndarray:
+    """K-means labels (int64) of the rows of ``embeddings``.
+
+    Uses exact Lloyd k-means (one init) for small inputs and mini-batch k-means above 20,000 rows, where exact
+    k-means stops being affordable on a CPU. ``n_clusters`` is clipped to the number of distinct rows' count.
+    """
+    from sklearn.cluster import KMeans, MiniBatchKMeans
+
+    n = len(embeddings)
+    k = int(min(max(1, n_clusters), n))
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    if n <= 20_000:
+        km = KMeans(n_clusters=k, n_init=1, random_state=random_state, max_iter=max_iter)
+    else:
+        km = MiniBatchKMeans(n_clusters=k, n_init=1, random_state=random_state, batch_size=batch_size,
+                             max_iter=max_iter)  # fmt: skip
+    return km.fit_predict(np.asarray(embeddings, dtype=np.float32)).astype(np.int64)
+
+
+def split_budget(budget: int, n_quality_ratio: float, n_diversity_ratio: float) -> tuple[int, int]:
+    """``budget`` split as n_quality : n_diversity (paper default 6 : 1); the diversity part is rounded."""
+    if n_quality_ratio < 0 or n_diversity_ratio < 0 or n_quality_ratio + n_diversity_ratio == 0:
+        raise ValueError(f"ratios must be >= 0 and not both 0, got {n_quality_ratio}:{n_diversity_ratio}")
+    n_div = int(round(budget * n_diversity_ratio / (n_quality_ratio + n_diversity_ratio)))
+    return budget - n_div, n_div
+
+
+def das_select(
+    quality: np.ndarray, labels: np.ndarray, n_quality: int, n_diversity: int, *, fill: bool = True
+) -> np.ndarray:
+    """Diversity-Aware Selection, M-DaQ Algorithm 1.
+
+    1. Sort by quality (descending; ties by index, so the result is deterministic).
+    2. Take the top ``n_quality``; their clusters are *covered*.
+    3. Scan the rest in quality order and add a sample only if its cluster is not yet covered (then cover it),
+       until ``n_diversity`` are added.
+
+    Algorithm 1 returns fewer samples when uncovered clusters run out; with ``fill=True`` (the default, so the
+    budget is always met) the remaining slots go to the best not-yet-selected samples by quality.
+    Cost: O(n log n) for the sort plus O(n) for the scan.
+
+    Returns
+    -------
+    numpy.ndarray of int64
+        Selected indices in priority order (quality part, diversity part, fill).
+    """
+    quality, labels = np.asarray(quality), np.asarray(labels)
+    n = len(quality)
+    n_quality = min(n_quality, n)
+    order = np.lexsort((np.arange(n), -quality))  # quality descending, index ascending
+    head = order[:n_quality]
+    covered = np.zeros(int(labels.max()) + 1 if n else 0, dtype=bool)
+    covered[labels[head]] = True
+    rest = order[n_quality:]
+    # first occurrence (in quality order) of each cluster among the rest, keeping only uncovered clusters
+    _, first = np.unique(labels[rest], return_index=True)
+    first = np.sort(first)
+    novel = rest[first][~covered[labels[rest[first]]]]
+    div = novel[:n_diversity]
+    picked = np.concatenate([head, div]).astype(np.int64)
+    if fill and len(picked) < min(n_quality + n_diversity, n):
+        taken = np.zeros(n, dtype=bool)
+        taken[picked] = True
+        extra = rest[~taken[rest]][: n_quality + n_diversity - len(picked)]
+        picked = np.concatenate([picked, extra]).astype(np.int64)
+    return picked
+
+
+def kcenter_greedy(embeddings: np.ndarray, budget: int, first: int = 0) -> np.ndarray:
+    """Greedy k-center (farthest-first traversal) with incremental min-distance updates: O(n · budget · d)."""
+    x = np.asarray(embeddings, dtype=np.float32)
+    n = len(x)
+    budget = min(budget, n)
+    if budget == 0:
+        return np.zeros(0, dtype=np.int64)
+    sq = np.einsum("ij,ij->i", x, x)
+    picked = [first]
+    min_d = np.maximum(sq + sq[first] - 2 * x @ x[first], 0)
+    min_d[first] = -1.0
+    for _ in range(budget - 1):
+        nxt = int(np.argmax(min_d))
+        picked.append(nxt)
+        min_d = np.minimum(min_d, np.maximum(sq + sq[nxt] - 2 * x @ x[nxt], 0))
+        min_d[picked] = -1.0
+    return np.asarray(picked, dtype=np.int64)
+
+
+def mmr_select(quality: np.ndarray, embeddings: np.ndarray, budget: int, lam: float = 0.7) -> np.ndarray:
+    """Exact greedy Maximal Marginal Relevance (Carbonell & Goldstein, SIGIR 1998).
+
+    ``argmax_i  lam · q_i − (1 − lam) · max_{j ∈ S} cos(x_i, x_j)`` with ``q`` min-max scaled to [0, 1]. The running
+    max-similarity vector is updated with one matrix-vector product per pick (O(n · budget · d)); the n × n
+    similarity matrix is never formed.
+    """
+    x = np.asarray(embeddings, dtype=np.float32)
+    x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    q = np.asarray(quality, dtype=np.float64)
+    span = q.max() - q.min() if len(q) else 0.0
+    q = (q - q.min()) / span if span > 0 else np.zeros_like(q)
+    n, budget = len(q), min(budget, len(q))
+    max_sim = np.full(n, -1.0)  # nothing selected yet: no redundancy penalty beyond the minimum
+    taken = np.zeros(n, dtype=bool)
+    picked = []
+    for step in range(budget):
+        gain = lam * q - (1 - lam) * (max_sim if step else 0.0)
+        gain[taken] = -np.inf
+        i = int(np.argmax(gain))
+        picked.append(i)
+        taken[i] = True
+        max_sim = np.maximum(max_sim, x @ x[i])
+    return np.asarray(picked, dtype=np.int64)
