@@ -59,6 +59,14 @@ class QSMConfig:
 
 
 @dataclass(frozen=True)
+class FeaturesConfig:
+    """Pool features: QSM scores and diversity embeddings (mean-pooled base encoder, ``qsm.encoder``)."""
+
+    embed_max_len: int = 256
+    batch_size: int = 32
+
+
+@dataclass(frozen=True)
 class SelectConfig:
     """Selection budget per language."""
 
@@ -103,6 +111,7 @@ class Params:
     base_model: str
     prepare: PrepareConfig = field(default_factory=PrepareConfig)
     qsm: QSMConfig = field(default_factory=QSMConfig)
+    features: FeaturesConfig = field(default_factory=FeaturesConfig)
     select: SelectConfig = field(default_factory=SelectConfig)
     selectors: dict[str, dict[str, Any]] = field(default_factory=dict)
     train: TrainConfig = field(default_factory=TrainConfig)

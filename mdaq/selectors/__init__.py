@@ -1,9 +1,11 @@
 """Selection methods. A new method is one module plus one import line here (see docs/adding-a-method.md)."""
 
-from mdaq.selectors import baselines  # noqa: E402,F401  (registers random, full)
-from mdaq.selectors import diverse  # noqa: E402,F401  (kmeans_diverse, kcenter, mmr, car)
-from mdaq.selectors import heuristics  # noqa: E402,F401  (longest, quality_topk)
-from mdaq.selectors import mdaq_das  # noqa: E402,F401  (mdaq_das)
+from mdaq.selectors import (
+    baselines,  # noqa: E402,F401  (registers random, full)
+    diverse,  # noqa: E402,F401  (kmeans_diverse, kcenter, mmr, car)
+    heuristics,  # noqa: E402,F401  (longest, quality_topk)
+    mdaq_das,  # noqa: E402,F401  (mdaq_das)
+)
 from mdaq.selectors.base import FEATURES, SELECTORS, BaseSelector
 
 __all__ = ["SELECTORS", "BaseSelector", "FEATURES", "get_selector", "write_selection", "read_selection"]
