@@ -64,7 +64,18 @@ def _state_paths(ckpt: Path) -> dict[str, Path]:
     return {k: ckpt / f"{k}.pt" for k in ("optimizer", "scheduler", "rng")}
 
 
-def _save_checkpoint(ckpt_dir: Path, model: QualityModel, opt: Any, sched: Any, step: int, losses: list) -> None:
+def run_fingerprint(encoder: str | Path, rows: Sequence[dict[str, Any]], cfg: QSMConfig, seed: int) -> str:
+    """Hash of everything that determines a training run; a checkpoint is resumed only if it matches."""
+    import hashlib
+
+    ids = [(r["lang"], r["source_index"]) for r in rows]
+    blob = json.dumps([str(encoder), ids, dataclasses.asdict(cfg), seed], sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _save_checkpoint(
+    ckpt_dir: Path, model: QualityModel, opt: Any, sched: Any, step: int, losses: list, fingerprint: str
+) -> None:
     """Atomic checkpoint: model folder + optimizer/scheduler/RNG state (tensors only) + step counter."""
     import torch
 
@@ -75,7 +86,8 @@ def _save_checkpoint(ckpt_dir: Path, model: QualityModel, opt: Any, sched: Any, 
     torch.save(opt.state_dict(), paths["optimizer"])
     torch.save(sched.state_dict(), paths["scheduler"])
     torch.save({"torch": torch.get_rng_state()}, paths["rng"])
-    (tmp / "state.json").write_text(json.dumps({"step": step, "losses": losses}), encoding="utf-8")
+    state = {"step": step, "losses": losses, "fingerprint": fingerprint}
+    (tmp / "state.json").write_text(json.dumps(state), encoding="utf-8")
     shutil.rmtree(ckpt_dir, ignore_errors=True)
     tmp.rename(ckpt_dir)
 
@@ -143,8 +155,14 @@ def train_qsm(
     sched = get_cosine_schedule_with_warmup(opt, int(cfg.warmup_ratio * n_steps), n_steps)
     step, losses = 0, []
     ckpt = Path(ckpt_dir) if ckpt_dir else None
+    fingerprint = run_fingerprint(encoder, rows, cfg, seed)
     if ckpt is not None and (ckpt / "state.json").is_file():
-        step, losses = _load_checkpoint(ckpt, model, opt, sched)
+        saved = json.loads((ckpt / "state.json").read_text(encoding="utf-8")).get("fingerprint")
+        if saved == fingerprint:
+            step, losses = _load_checkpoint(ckpt, model, opt, sched)
+        else:  # another config, data set or seed: resuming would mix two runs
+            log.warning("ignoring checkpoint %s from a different run (%s != %s)", ckpt, saved, fingerprint)
+            shutil.rmtree(ckpt)
     model.model_.train()
     t0, start_step = time.perf_counter(), step
     bar = tqdm(total=n_steps, initial=step, desc="qsm train", unit="step")
@@ -163,7 +181,7 @@ def train_qsm(
         bar.update(1)
         bar.set_postfix(loss=f"{losses[-1]:.4f}")
         if ckpt is not None and (step % cfg.checkpoint_every == 0 or step == n_steps):
-            _save_checkpoint(ckpt, model, opt, sched, step, losses)
+            _save_checkpoint(ckpt, model, opt, sched, step, losses, fingerprint)
         if stop_after is not None and step - start_step >= stop_after and step < n_steps:
             raise Interrupted(f"stopped after step {step}")
     bar.close()

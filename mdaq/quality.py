@@ -119,21 +119,50 @@ class QualityModel:
     def score(
         self, instructions: Sequence[str], responses: Sequence[str], *, batch_size: int = 32, progress: bool = False
     ) -> np.ndarray:
-        """Quality scores, higher is better, in input order (batches sorted by length, no gradients)."""
-        import torch
-        from tqdm.auto import tqdm
+        """Quality scores, higher is better, in input order (no gradients).
 
+        Anchors and responses are embedded separately, each sorted by token length and cut into batches of at
+        most ``batch_size * max_len`` tokens, so short texts travel in large batches and padding stays small.
+        """
         if len(instructions) != len(responses):
             raise ValueError(f"{len(instructions)} instructions but {len(responses)} responses")
         self.load_encoder()
         self.model_.eval()
-        order = np.argsort([-(len(i) + len(r)) for i, r in zip(instructions, responses, strict=True)], kind="stable")
-        out = np.empty(len(order), dtype=np.float32)
-        starts = range(0, len(order), batch_size)
+        if self.kind == "triplet":
+            a = self._embed_sorted([self.query_prefix + t for t in instructions], batch_size, progress)
+            r = self._embed_sorted([self.passage_prefix + t for t in responses], batch_size, progress)
+            return -np.linalg.norm(a - r, axis=1).astype(np.float32)
+        texts = [f"{self.passage_prefix}{i}\n{r}" for i, r in zip(instructions, responses, strict=True)]
+        pooled = self._embed_sorted(texts, batch_size, progress)
+        w, b = self.head_.weight.detach().cpu().numpy(), self.head_.bias.detach().cpu().numpy()
+        return (pooled @ w.T + b)[:, 0].astype(np.float32)
+
+    def _embed_sorted(self, texts: Sequence[str], batch_size: int, progress: bool) -> np.ndarray:
+        """Pooled vectors (float32, input order) computed in token-budget batches of length-sorted texts."""
+        import torch
+        from tqdm.auto import tqdm
+
+        ids = self.tokenizer_(list(texts), truncation=True, max_length=self.max_len)["input_ids"]
+        lengths = np.array([len(x) for x in ids])
+        order = np.argsort(-lengths, kind="stable")
+        budget = batch_size * self.max_len
+        batches, start = [], 0
+        while start < len(order):
+            width = max(int(lengths[order[start]]), 1)
+            stop = min(len(order), start + max(1, budget // width))
+            batches.append(order[start:stop])
+            start = stop
+        out = np.zeros((len(texts), self.model_.config.hidden_size), dtype=np.float32)
         with torch.inference_mode():
-            for s in tqdm(starts, desc="qsm score", unit="batch", disable=not progress):
-                idx = order[s : s + batch_size]
-                out[idx] = self.raw_scores([instructions[i] for i in idx], [responses[i] for i in idx]).float().cpu()
+            for idx in tqdm(batches, desc="qsm embed", unit="batch", disable=not progress):
+                batch = self.tokenizer_.pad({"input_ids": [ids[i] for i in idx]}, return_tensors="pt")
+                states = self.model_(**batch.to(self.device)).last_hidden_state
+                if self.pooling == "cls":
+                    pooled = states[:, 0]
+                else:
+                    mask = batch["attention_mask"].unsqueeze(-1).to(states.dtype)
+                    pooled = (states * mask).sum(1) / torch.clamp(mask.sum(1), min=1.0)
+                out[idx] = pooled.float().cpu().numpy()
         return out
 
     def score_jsonl(self, path: str | Path, *, chunk: int = 4096, batch_size: int = 32) -> np.ndarray:

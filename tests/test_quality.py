@@ -147,3 +147,12 @@ def test_freeze_embeddings_keeps_the_token_table(tiny_encoder, tmp_path):
     assert (before[key] == after[key]).all()
     assert not (before["encoder.layer.0.attention.self.query.weight"] == after[
         "encoder.layer.0.attention.self.query.weight"]).all()  # fmt: skip
+
+
+def test_checkpoint_of_another_run_is_not_resumed(tiny_encoder, tmp_path):
+    rows = planted_rows(16)
+    train_qsm(tiny_encoder, rows, CFG, tmp_path / "a", seed=3, ckpt_dir=tmp_path / "ck")  # finished: step 8
+    other = dataclasses.replace(CFG, lr=1e-3)
+    fresh = train_qsm(tiny_encoder, rows, other, tmp_path / "fresh", seed=3)
+    reused = train_qsm(tiny_encoder, rows, other, tmp_path / "b", seed=3, ckpt_dir=tmp_path / "ck")
+    assert reused.train_record_["losses"] == fresh.train_record_["losses"]  # trained anew, not "resumed" at 8
