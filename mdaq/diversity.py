@@ -102,12 +102,18 @@ def kcenter_greedy(embeddings: np.ndarray, budget: int, first: int = 0) -> np.nd
     return np.asarray(picked, dtype=np.int64)
 
 
-def mmr_select(quality: np.ndarray, embeddings: np.ndarray, budget: int, lam: float = 0.7) -> np.ndarray:
+def mmr_select(
+    quality: np.ndarray, embeddings: np.ndarray, budget: int, lam: float = 0.7, *, block: int = 64, chunk: int = 256
+) -> np.ndarray:
     """Exact greedy Maximal Marginal Relevance (Carbonell & Goldstein, SIGIR 1998).
 
-    ``argmax_i  lam · q_i − (1 − lam) · max_{j ∈ S} cos(x_i, x_j)`` with ``q`` min-max scaled to [0, 1]. The running
-    max-similarity vector is updated with one matrix-vector product per pick (O(n · budget · d)); the n × n
-    similarity matrix is never formed.
+    Picks ``argmax_i  lam · q_i − (1 − lam) · max_{j ∈ S} cos(x_i, x_j)`` at every step, ``q`` min-max scaled to
+    [0, 1]; the first pick is the best by quality. Same picks as the naive loop (ties to the lower index), without
+    its per-step cost: the running max-similarity vector is refreshed only every ``block`` picks, with one
+    (n × block) matrix product (compute-bound, instead of one memory-bound matrix-vector product per pick).
+    Between refreshes the stale gains are upper bounds of the true ones (similarities only grow), so candidates
+    are checked in stale-gain order, ``chunk`` at a time, against the few pending picks, until the best exact gain
+    beats the next stale bound. The n × n similarity matrix is never formed.
     """
     x = np.asarray(embeddings, dtype=np.float32)
     x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
@@ -115,14 +121,42 @@ def mmr_select(quality: np.ndarray, embeddings: np.ndarray, budget: int, lam: fl
     span = q.max() - q.min() if len(q) else 0.0
     q = (q - q.min()) / span if span > 0 else np.zeros_like(q)
     n, budget = len(q), min(budget, len(q))
-    max_sim = np.full(n, -1.0)  # nothing selected yet: no redundancy penalty beyond the minimum
+    if budget == 0:
+        return np.zeros(0, dtype=np.int64)
+    first = int(np.argmax(q))
+    picked, pending = [first], [first]
     taken = np.zeros(n, dtype=bool)
-    picked = []
-    for step in range(budget):
-        gain = lam * q - (1 - lam) * (max_sim if step else 0.0)
-        gain[taken] = -np.inf
-        i = int(np.argmax(gain))
-        picked.append(i)
-        taken[i] = True
-        max_sim = np.maximum(max_sim, x @ x[i])
+    taken[first] = True
+    max_sim = np.full(n, -1.0)  # max cosine to the picks folded in so far (cosine >= -1: a valid start)
+    while len(picked) < budget:
+        if len(pending) >= block or len(picked) == 1:
+            max_sim = np.maximum(max_sim, (x @ x[pending].T).max(axis=1))
+            pending = []
+            stale = lam * q - (1 - lam) * max_sim
+            stale[taken] = -np.inf
+            order = np.argsort(-stale, kind="stable")
+        best = _best_candidate(x, q, lam, max_sim, stale, order, taken, pending, chunk)
+        picked.append(best)
+        pending.append(best)
+        taken[best] = True
     return np.asarray(picked, dtype=np.int64)
+
+
+def _best_candidate(x, q, lam, max_sim, stale, order, taken, pending, chunk) -> int:
+    """Exact argmax of the MMR gain given folded ``max_sim`` and the ``pending`` picks (see :func:`mmr_select`)."""
+    n = len(q)
+    p = x[pending] if pending else None
+    best_i, best_g, pos = -1, -np.inf, 0
+    while pos < n:
+        cand = order[pos : pos + chunk]
+        cand = cand[~taken[cand]]
+        if len(cand):
+            red = max_sim[cand] if p is None else np.maximum(max_sim[cand], (x[cand] @ p.T).max(axis=1))
+            gain = lam * q[cand] - (1 - lam) * red
+            j = int(np.argmax(gain))
+            if gain[j] > best_g or (gain[j] == best_g and cand[j] < best_i):
+                best_g, best_i = gain[j], int(cand[j])
+        pos += chunk
+        if pos >= n or best_g > stale[order[pos]]:
+            return best_i
+    return best_i
