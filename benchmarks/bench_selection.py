@@ -70,7 +70,8 @@ def bench_das(n: int, d: int, k: int, budget: int) -> dict:
     sel = das_select(q, labels, n_q, n_d)
     t_select = time.perf_counter() - t0
     return {"n": n, "d": d, "k": k, "budget": budget, "cluster_s": round(t_cluster, 2),
-            "select_s": round(t_select, 3), "n_selected": len(sel), "peak_rss_gb": round(peak_rss_gb(), 2)}  # fmt: skip
+            "select_s": round(t_select, 3), "n_selected": len(sel),
+            "peak_rss_gb": round(peak_rss_gb(), 2)}  # fmt: skip
 
 
 def bench_mmr(n: int, d: int, budget: int, naive_steps: int) -> dict:
