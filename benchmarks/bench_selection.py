@@ -20,7 +20,7 @@ import time
 
 import numpy as np
 
-from mdaq.diversity import cluster_labels, das_select, mmr_select, split_budget
+from mdaq.diversity import cluster_labels, das_select, mmr_select, mmr_select_naive, split_budget
 
 
 def peak_rss_gb() -> float:
@@ -48,18 +48,6 @@ def matmul_gflops(size: int = 2048, reps: int = 3) -> float:
     return 2 * size**3 * reps / (time.perf_counter() - t0) / 1e9
 
 
-def naive_mmr(quality: np.ndarray, x: np.ndarray, steps: int, lam: float) -> np.ndarray:
-    """Baseline: recompute max similarity to every selected item at every step."""
-    q = (quality - quality.min()) / (quality.max() - quality.min())
-    picked: list[int] = []
-    for _ in range(steps):
-        red = (x @ x[picked].T).max(axis=1) if picked else 0.0
-        gain = lam * q - (1 - lam) * red
-        gain[picked] = -np.inf
-        picked.append(int(np.argmax(gain)))
-    return np.asarray(picked)
-
-
 def bench_das(n: int, d: int, k: int, budget: int) -> dict:
     x, q = synthetic(n, d, n_topics=2 * k)
     t0 = time.perf_counter()
@@ -80,7 +68,7 @@ def bench_mmr(n: int, d: int, budget: int, naive_steps: int) -> dict:
     fast = mmr_select(q, x, budget, lam=0.7)
     t_fast = time.perf_counter() - t0
     t0 = time.perf_counter()
-    slow = naive_mmr(q, x, naive_steps, lam=0.7)
+    slow = mmr_select_naive(q, x, naive_steps, lam=0.7)
     t_naive_part = time.perf_counter() - t0
     assert np.array_equal(fast[:naive_steps], slow), "incremental and naive MMR disagree"
     # naive step s costs ~s matrix-vector products: total over `budget` steps ~ budget^2 / 2 of them

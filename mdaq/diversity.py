@@ -160,3 +160,21 @@ def _best_candidate(x, q, lam, max_sim, stale, order, taken, pending, chunk) -> 
         if pos >= n or best_g > stale[order[pos]]:
             return best_i
     return best_i
+
+
+def mmr_select_naive(quality: np.ndarray, embeddings: np.ndarray, budget: int, lam: float = 0.7) -> np.ndarray:
+    """Reference MMR: recompute every candidate's max similarity to the whole selected set at every step.
+
+    O(n · budget² · d); used only to check :func:`mmr_select` (tests) and as its baseline (benchmarks).
+    """
+    x = np.asarray(embeddings, dtype=np.float32)
+    x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    q = np.asarray(quality, dtype=np.float64)
+    q = (q - q.min()) / (q.max() - q.min())
+    picked: list[int] = []
+    for _ in range(min(budget, len(q))):
+        red = (x @ x[picked].T).max(axis=1) if picked else 0.0
+        gain = lam * q - (1 - lam) * red
+        gain[picked] = -np.inf
+        picked.append(int(np.argmax(gain)))
+    return np.asarray(picked, dtype=np.int64)

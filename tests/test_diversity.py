@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 
 from mdaq import Pool, Sample, get_selector
-from mdaq.diversity import das_select, default_n_clusters, kcenter_greedy, mmr_select, split_budget
+from mdaq.diversity import (
+    das_select,
+    default_n_clusters,
+    kcenter_greedy,
+    mmr_select,
+    mmr_select_naive,
+    split_budget,
+)  # fmt: skip
 
 
 def test_default_clusters_and_budget_split():
@@ -64,21 +71,11 @@ def test_mdaq_das_selector_covers_clusters():
     assert len({int(i) // 20 for i in car[:5]}) == 5  # one representative per cluster first
 
 
-def _naive_mmr(q, x, steps, lam):
-    x = x / np.linalg.norm(x, axis=1, keepdims=True)
-    q = (q - q.min()) / (q.max() - q.min())
-    picked = []
-    for _ in range(steps):
-        red = (x @ x[picked].T).max(axis=1) if picked else 0.0
-        gain = lam * q - (1 - lam) * red
-        gain[picked] = -np.inf
-        picked.append(int(np.argmax(gain)))
-    return np.asarray(picked)
-
-
 @pytest.mark.parametrize(("n", "d", "budget"), [(2000, 4, 300), (1500, 64, 200), (300, 8, 300)])
 @pytest.mark.parametrize("lam", [0.3, 0.7, 1.0])
 def test_mmr_equals_the_naive_loop(n, d, budget, lam):
     rng = np.random.default_rng(n + d)
     x, q = rng.normal(size=(n, d)).astype(np.float32), rng.normal(size=n)
-    np.testing.assert_array_equal(mmr_select(q, x, budget, lam, block=16, chunk=32), _naive_mmr(q, x, budget, lam))
+    np.testing.assert_array_equal(
+        mmr_select(q, x, budget, lam, block=16, chunk=32), mmr_select_naive(q, x, budget, lam)
+    )
