@@ -3,12 +3,12 @@
 from mdaq.config import Params, load_params
 from mdaq.errors import ChecksumError, DataError, MissingAssetError
 from mdaq.registry import Registry
-from mdaq.selectors import SELECTORS, BaseSelector, get_selector
+from mdaq.selectors import FEATURES, SELECTORS, BaseSelector, get_selector
 from mdaq.types import Embedder, Pool, QualityScorer, Sample, sample_id
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "BaseSelector", "ChecksumError", "DataError", "Embedder", "MissingAssetError", "Params", "Pool",
+    "BaseSelector", "ChecksumError", "DataError", "Embedder", "FEATURES", "MissingAssetError", "Params", "Pool",
     "QualityScorer", "Registry", "SELECTORS", "Sample", "get_selector", "load_params", "sample_id", "__version__",
 ]  # fmt: skip

@@ -1,4 +1,4 @@
-"""Command line: ``python -m mdaq data|assets|profile|ls|leaderboard ...`` (thin wrappers over the library)."""
+"""Command line: ``python -m mdaq data|assets|qsm|select|profile|ls|leaderboard ...`` (thin library wrappers)."""
 
 from __future__ import annotations
 
@@ -58,6 +58,75 @@ def _qsm_eval(args: argparse.Namespace) -> int:
     res = evaluate_pairs(lambda i, r: model.score(i, r, batch_size=args.batch_size), usable)
     res.update(model=str(args.model), pairs=str(args.pairs), n_skipped=len(pairs) - len(usable))
     print(json.dumps(res))
+    return 0
+
+
+def _read_pool(args: argparse.Namespace) -> list:
+    """Samples of ``--pool``: mdaq JSONL rows (with ``id``), or any format :func:`mdaq.loaders.load_any` reads."""
+    from mdaq.io import iter_jsonl, read_samples
+    from mdaq.loaders import load_any
+
+    path = Path(args.pool)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such pool file")
+    if path.suffix == ".jsonl" and args.format == "auto":
+        first = next(iter(iter_jsonl(path)), {})
+        if "id" in first and "lang" in first:
+            return read_samples(path)
+    return load_any(path, args.lang, fmt=args.format)
+
+
+def _features(args: argparse.Namespace, samples: list, needs: frozenset) -> dict:
+    """Features for ``needs``: read from --features/--ifd folders or computed with --qsm/--encoder/--ifd-model."""
+    import numpy as np
+
+    out: dict = {}
+    if args.features:
+        for name in ("quality", "embeddings"):
+            f = Path(args.features) / f"{name}.npy"
+            if f.is_file():
+                out[name] = np.load(f, allow_pickle=False)
+    if args.ifd:
+        out["ifd"] = np.load(Path(args.ifd) / "ifd.npy", allow_pickle=False)
+    if "quality" in needs and "quality" not in out and args.qsm:
+        from mdaq.quality import QualityModel
+
+        out["quality"] = QualityModel.load(args.qsm, device=args.device).score_samples(samples)
+    if "embeddings" in needs and "embeddings" not in out and args.encoder:
+        from mdaq.embed import SentenceEmbedder, sample_text
+
+        emb = SentenceEmbedder(args.encoder, device=args.device)
+        out["embeddings"] = emb.encode([sample_text(s.instruction, s.input, s.output) for s in samples])
+    if "ifd" in needs and "ifd" not in out and args.ifd_model:
+        from mdaq.config import IFDConfig
+        from mdaq.ifd import compute_ifd
+
+        out["ifd"] = compute_ifd(args.ifd_model, samples, IFDConfig(device=args.device))["ifd"]
+    return out
+
+
+def _select(args: argparse.Namespace) -> int:
+    from mdaq.io import write_jsonl
+    from mdaq.selection import select_samples
+    from mdaq.selectors import SELECTORS
+
+    requires = SELECTORS.get(args.method).requires
+    samples = _read_pool(args)
+    try:
+        params = json.loads(args.params) if args.params else {}
+    except json.JSONDecodeError as e:
+        raise DataError("--params", f"not valid JSON: {e}") from None
+    rows = select_samples(
+        samples, args.method, args.budget, params=params, seed=args.seed,
+        features=_features(args, samples, requires), pooled=args.pooled, quota=args.quota,
+        temperature=args.temperature,
+    )  # fmt: skip
+    write_jsonl(args.out, rows)
+    by_lang: dict = {}
+    for r in rows:
+        by_lang[r["lang"]] = by_lang.get(r["lang"], 0) + 1
+    print(json.dumps({"method": args.method, "pool": str(args.pool), "n_pool": len(samples), "n_selected": len(rows),
+                      "by_lang": by_lang, "out": str(args.out)}))  # fmt: skip
     return 0
 
 
@@ -132,6 +201,25 @@ def build_parser() -> argparse.ArgumentParser:
     qe.add_argument("--batch-size", type=int, default=32)
     qe.add_argument("--device", default="auto")
     qe.set_defaults(fn=_qsm_eval)
+    se = sub.add_parser("select", help="select from a pool file with one method; writes selection JSONL rows")
+    se.add_argument("--method", required=True, help="a registered method (`mdaq ls`)")
+    se.add_argument("--pool", required=True, help="mdaq pool JSONL, or Alpaca/ShareGPT JSON(L), CSV, Parquet")
+    se.add_argument("--budget", type=int, required=True, help="per language (pooled: in total)")
+    se.add_argument("--out", required=True, help="selection JSONL: rank, index (line in --pool), id, lang, method")
+    se.add_argument("--params", default=None, help="selector hyperparameters as JSON, e.g. '{\"lam\": 0.5}'")
+    se.add_argument("--seed", type=int, default=0)
+    se.add_argument("--lang", default=None, help="language of a pool file whose records carry none")
+    se.add_argument("--format", default="auto", help="pool format (auto, alpaca, sharegpt, table, ...)")
+    se.add_argument("--features", default=None, help="folder with quality.npy / embeddings.npy aligned with --pool")
+    se.add_argument("--ifd", default=None, help="folder with ifd.npy aligned with --pool")
+    se.add_argument("--qsm", default=None, help="saved QSM folder: score the pool when quality is needed")
+    se.add_argument("--encoder", default=None, help="encoder folder: embed the pool when embeddings are needed")
+    se.add_argument("--ifd-model", default=None, help="causal LM folder: compute IFD when the method needs it")
+    se.add_argument("--pooled", action="store_true", help="select across languages at once, with quotas")
+    se.add_argument("--quota", default="equal", choices=("equal", "proportional", "temperature"))
+    se.add_argument("--temperature", type=float, default=1.0)
+    se.add_argument("--device", default="auto")
+    se.set_defaults(fn=_select)
     pr = sub.add_parser("profile", help="pipeline profiles").add_subparsers(dest="sub", required=True)
     u = pr.add_parser("use", help="copy profiles/NAME.yaml to params.yaml (validated)")
     u.add_argument("name")
@@ -152,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
     try:
         return args.fn(args)
-    except (DataError, MissingAssetError, FileNotFoundError) as e:
+    except (DataError, MissingAssetError, FileNotFoundError, ValueError, KeyError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
 

@@ -18,6 +18,9 @@ from mdaq.errors import DataError
 LANG_HINT = 'language codes must be strings; quote them in YAML ("no" is read as False otherwise)'
 
 
+PRECISIONS = ("fp32", "bf16")  # matmul precision of model forward passes (mdaq.lm.autocast)
+
+
 @dataclass(frozen=True)
 class SplitConfig:
     """Fractions of the aligned MIDB source range for each split, in this order along the range."""
@@ -56,6 +59,8 @@ class QSMConfig:
     freeze_embeddings: bool = True  # the 250k-row token table is 80% of me5's weights; CaR also freezes it early
     unseen_langs: tuple[str, ...] = ()  # left out of training, reported as unseen
     device: str = "auto"
+    precision: str = "fp32"  # "bf16": bfloat16 matmuls (mdaq.lm.autocast), 2-3x faster on AMX CPUs and GPUs
+    dropout: float | None = None  # overrides the encoder's dropout probabilities in training (None = keep)
 
 
 @dataclass(frozen=True)
@@ -64,13 +69,26 @@ class FeaturesConfig:
 
     embed_max_len: int = 256
     batch_size: int = 32
+    precision: str = "fp32"  # diversity embeddings; QSM scores use the precision the QSM was trained with
+
+
+@dataclass(frozen=True)
+class IFDConfig:
+    """Instruction-following difficulty of pool samples (``mdaq.ifd``), scored with the profile's base model."""
+
+    max_seq_len: int = 256
+    batch_size: int = 8
+    device: str = "auto"
+    precision: str = "fp32"
 
 
 @dataclass(frozen=True)
 class SelectConfig:
-    """Selection budget per language."""
+    """Selection budget per language, and the quotas of the pooled (cross-lingual) mode."""
 
     budget: int = 1000
+    pooled_quota: str = "equal"  # pooled mode: "equal", "proportional" or "temperature" (mdaq.budgets)
+    pooled_temperature: float = 1.0  # "temperature" quotas ∝ n_lang ** (1 / T)
 
 
 @dataclass(frozen=True)
@@ -89,6 +107,7 @@ class TrainConfig:
     warmup_ratio: float = 0.1
     weight_decay: float = 0.0
     device: str = "auto"
+    precision: str = "fp32"  # "bf16": bfloat16 autocast of forward/backward matmuls (LoRA weights stay float32)
 
 
 @dataclass(frozen=True)
@@ -98,6 +117,7 @@ class EvaluateConfig:
     batch_size: int = 8
     max_seq_len: int = 384
     device: str = "auto"
+    precision: str = "fp32"
 
 
 @dataclass(frozen=True)
@@ -112,6 +132,7 @@ class Params:
     prepare: PrepareConfig = field(default_factory=PrepareConfig)
     qsm: QSMConfig = field(default_factory=QSMConfig)
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
+    ifd: IFDConfig = field(default_factory=IFDConfig)
     select: SelectConfig = field(default_factory=SelectConfig)
     selectors: dict[str, dict[str, Any]] = field(default_factory=dict)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -134,6 +155,12 @@ def _check(value: Any, tp: Any, where: str, path: str) -> Any:
             raise DataError(path, f"expected a mapping, got {type(value).__name__}", field=where)
         return {str(k): (dict(v) if isinstance(v, dict) else v) for k, v in value.items()}
     if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        others = [a for a in args if a is not type(None)]
+        if len(others) == 1:  # Optional[X]: check as X
+            return _check(value, others[0], where, path)
         return value
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
@@ -165,6 +192,16 @@ def params_from_dict(data: dict[str, Any], path: str = "<params>") -> Params:
         if not isinstance(code, str):
             raise DataError(path, f"{code!r} is not a string: {LANG_HINT}", field=f"languages[{i}]")
     params = _build(Params, data, "", path)
+    for section in ("qsm", "features", "ifd", "train", "evaluate"):
+        if getattr(params, section).precision not in PRECISIONS:
+            value = getattr(params, section).precision
+            raise DataError(path, f"{value!r} is not one of {PRECISIONS}", field=f"{section}.precision")
+    from mdaq.budgets import QUOTA_MODES
+
+    if params.select.pooled_quota not in QUOTA_MODES:
+        raise DataError(
+            path, f"{params.select.pooled_quota!r} is not one of {QUOTA_MODES}", field="select.pooled_quota"
+        )
     for method in params.methods:
         if method not in params.selectors:
             raise DataError(path, f"method {method!r} has no entry under selectors", field="selectors")

@@ -178,3 +178,56 @@ def mmr_select_naive(quality: np.ndarray, embeddings: np.ndarray, budget: int, l
         gain[picked] = -np.inf
         picked.append(int(np.argmax(gain)))
     return np.asarray(picked, dtype=np.int64)
+
+
+def score_first_filter(
+    embeddings: np.ndarray, order: np.ndarray, budget: int, max_similarity: float, block: int = 512
+) -> np.ndarray:
+    """Deita's "Repr Filter": walk ``order`` (best first) and keep a sample only if its cosine similarity to
+    every sample kept so far is below ``max_similarity``; stop after ``budget`` kept.
+
+    Exact and blocked: each block of candidates is compared with everything kept before it in one GEMM
+    (a candidate already too close to an earlier pick can never recover, since the kept set only grows); the few
+    survivors are then resolved in order against the picks made inside the block.
+
+    Parameters
+    ----------
+    embeddings : (n, d) array
+        Rows are L2-normalised here (zero rows stay zero: similarity 0 to everything).
+    order : (m,) int array
+        Candidate indices in priority order.
+    budget : int
+        Maximum number kept.
+    max_similarity : float
+        Threshold on cosine similarity (Deita: a sample is kept when its nearest kept neighbour is farther than
+        the threshold).
+
+    Returns
+    -------
+    numpy.ndarray of int64
+        Kept indices in priority order (possibly fewer than ``budget`` when the threshold is tight).
+    """
+    x = np.asarray(embeddings, dtype=np.float32)
+    x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    order = np.asarray(order, dtype=np.int64)
+    kept = np.zeros((max(budget, 0), x.shape[1]), dtype=np.float32)
+    out: list[int] = []
+    for start in range(0, len(order), block):
+        if len(out) >= budget:
+            break
+        cand = order[start : start + block]
+        if out:
+            sims = x[cand] @ kept[: len(out)].T
+            cand = cand[sims.max(axis=1) < max_similarity]
+        if len(cand) == 0:
+            continue
+        inner = x[cand] @ x[cand].T  # survivors vs each other, resolved in priority order
+        ok = np.zeros(len(cand), dtype=bool)
+        for j in range(len(cand)):
+            if len(out) >= budget:
+                break
+            if not np.any(inner[j, ok] >= max_similarity):
+                ok[j] = True
+                kept[len(out)] = x[cand[j]]
+                out.append(int(cand[j]))
+    return np.asarray(out, dtype=np.int64)

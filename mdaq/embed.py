@@ -21,30 +21,27 @@ class SentenceEmbedder:
         Prepended to every text (E5: ``"passage: "``).
     max_len, batch_size : int
         Truncation and batch size; batches are sorted by length.
+    precision : {"fp32", "bf16"}
+        Matmul precision (:func:`mdaq.lm.autocast`).
     """
 
     def __init__(self, path: str | Path, *, prefix: str = "passage: ", max_len: int = 256, batch_size: int = 32,
-                 device: str = "auto"):  # fmt: skip
+                 device: str = "auto", precision: str = "fp32"):  # fmt: skip
         from mdaq.quality import QualityModel
 
         self.path, self.prefix, self.batch_size = Path(path), prefix, batch_size
         self.name = f"mean-pool:{self.path.name}"
-        self._model = QualityModel(path, max_len=max_len, device=device, query_prefix="", passage_prefix="")
+        self._model = QualityModel(
+            path, max_len=max_len, device=device, query_prefix="", passage_prefix="", precision=precision
+        )
         self.dim = 0
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """(n, dim) float32 unit rows, in input order."""
-        import torch
-
         m = self._model.load_encoder()
         m.model_.eval()
         self.dim = m.model_.config.hidden_size
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        order = np.argsort([-len(t) for t in texts], kind="stable")
-        with torch.inference_mode():
-            for s in range(0, len(order), self.batch_size):
-                idx = order[s : s + self.batch_size]
-                out[idx] = m.embed([self.prefix + texts[i] for i in idx]).float().cpu().numpy()
+        out = m._embed_sorted([self.prefix + t for t in texts], self.batch_size, progress=len(texts) > 1000)
         return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
 
 

@@ -18,12 +18,16 @@ def write_features(out_dir: str | Path, quality: np.ndarray, embeddings: np.ndar
             np.save(tmp, np.ascontiguousarray(arr, dtype=np.float32), allow_pickle=False)
 
 
-def load_pool(lang: str, pool_path: str | Path, features_dir: str | Path | None = None) -> Pool:
+def load_pool(
+    lang: str, pool_path: str | Path, features_dir: str | Path | None = None, ifd_dir: str | Path | None = None
+) -> Pool:
     """Read a pool and, when given, its features (``np.load`` with pickles disabled); shapes are checked."""
     samples = read_samples(pool_path)
-    if features_dir is None:
-        return Pool(lang, samples)
-    d = Path(features_dir)
-    q = np.load(d / "quality.npy", allow_pickle=False)
-    e = np.load(d / "embeddings.npy", allow_pickle=False)
-    return Pool(lang, samples, quality=q, embeddings=e)
+    features = {}
+    if features_dir is not None:
+        d = Path(features_dir)
+        features["quality"] = np.load(d / "quality.npy", allow_pickle=False)
+        features["embeddings"] = np.load(d / "embeddings.npy", allow_pickle=False)
+    if ifd_dir is not None:
+        features["ifd"] = np.load(Path(ifd_dir) / "ifd.npy", allow_pickle=False)
+    return Pool(lang, samples, **features)

@@ -14,11 +14,12 @@ import numpy as np
 from mdaq.config import Params, section_sha
 from mdaq.io import atomic_path, read_json, write_json
 
+INTRINSIC = ("cluster_coverage", "mean_pairwise_distance", "mean_quality", "len_mean")  # from the intrinsic stage
 COLUMNS = [
     "method", "lang", "expert_pref_acc", "expert_pref_acc_se", "ref_nll", "n", "n_selected", "share_revised",
-    "win_rate", "status", "selector_version", "base_model", "params_sha", "git_sha", "date",
+    *INTRINSIC, "win_rate", "status", "selector_version", "base_model", "params_sha", "git_sha", "date",
 ]  # fmt: skip
-MEAN_FIELDS = ("expert_pref_acc", "ref_nll", "share_revised", "win_rate")
+MEAN_FIELDS = ("expert_pref_acc", "ref_nll", "share_revised", *INTRINSIC, "win_rate")
 
 
 def run_sections(method: str) -> tuple[str, ...]:
@@ -81,8 +82,13 @@ def _mean_row(method: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def build_leaderboard(runs_dir: str | Path, params: Params, methods: Sequence[str], langs: Sequence[str]):
+def build_leaderboard(
+    runs_dir: str | Path, params: Params, methods: Sequence[str], langs: Sequence[str], intrinsic: Any = None
+):
     """One row per (method, lang) plus a ``lang = all`` macro-average per method, best method first.
+
+    ``intrinsic`` (the long table of :func:`mdaq.intrinsic.intrinsic_report`) adds the per-language-mode
+    selection metrics :data:`INTRINSIC`; without it those columns are NaN.
 
     Raises
     ------
@@ -91,6 +97,10 @@ def build_leaderboard(runs_dir: str | Path, params: Params, methods: Sequence[st
     """
     import pandas as pd
 
+    extra: dict[tuple[str, str, str], float] = {}
+    if intrinsic is not None:
+        sub = intrinsic[(intrinsic["mode"] == "per_language") & intrinsic["metric"].isin(INTRINSIC)]
+        extra = {(r.method, r.language, r.metric): float(r.value) for r in sub.itertuples()}
     rows = []
     for method in methods:
         per_lang = []
@@ -98,7 +108,9 @@ def build_leaderboard(runs_dir: str | Path, params: Params, methods: Sequence[st
             path = Path(runs_dir) / method / lang / "metrics.json"
             if not path.is_file():
                 raise FileNotFoundError(f"{path}: no metrics for {method}/{lang}; run `dvc repro`")
-            per_lang.append(_row(read_json(path), params))
+            row = _row(read_json(path), params)
+            row.update({m: extra.get((method, lang, m), float("nan")) for m in INTRINSIC})
+            per_lang.append(row)
         rows += per_lang + [_mean_row(method, per_lang)]
     df = pd.DataFrame(rows, columns=COLUMNS)
     score = df[df["lang"] == "all"].set_index("method")["expert_pref_acc"]
@@ -112,11 +124,21 @@ def to_markdown(df) -> str:
     """Wide view for the README: one row per method, expert-preference accuracy per language and mean."""
     wide = df.pivot(index="method", columns="lang", values="expert_pref_acc")
     langs = [c for c in wide.columns if c != "all"] + ["all"]
-    wide = wide[langs].sort_values("all", ascending=False)
-    head = "| method | " + " | ".join(langs) + " |\n|---|" + "---:|" * len(langs) + "\n"
+    wide = wide[langs]
+    mean = df[df["lang"] == "all"].set_index("method")
+    wide["share revised"] = mean["share_revised"]
+    wide["coverage"] = mean["cluster_coverage"]
+    wide = wide.sort_values("all", ascending=False)
+    cols = list(wide.columns)
+    head = "| method | " + " | ".join(cols) + " |\n|---|" + "---:|" * len(cols) + "\n"
     body = "".join(f"| {m} | " + " | ".join(f"{v:.3f}" for v in r) + " |\n" for m, r in wide.iterrows())
     nll = df[df["lang"] == "all"].set_index("method")["ref_nll"]
-    note = "\nExpert-preference accuracy on held-out MIDB pairs (higher is better); mean NLL of revised responses: "
+    note = (
+        "\nExpert-preference accuracy on held-out MIDB pairs per language and mean (`all`; higher is better); "
+        "`share revised` = share of expert-revised samples in the training selection (random ≈ 0.5), "
+        "`coverage` = share of the pool's k-means clusters it touches (means over languages). "
+        "Mean NLL of revised responses: "
+    )
     note += ", ".join(f"{m} {v:.3f}" for m, v in nll.items()) + ".\n"
     return head + body + note
 

@@ -16,6 +16,7 @@ import numpy as np
 
 from mdaq.config import QSMConfig
 from mdaq.quality import QualityModel, anchor_text
+from mdaq.split import _lang_rng
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +39,8 @@ def select_training_rows(rows_by_lang: dict[str, list[dict]], cfg: QSMConfig, se
             continue
         rows = rows_by_lang[lang]
         if 0 < cfg.max_pairs_per_lang < len(rows):
-            keep = np.sort(np.random.default_rng([seed, len(lang), ord(lang[0]), ord(lang[-1])]).choice(
-                len(rows), cfg.max_pairs_per_lang, replace=False))  # fmt: skip
+            rng = _lang_rng(seed, lang, "qsm-train-subsample")
+            keep = np.sort(rng.choice(len(rows), cfg.max_pairs_per_lang, replace=False))
             rows = [rows[i] for i in keep]
         out += rows
     return out
@@ -51,8 +52,7 @@ def _loss(model: QualityModel, batch: Sequence[dict], cfg: QSMConfig) -> Any:
     a, p, n = triplets(batch)
     if model.kind == "triplet":
         ea = model.embed([model.query_prefix + t for t in a])
-        ep = model.embed([model.passage_prefix + t for t in p])
-        en = model.embed([model.passage_prefix + t for t in n])
+        ep, en = model.embed([model.passage_prefix + t for t in p + n]).split(len(p))  # one pass: similar lengths
         d_pos, d_neg = (ea - ep).norm(dim=-1), (ea - en).norm(dim=-1)
         return torch.relu(d_pos - d_neg + cfg.margin).mean()
     scores = model.raw_scores(a + a, p + n)  # CaR-style regression: revised -> 1, raw -> 0
@@ -143,7 +143,15 @@ def train_qsm(
     if not rows:
         raise ValueError("train_qsm: no training pairs")
     seed_everything(seed)
-    model = QualityModel(encoder, kind=cfg.kind, pooling=cfg.pooling, max_len=cfg.max_len, device=cfg.device)
+    model = QualityModel(
+        encoder,
+        kind=cfg.kind,
+        pooling=cfg.pooling,
+        max_len=cfg.max_len,
+        device=cfg.device,
+        precision=cfg.precision,
+        dropout=cfg.dropout,
+    )
     model.load_encoder()
     if cfg.freeze_embeddings:
         model.model_.get_input_embeddings().weight.requires_grad_(False)

@@ -48,21 +48,32 @@ class QualityModel:
         Token limit per text.
     device : str
         ``"auto"``, ``"cpu"`` or ``"cuda"``.
+    precision : {"fp32", "bf16"}
+        Matmul precision of forward passes (:func:`mdaq.lm.autocast`); pooled vectors are always float32.
+    dropout : float, optional
+        Overrides every dropout probability in the encoder's config (None keeps them; only matters in training).
+        On CPU, dropout's random masks cost a quarter of a training step, and 0 lets attention use the fused
+        SDPA kernel.
     """
 
     name = "qsm"
 
     def __init__(
         self, encoder: str | Path, *, kind: str = "triplet", pooling: str = "mean", query_prefix: str = "query: ",
-        passage_prefix: str = "passage: ", max_len: int = 256, device: str = "auto",
+        passage_prefix: str = "passage: ", max_len: int = 256, device: str = "auto", precision: str = "fp32",
+        dropout: float | None = None,
     ) -> None:  # fmt: skip
+        from mdaq.lm import PRECISIONS
+
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
         if pooling not in ("mean", "cls"):
             raise ValueError(f"pooling must be 'mean' or 'cls', got {pooling!r}")
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         self.encoder, self.kind, self.pooling = Path(encoder), kind, pooling
         self.query_prefix, self.passage_prefix, self.max_len = query_prefix, passage_prefix, max_len
-        self.device = device
+        self.device, self.precision, self.dropout = device, precision, dropout
         self.model_ = self.tokenizer_ = self.head_ = None
         self.train_record_: dict[str, Any] = {}
 
@@ -70,7 +81,7 @@ class QualityModel:
     def load_encoder(self) -> QualityModel:
         """Load tokenizer, encoder and (for ``regression``) the head; idempotent."""
         import torch
-        from transformers import AutoModel, AutoTokenizer
+        from transformers import AutoConfig, AutoModel, AutoTokenizer
 
         from mdaq.lm import resolve_device
 
@@ -83,7 +94,13 @@ class QualityModel:
             )
         self.device = resolve_device(self.device)
         self.tokenizer_ = AutoTokenizer.from_pretrained(self.encoder)
-        self.model_ = AutoModel.from_pretrained(self.encoder, use_safetensors=True, add_pooling_layer=False)
+        config = AutoConfig.from_pretrained(self.encoder)
+        if self.dropout is not None:
+            for key, value in list(vars(config).items()):
+                if "dropout" in key and isinstance(value, float):
+                    setattr(config, key, float(self.dropout))
+        self.model_ = AutoModel.from_pretrained(self.encoder, config=config, use_safetensors=True,
+                                                add_pooling_layer=False)  # fmt: skip
         self.model_.to(self.device)
         if self.kind == "regression":
             self.head_ = torch.nn.Linear(self.model_.config.hidden_size, 1).to(self.device)
@@ -97,14 +114,22 @@ class QualityModel:
     # ---- forward -----------------------------------------------------------------------------------------------
     def embed(self, texts: Sequence[str]) -> Any:
         """Pooled vectors of ``texts`` (a tensor with gradients if the model is in training mode)."""
-        import torch
+        from mdaq.lm import autocast
 
         batch = self.tokenizer_(list(texts), padding=True, truncation=True, max_length=self.max_len,
                                 return_tensors="pt").to(self.device)  # fmt: skip
-        states = self.model_(**batch).last_hidden_state
+        with autocast(self.device, self.precision):
+            states = self.model_(**batch).last_hidden_state
+        return self._pool(states, batch["attention_mask"])
+
+    def _pool(self, states: Any, attention_mask: Any) -> Any:
+        """CLS or masked mean of ``states``, in float32."""
+        import torch
+
+        states = states.float()
         if self.pooling == "cls":
             return states[:, 0]
-        mask = batch["attention_mask"].unsqueeze(-1).to(states.dtype)
+        mask = attention_mask.unsqueeze(-1).to(states.dtype)
         return (states * mask).sum(1) / torch.clamp(mask.sum(1), min=1.0)
 
     def raw_scores(self, instructions: Sequence[str], responses: Sequence[str]) -> Any:
@@ -138,31 +163,32 @@ class QualityModel:
         return (pooled @ w.T + b)[:, 0].astype(np.float32)
 
     def _embed_sorted(self, texts: Sequence[str], batch_size: int, progress: bool) -> np.ndarray:
-        """Pooled vectors (float32, input order) computed in token-budget batches of length-sorted texts."""
+        """Pooled vectors (float32, input order): texts tokenised once, sorted by length, cut into batches of
+        ``batch_size`` rows padded only to the batch's longest text, encoded without gradients."""
         import torch
         from tqdm.auto import tqdm
 
+        from mdaq.lm import autocast
+
         ids = self.tokenizer_(list(texts), truncation=True, max_length=self.max_len)["input_ids"]
-        lengths = np.array([len(x) for x in ids])
+        lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
         order = np.argsort(-lengths, kind="stable")
-        budget = batch_size * self.max_len
-        batches, start = [], 0
-        while start < len(order):
-            width = max(int(lengths[order[start]]), 1)
-            stop = min(len(order), start + max(1, budget // width))
-            batches.append(order[start:stop])
-            start = stop
+        pad_id = self.tokenizer_.pad_token_id or 0
         out = np.zeros((len(texts), self.model_.config.hidden_size), dtype=np.float32)
-        with torch.inference_mode():
-            for idx in tqdm(batches, desc="qsm embed", unit="batch", disable=not progress):
-                batch = self.tokenizer_.pad({"input_ids": [ids[i] for i in idx]}, return_tensors="pt")
-                states = self.model_(**batch.to(self.device)).last_hidden_state
-                if self.pooling == "cls":
-                    pooled = states[:, 0]
-                else:
-                    mask = batch["attention_mask"].unsqueeze(-1).to(states.dtype)
-                    pooled = (states * mask).sum(1) / torch.clamp(mask.sum(1), min=1.0)
-                out[idx] = pooled.float().cpu().numpy()
+        starts = range(0, len(order), max(1, batch_size))
+        with torch.inference_mode(), autocast(self.device, self.precision):
+            for start in tqdm(starts, desc="qsm embed", unit="batch", disable=not progress):
+                idx = order[start : start + batch_size]
+                width = max(int(lengths[idx[0]]), 1)
+                input_ids = np.full((len(idx), width), pad_id, dtype=np.int64)
+                mask = np.zeros((len(idx), width), dtype=np.int64)
+                for row, i in enumerate(idx):
+                    input_ids[row, : lengths[i]] = ids[i]
+                    mask[row, : lengths[i]] = 1
+                input_t = torch.from_numpy(input_ids).to(self.device)
+                mask_t = torch.from_numpy(mask).to(self.device)
+                states = self.model_(input_ids=input_t, attention_mask=mask_t).last_hidden_state
+                out[idx] = self._pool(states, mask_t).cpu().numpy()
         return out
 
     def score_jsonl(self, path: str | Path, *, chunk: int = 4096, batch_size: int = 32) -> np.ndarray:
@@ -188,7 +214,8 @@ class QualityModel:
     def config(self) -> dict[str, Any]:
         """Constructor arguments (minus the path and device), saved next to the weights."""
         return {"kind": self.kind, "pooling": self.pooling, "query_prefix": self.query_prefix,
-                "passage_prefix": self.passage_prefix, "max_len": self.max_len}  # fmt: skip
+                "passage_prefix": self.passage_prefix, "max_len": self.max_len,
+                "precision": self.precision}  # fmt: skip
 
     def save(self, out_dir: str | Path, record: dict[str, Any] | None = None) -> Path:
         """Write encoder (safetensors), tokenizer, head and ``qsm_config.json`` (with the training record)."""
@@ -207,14 +234,15 @@ class QualityModel:
         return out_dir
 
     @classmethod
-    def load(cls, path: str | Path, device: str = "auto") -> QualityModel:
-        """Load a folder written by :meth:`save`."""
+    def load(cls, path: str | Path, device: str = "auto", precision: str | None = None) -> QualityModel:
+        """Load a folder written by :meth:`save`; ``precision`` defaults to the one it was trained with."""
         path = Path(path)
         cfg_file = path / CONFIG_FILE
         if not cfg_file.is_file():
             raise MissingAssetError(f"{path} is not a saved QSM (no {CONFIG_FILE}); train one with `dvc repro qsm`")
         cfg = json.loads(cfg_file.read_text(encoding="utf-8"))
         model = cls(path, device=device, **{k: cfg[k] for k in ("kind", "pooling", "query_prefix",
-                                                                 "passage_prefix", "max_len")})  # fmt: skip
+                                                                 "passage_prefix", "max_len")},
+                    precision=precision or cfg.get("precision", "fp32"))  # fmt: skip
         model.train_record_ = cfg.get("train_record", {})
         return model.load_encoder()

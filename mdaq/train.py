@@ -96,7 +96,7 @@ def train_lora(
             step_loss = 0.0
             for b in group:
                 batch = {k: v.to(device) for k, v in collate([encoded[i] for i in b], tok.pad_token_id).items()}
-                token_lp, _ = response_logprobs(model, batch)
+                token_lp, _ = response_logprobs(model, batch, cfg.precision)
                 loss = -token_lp.sum() / max(total, 1)  # token-level mean over the whole accumulated step
                 loss.backward()
                 step_loss += float(loss.detach())

@@ -95,11 +95,14 @@ class Pool:
     samples: Sequence[Sample]
     quality: np.ndarray | None = None
     embeddings: np.ndarray | None = None
+    ifd: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.samples)
-        if self.quality is not None and np.shape(self.quality) != (n,):
-            raise ValueError(f"Pool[{self.lang}]: quality has shape {np.shape(self.quality)}, expected ({n},)")
+        for name in ("quality", "ifd"):
+            value = getattr(self, name)
+            if value is not None and np.shape(value) != (n,):
+                raise ValueError(f"Pool[{self.lang}]: {name} has shape {np.shape(value)}, expected ({n},)")
         if self.embeddings is not None and (np.ndim(self.embeddings) != 2 or len(self.embeddings) != n):
             shape = np.shape(self.embeddings)
             raise ValueError(f"Pool[{self.lang}]: embeddings have shape {shape}, expected ({n}, d)")

@@ -44,6 +44,9 @@ def test_unquoted_no_is_a_clear_error(tmp_path):
         ("train: {lr: true}\n", r"field 'train.lr': expected float"),
         ("bogus: 1\n", r"field 'bogus': unknown key"),
         ("prepare: {split: {pool: [1]}}\n", r"field 'prepare.split.pool'"),
+        ("train: {precision: fp16}\n", r"field 'train.precision': 'fp16' is not one of"),
+        ("qsm: {dropout: high}\n", r"field 'qsm.dropout': expected float"),
+        ("select: {pooled_quota: uniform}\n", r"field 'select.pooled_quota'"),
     ],
 )
 def test_bad_params_name_the_key(tmp_path, extra, match):

@@ -79,3 +79,53 @@ def test_mmr_equals_the_naive_loop(n, d, budget, lam):
     np.testing.assert_array_equal(
         mmr_select(q, x, budget, lam, block=16, chunk=32), mmr_select_naive(q, x, budget, lam)
     )
+
+
+def _naive_score_first(x, order, budget, tau):
+    x = x / np.linalg.norm(x, axis=1, keepdims=True)
+    kept = []
+    for i in order:
+        if len(kept) == budget:
+            break
+        if all(float(x[i] @ x[j]) < tau for j in kept):
+            kept.append(int(i))
+    return kept
+
+
+@pytest.mark.parametrize("tau", [0.0, 0.3, 0.8, 1.01])
+@pytest.mark.parametrize("block", [1, 7, 512])
+def test_score_first_filter_matches_naive_walk(tau, block):
+    from mdaq.diversity import score_first_filter
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(300, 5)).astype(np.float32)
+    order = rng.permutation(300)
+    got = score_first_filter(x, order, 40, tau, block=block)
+    assert got.tolist() == _naive_score_first(x, order, 40, tau)
+
+
+def test_deita_drops_near_duplicates_and_fills_budget(toy_pool):
+    from mdaq import Pool, get_selector
+
+    n = len(toy_pool)
+    emb = np.zeros((n, 3), dtype=np.float32)
+    emb[:, 0] = 1.0  # every sample identical except the last, orthogonal one
+    emb[-1] = [0.0, 1.0, 0.0]
+    quality = np.arange(n, dtype=float)[::-1]  # sample 0 best, last worst
+    pool = Pool(toy_pool.lang, toy_pool.samples, quality=quality, embeddings=emb)
+    idx = get_selector("deita", {"max_similarity": 0.9}).select(pool, 3)
+    assert idx[:2].tolist() == [0, n - 1]  # the best, then the only sample far enough from it
+    assert idx[2] == 1  # budget filled in score order
+
+
+def test_ifd_orders_by_difficulty_and_drops_misaligned(toy_pool):
+    from mdaq import Pool, get_selector
+
+    n = len(toy_pool)
+    ifd = np.linspace(0.2, 0.9, n)
+    ifd[0], ifd[1] = 1.5, np.nan  # instruction does not help / unscorable
+    pool = Pool(toy_pool.lang, toy_pool.samples, ifd=ifd)
+    idx = get_selector("ifd").select(pool, n)
+    assert idx[: n - 2].tolist() == list(range(n - 1, 1, -1))  # decreasing IFD among valid ones
+    assert idx[n - 2 :].tolist() == [0, 1]  # dropped ones last: IFD 1.5, then NaN
+    assert get_selector("ifd", {"max_ifd": float("inf")}).select(pool, 1).tolist() == [0]

@@ -66,4 +66,8 @@ def test_matrix_and_param_sections_exist():
             top = p.split(".")[0]
             assert top in PARAMS, f"{name}: params {p} not in params.yaml"
         if "matrix" in stage:
-            assert stage["matrix"] in ({"method": "${methods}", "lang": "${languages}"}, {"lang": "${languages}"})
+            assert stage["matrix"] in (
+                {"method": "${methods}", "lang": "${languages}"},
+                {"lang": "${languages}"},
+                {"method": "${methods}"},
+            )

@@ -69,4 +69,4 @@ def test_smoke_repro_end_to_end(smoke_repo):
     out = _sh(["dvc", "status"], dst, env)
     changed = {line.strip().rstrip(":") for line in out.splitlines() if line and not line.startswith("\t")}
     changed = {c for c in changed if "@" in c or c in ("assets", "prepare", "leaderboard")}
-    assert changed == {"select@random-fr", "select@random-ja"}  # downstream reruns follow from these outs
+    assert changed == {"select@random-fr", "select@random-ja", "select_pooled@random"}  # downstream follows

@@ -156,3 +156,18 @@ def test_checkpoint_of_another_run_is_not_resumed(tiny_encoder, tmp_path):
     fresh = train_qsm(tiny_encoder, rows, other, tmp_path / "fresh", seed=3)
     reused = train_qsm(tiny_encoder, rows, other, tmp_path / "b", seed=3, ckpt_dir=tmp_path / "ck")
     assert reused.train_record_["losses"] == fresh.train_record_["losses"]  # trained anew, not "resumed" at 8
+
+
+def test_bf16_scores_track_fp32_and_precision_is_saved(tiny_encoder, tmp_path):
+    instr = [f"Décris {t}." for t in ("un chat", "la mer", "東京", "a b c d e f")]
+    resp = ["Un chat noir.", "La mer est bleue " * 5, "東京は大きい都市です。", "x"]
+    fp32 = QualityModel(tiny_encoder, max_len=32).score(instr, resp)
+    bf16 = QualityModel(tiny_encoder, max_len=32, precision="bf16").score(instr, resp)
+    np.testing.assert_allclose(bf16, fp32, rtol=0.05, atol=0.05)
+    assert not np.array_equal(bf16, fp32)  # the switch really changes the arithmetic
+    cfg = dataclasses.replace(CFG, epochs=1, precision="bf16", dropout=0.0)
+    model = train_qsm(tiny_encoder, planted_rows(8), cfg, tmp_path / "m", seed=0)
+    assert QualityModel.load(tmp_path / "m").precision == "bf16"
+    assert model.model_.config.hidden_dropout_prob == 0.0
+    with pytest.raises(ValueError, match="precision"):
+        QualityModel(tiny_encoder, precision="half")

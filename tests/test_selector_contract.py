@@ -8,14 +8,15 @@ import numpy as np
 import pytest
 from sklearn.base import clone
 
-from mdaq import SELECTORS, Pool, get_selector
+from mdaq import FEATURES, SELECTORS, Pool, get_selector
 
 
 def _pool_with_features(pool: Pool) -> Pool:
     rng = np.random.default_rng(0)
     emb = rng.normal(size=(len(pool), 8)).astype(np.float32)
     emb /= np.linalg.norm(emb, axis=1, keepdims=True)
-    return Pool(pool.lang, pool.samples, quality=rng.normal(size=len(pool)), embeddings=emb)
+    ifd = rng.uniform(0.3, 1.2, size=len(pool))
+    return Pool(pool.lang, pool.samples, quality=rng.normal(size=len(pool)), embeddings=emb, ifd=ifd)
 
 
 @pytest.mark.parametrize("name", SELECTORS.names())
@@ -57,7 +58,7 @@ def test_selector_manners(name):
     sel = cls(random_state=7)
     assert clone(sel).get_params() == sel.get_params()
     assert cls.__doc__ and cls.version and cls.name == name
-    assert cls.requires <= {"quality", "embeddings"}
+    assert cls.requires <= FEATURES
 
 
 def test_negative_budget_and_unknown_params(toy_pool):
@@ -65,7 +66,7 @@ def test_negative_budget_and_unknown_params(toy_pool):
         get_selector("random").select(toy_pool, -1)
     with pytest.raises(ValueError, match="selectors.random"):
         get_selector("random", {"bogus": 1})
-    with pytest.raises(KeyError, match="valid: car, full"):
+    with pytest.raises(KeyError, match="valid: car, deita, full"):
         get_selector("nope")
 
 

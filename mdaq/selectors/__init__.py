@@ -5,6 +5,7 @@ from mdaq.selectors import (
     diverse,  # noqa: E402,F401  (kmeans_diverse, kcenter, mmr, car)
     heuristics,  # noqa: E402,F401  (longest, quality_topk)
     mdaq_das,  # noqa: E402,F401  (mdaq_das)
+    score_first,  # noqa: E402,F401  (deita, ifd)
 )
 from mdaq.selectors.base import FEATURES, SELECTORS, BaseSelector
 

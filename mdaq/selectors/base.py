@@ -11,13 +11,14 @@ from mdaq.registry import Registry
 from mdaq.types import Pool
 
 SELECTORS: Registry[type[BaseSelector]] = Registry("selector")
-FEATURES = frozenset({"quality", "embeddings"})
+FEATURES = frozenset({"quality", "embeddings", "ifd"})  # Pool fields a selector may declare in `requires`
 
 
 class BaseSelector(BaseEstimator):
     """Base class of every selection method.
 
-    Subclasses set ``name``, ``version`` and ``requires`` (a subset of ``{"quality", "embeddings"}``), store their
+    Subclasses set ``name``, ``version`` and ``requires`` (a subset of :data:`FEATURES`: QSM ``quality`` scores,
+    diversity ``embeddings``, ``ifd`` scores from a causal LM), store their
     hyperparameters unchanged in a keyword-only ``__init__`` (always including ``random_state``), and implement
     ``_select(pool, budget)``. Selection is stateless per pool: anything learned arrives through ``Pool.quality``.
     """
