@@ -307,6 +307,7 @@ def _versions(packages: Iterable[str]) -> dict[str, str | None]:
 
 
 def _write_manifest(work: Path, name: str, spec: AssetSpec, sources: dict[str, str], seconds: float) -> None:
+    """``asset.json``: provenance only, nothing machine- or time-dependent, so a rebuild has the same DVC hash."""
     weights = {
         p.relative_to(work).as_posix(): _sha256_file(p) for p in sorted(work.rglob("*.safetensors")) if p.is_file()
     }
@@ -320,8 +321,8 @@ def _write_manifest(work: Path, name: str, spec: AssetSpec, sources: dict[str, s
         "sources_sha256": sources,
         "weights_sha256": weights,
         "tools": _versions(_TOOLS),
-        "build_seconds": round(seconds, 1),
     }
+    log.info("built asset %s in %.1f s", name, seconds)
     (work / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
 
 

@@ -108,6 +108,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     device: str = "auto"
     precision: str = "fp32"  # "bf16": bfloat16 autocast of forward/backward matmuls (LoRA weights stay float32)
+    checkpoint_every: int = 0  # optimizer steps between resumable checkpoints (0 = none)
 
 
 @dataclass(frozen=True)

@@ -103,17 +103,20 @@ def kcenter_greedy(embeddings: np.ndarray, budget: int, first: int = 0) -> np.nd
 
 
 def mmr_select(
-    quality: np.ndarray, embeddings: np.ndarray, budget: int, lam: float = 0.7, *, block: int = 64, chunk: int = 256
-) -> np.ndarray:
+    quality: np.ndarray, embeddings: np.ndarray, budget: int, lam: float = 0.7, *, block: int = 128, chunk: int = 256,
+    rows: int = 8192,
+) -> np.ndarray:  # fmt: skip
     """Exact greedy Maximal Marginal Relevance (Carbonell & Goldstein, SIGIR 1998).
 
     Picks ``argmax_i  lam · q_i − (1 − lam) · max_{j ∈ S} cos(x_i, x_j)`` at every step, ``q`` min-max scaled to
     [0, 1]; the first pick is the best by quality. Same picks as the naive loop (ties to the lower index), without
     its per-step cost: the running max-similarity vector is refreshed only every ``block`` picks, with one
-    (n × block) matrix product (compute-bound, instead of one memory-bound matrix-vector product per pick).
-    Between refreshes the stale gains are upper bounds of the true ones (similarities only grow), so candidates
-    are checked in stale-gain order, ``chunk`` at a time, against the few pending picks, until the best exact gain
-    beats the next stale bound. The n × n similarity matrix is never formed.
+    (n × block) matrix product done ``rows`` rows at a time so the product stays in cache while it is reduced
+    (compute-bound, instead of one memory-bound matrix-vector product per pick). Between refreshes the stale
+    gains are upper bounds of the true ones (similarities only grow), so candidates are checked in stale-gain
+    order, ``chunk`` at a time, against the few pending picks, until the best exact gain beats the next stale
+    bound; only the head of that order is sorted (a partial sort, widened if the walk goes further). The n × n
+    similarity matrix is never formed.
     """
     x = np.asarray(embeddings, dtype=np.float32)
     x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
@@ -127,14 +130,17 @@ def mmr_select(
     picked, pending = [first], [first]
     taken = np.zeros(n, dtype=bool)
     taken[first] = True
-    max_sim = np.full(n, -1.0)  # max cosine to the picks folded in so far (cosine >= -1: a valid start)
+    max_sim = np.full(n, -1.0, dtype=np.float32)  # max cosine to the picks folded in so far (>= -1: a valid start)
     while len(picked) < budget:
         if len(pending) >= block or len(picked) == 1:
-            max_sim = np.maximum(max_sim, (x @ x[pending].T).max(axis=1))
+            p = x[pending].T
+            for start in range(0, n, rows):
+                part = max_sim[start : start + rows]
+                np.maximum(part, (x[start : start + rows] @ p).max(axis=1), out=part)
             pending = []
             stale = lam * q - (1 - lam) * max_sim
             stale[taken] = -np.inf
-            order = np.argsort(-stale, kind="stable")
+            order = _StaleOrder(stale)
         best = _best_candidate(x, q, lam, max_sim, stale, order, taken, pending, chunk)
         picked.append(best)
         pending.append(best)
@@ -142,22 +148,43 @@ def mmr_select(
     return np.asarray(picked, dtype=np.int64)
 
 
+class _StaleOrder:
+    """Indices by decreasing stale gain (ties by index), sorted lazily: the first ``head`` on creation, all of them
+    when a walk needs more (a walk rarely goes past the first few chunks)."""
+
+    def __init__(self, stale: np.ndarray, head: int = 4096):
+        self.stale, self.n = stale, len(stale)
+        if head < self.n:
+            top = np.argpartition(-stale, head)[:head]
+            cut = stale[top].min()
+            top = np.flatnonzero(stale >= cut)  # every tie of the cut value, so the head is an exact prefix
+            self.order = top[np.lexsort((top, -stale[top]))]
+            self.full = False
+        else:
+            self.order, self.full = np.lexsort((np.arange(self.n), -stale)), True
+
+    def get(self, start: int, stop: int) -> np.ndarray:
+        if stop > len(self.order) and not self.full:
+            self.order, self.full = np.lexsort((np.arange(self.n), -self.stale)), True
+        return self.order[start:stop]
+
+
 def _best_candidate(x, q, lam, max_sim, stale, order, taken, pending, chunk) -> int:
     """Exact argmax of the MMR gain given folded ``max_sim`` and the ``pending`` picks (see :func:`mmr_select`)."""
     n = len(q)
-    p = x[pending] if pending else None
+    p = x[pending].T if pending else None
     best_i, best_g, pos = -1, -np.inf, 0
     while pos < n:
-        cand = order[pos : pos + chunk]
+        cand = order.get(pos, pos + chunk)
         cand = cand[~taken[cand]]
         if len(cand):
-            red = max_sim[cand] if p is None else np.maximum(max_sim[cand], (x[cand] @ p.T).max(axis=1))
+            red = max_sim[cand] if p is None else np.maximum(max_sim[cand], (x[cand] @ p).max(axis=1))
             gain = lam * q[cand] - (1 - lam) * red
             j = int(np.argmax(gain))
             if gain[j] > best_g or (gain[j] == best_g and cand[j] < best_i):
                 best_g, best_i = gain[j], int(cand[j])
         pos += chunk
-        if pos >= n or best_g > stale[order[pos]]:
+        if pos >= n or best_g > stale[order.get(pos, pos + 1)[0]]:
             return best_i
     return best_i
 

@@ -80,3 +80,19 @@ def test_readme_shows_the_committed_leaderboard():
 
     md = REPO / "results" / "leaderboard.md"
     assert readme_block(REPO / "README.md") == md.read_text(encoding="utf-8").strip()
+
+
+def test_intrinsic_metrics_join_the_rows(tmp_path, params):
+    for lang, acc in (("fr", 0.5), ("ja", 0.7)):
+        write_json(tmp_path / "random" / lang / "metrics.json", _metrics("random", lang, acc, params))
+    intrinsic = pd.DataFrame([
+        ("per_language", "random", "fr", "cluster_coverage", 0.4),
+        ("per_language", "random", "ja", "cluster_coverage", 0.6),
+        ("pooled", "random", "fr", "cluster_coverage", 0.9),  # another mode: must not leak into the rows
+        ("per_language", "random", "fr", "len_mean", 100.0), ("per_language", "random", "ja", "len_mean", 300.0),
+    ], columns=["mode", "method", "language", "metric", "value"])  # fmt: skip
+    df = build_leaderboard(tmp_path, params, ["random"], ["fr", "ja"], intrinsic=intrinsic).set_index("lang")
+    assert df.loc["fr", "cluster_coverage"] == 0.4 and df.loc["all", "cluster_coverage"] == pytest.approx(0.5)
+    assert df.loc["all", "len_mean"] == pytest.approx(200.0) and math.isnan(df.loc["fr", "mean_quality"])
+    write_leaderboard(df.reset_index()[[*df.reset_index().columns]], tmp_path / "out")
+    assert "| random | 0.500 | 0.700 | 0.600 | 0.500 | 0.500 |" in (tmp_path / "out" / "leaderboard.md").read_text()

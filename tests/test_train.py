@@ -88,3 +88,27 @@ def test_preference_metrics_hand_computed():
     assert m["expert_pref_acc"] == pytest.approx((1 + 0 + 0.5) / 3)
     assert m["ref_nll"] == pytest.approx(15 / 9)
     assert m["n"] == 3
+
+
+def test_train_resume_reaches_the_same_adapter(tiny_lm, tmp_path):
+    from safetensors.torch import load_file
+
+    from mdaq.train import Interrupted, train_lora
+
+    cfg = TrainConfig(lora_r=4, lr=5e-3, epochs=2, batch_size=2, grad_accum=2, max_seq_len=64, checkpoint_every=2)
+    full = train_lora(tiny_lm, _samples(), cfg, tmp_path / "full", seed=1, ckpt_dir=tmp_path / "ck_full")
+    assert not (tmp_path / "ck_full").exists()  # removed once the adapter is saved
+    with pytest.raises(Interrupted):
+        train_lora(tiny_lm, _samples(), cfg, tmp_path / "res", seed=1, ckpt_dir=tmp_path / "ck", stop_after=3)
+    assert json.loads((tmp_path / "ck" / "state.json").read_text())["step"] == 2 and not (tmp_path / "res").exists()
+    resumed = train_lora(tiny_lm, _samples(), cfg, tmp_path / "res", seed=1, ckpt_dir=tmp_path / "ck")
+    a, b = load_file(full / "adapter_model.safetensors"), load_file(resumed / "adapter_model.safetensors")
+    assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+    rec_full = json.loads((full / "train_record.json").read_text())
+    rec_res = json.loads((resumed / "train_record.json").read_text())
+    assert rec_res["losses"] == rec_full["losses"] and rec_res["resumed_from_step"] == 2
+    other = TrainConfig(**{**cfg.__dict__, "lr": 1e-3})  # a checkpoint of another run is not resumed
+    with pytest.raises(Interrupted):
+        train_lora(tiny_lm, _samples(), cfg, tmp_path / "x", seed=1, ckpt_dir=tmp_path / "ck2", stop_after=2)
+    again = train_lora(tiny_lm, _samples(), other, tmp_path / "x", seed=1, ckpt_dir=tmp_path / "ck2")
+    assert json.loads((again / "train_record.json").read_text())["resumed_from_step"] == 0
