@@ -122,6 +122,22 @@ class EvaluateConfig:
 
 
 @dataclass(frozen=True)
+class GenerateConfig:
+    """Answers to translated AlpacaEval and MT-Bench prompts (``mdaq.generate``)."""
+
+    max_new_tokens: int = 256
+    max_prompt_len: int = 1024  # prompt tokens kept (from the left, so the question itself survives)
+    batch_size: int = 8
+    do_sample: bool = False  # greedy by default; sampling is seeded per batch
+    temperature: float = 0.7
+    top_p: float = 0.9
+    alpaca_eval_items: int = 0  # first N AlpacaEval instructions (0 = all 805)
+    mt_bench_items: int = 0  # first N MT-Bench questions (0 = all 80)
+    device: str = "auto"
+    precision: str = "fp32"
+
+
+@dataclass(frozen=True)
 class Params:
     """The whole ``params.yaml``."""
 
@@ -138,6 +154,7 @@ class Params:
     selectors: dict[str, dict[str, Any]] = field(default_factory=dict)
     train: TrainConfig = field(default_factory=TrainConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    generate: GenerateConfig = field(default_factory=GenerateConfig)
 
 
 def _check(value: Any, tp: Any, where: str, path: str) -> Any:
@@ -193,7 +210,7 @@ def params_from_dict(data: dict[str, Any], path: str = "<params>") -> Params:
         if not isinstance(code, str):
             raise DataError(path, f"{code!r} is not a string: {LANG_HINT}", field=f"languages[{i}]")
     params = _build(Params, data, "", path)
-    for section in ("qsm", "features", "ifd", "train", "evaluate"):
+    for section in ("qsm", "features", "ifd", "train", "evaluate", "generate"):
         if getattr(params, section).precision not in PRECISIONS:
             value = getattr(params, section).precision
             raise DataError(path, f"{value!r} is not one of {PRECISIONS}", field=f"{section}.precision")

@@ -15,11 +15,12 @@ from mdaq.config import Params, section_sha
 from mdaq.io import atomic_path, read_json, write_json
 
 INTRINSIC = ("cluster_coverage", "mean_pairwise_distance", "mean_quality", "len_mean")  # from the intrinsic stage
+GENERATION = ("share_target_lang",)  # from generation.json (language fidelity of the generated answers)
 COLUMNS = [
     "method", "lang", "expert_pref_acc", "expert_pref_acc_se", "ref_nll", "n", "n_selected", "share_revised",
-    *INTRINSIC, "win_rate", "status", "selector_version", "base_model", "params_sha", "git_sha", "date",
+    *INTRINSIC, *GENERATION, "win_rate", "status", "selector_version", "base_model", "params_sha", "git_sha", "date",
 ]  # fmt: skip
-MEAN_FIELDS = ("expert_pref_acc", "ref_nll", "share_revised", *INTRINSIC, "win_rate")
+MEAN_FIELDS = ("expert_pref_acc", "ref_nll", "share_revised", *INTRINSIC, *GENERATION, "win_rate")
 
 
 def run_sections(method: str) -> tuple[str, ...]:
@@ -88,7 +89,8 @@ def build_leaderboard(
     """One row per (method, lang) plus a ``lang = all`` macro-average per method, best method first.
 
     ``intrinsic`` (the long table of :func:`mdaq.intrinsic.intrinsic_report`) adds the per-language-mode
-    selection metrics :data:`INTRINSIC`; without it those columns are NaN.
+    selection metrics :data:`INTRINSIC`; without it those columns are NaN. A ``generation.json`` beside a run's
+    ``metrics.json`` (written by the ``generate`` stage) adds :data:`GENERATION`.
 
     Raises
     ------
@@ -110,6 +112,9 @@ def build_leaderboard(
                 raise FileNotFoundError(f"{path}: no metrics for {method}/{lang}; run `dvc repro`")
             row = _row(read_json(path), params)
             row.update({m: extra.get((method, lang, m), float("nan")) for m in INTRINSIC})
+            gen = path.with_name("generation.json")
+            summary = read_json(gen) if gen.is_file() else {}
+            row.update({m: summary.get(m, float("nan")) for m in GENERATION})
             per_lang.append(row)
         rows += per_lang + [_mean_row(method, per_lang)]
     df = pd.DataFrame(rows, columns=COLUMNS)

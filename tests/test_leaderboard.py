@@ -96,3 +96,12 @@ def test_intrinsic_metrics_join_the_rows(tmp_path, params):
     assert df.loc["all", "len_mean"] == pytest.approx(200.0) and math.isnan(df.loc["fr", "mean_quality"])
     write_leaderboard(df.reset_index()[[*df.reset_index().columns]], tmp_path / "out")
     assert "| random | 0.500 | 0.700 | 0.600 | 0.500 | 0.500 |" in (tmp_path / "out" / "leaderboard.md").read_text()
+
+
+def test_generation_summary_joins_the_rows(tmp_path, params):
+    for lang in ("fr", "ja"):
+        write_json(tmp_path / "random" / lang / "metrics.json", _metrics("random", lang, 0.5, params))
+    write_json(tmp_path / "random" / "fr" / "generation.json", {"share_target_lang": 0.75, "n_answers": 8})
+    df = build_leaderboard(tmp_path, params, ["random"], ["fr", "ja"]).set_index("lang")
+    assert df.loc["fr", "share_target_lang"] == 0.75 and math.isnan(df.loc["ja", "share_target_lang"])
+    assert math.isnan(df.loc["all", "share_target_lang"])  # a mean only over complete languages

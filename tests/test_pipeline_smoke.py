@@ -4,6 +4,7 @@ changes. About 3 minutes on 2 CPU cores."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -60,6 +61,17 @@ def test_smoke_repro_end_to_end(smoke_repo):
     assert set(qsm["scorer"]) == {"qsm", "untrained", "length", "random"} and qsm["lang"].nunique() == 11
     assert set(qsm.loc[qsm["lang"] == "ko", "split"]) == {"unseen"}
     assert (dst / "results" / "qsm" / "qsm_accuracy.png").stat().st_size > 10_000
+
+    intrinsic = pd.read_csv(dst / "results" / "intrinsic" / "intrinsic.csv")
+    assert set(intrinsic["mode"]) == {"per_language", "pooled"} and set(intrinsic["method"]) == set(params["methods"])
+    assert (dst / "figures" / "selection_composition.png").stat().st_size > 10_000
+    assert df["cluster_coverage"].notna().all() and df["share_target_lang"].notna().all()
+    for lang in params["languages"]:
+        gen = dst / "artifacts" / "generations" / "ifd" / lang
+        alpaca = json.loads((gen / "alpaca_eval.json").read_text())
+        assert len(alpaca) == params["generate"]["alpaca_eval_items"] and {"instruction", "output"} <= set(alpaca[0])
+        mt = [json.loads(x) for x in (gen / "mt_bench.jsonl").read_text().splitlines()]
+        assert len(mt) == params["generate"]["mt_bench_items"] and mt[0]["choices"][0]["turns"]
 
     out = _sh(["dvc", "repro"], dst, env)
     assert "Running stage" not in out  # second run is a no-op
