@@ -109,6 +109,8 @@ class TrainConfig:
     device: str = "auto"
     precision: str = "fp32"  # "bf16": bfloat16 autocast of forward/backward matmuls (LoRA weights stay float32)
     checkpoint_every: int = 0  # optimizer steps between resumable checkpoints (0 = none)
+    base_dtype: str = "fp32"  # dtype of the frozen base weights ("bf16" halves memory for 8B models)
+    accelerate_config: str = ""  # a configs/accelerate file: the stage runs `accelerate launch`; "" = in-process
 
 
 @dataclass(frozen=True)
@@ -137,6 +139,31 @@ class GenerateConfig:
     precision: str = "fp32"
 
 
+JUDGE_BACKENDS = ("none", "openai_compat", "fake", "length")
+LANG_POLICIES = ("ignore", "loss")
+
+
+@dataclass(frozen=True)
+class JudgeConfig:
+    """The pairwise LLM judge (``mdaq.judge``). ``backend: none`` skips the judge stages (offline profiles)."""
+
+    backend: str = "none"  # none | openai_compat (OpenAI, vLLM, llama.cpp, Ollama) | fake | length (test doubles)
+    model: str = ""
+    base_url: str = ""  # e.g. http://127.0.0.1:8000/v1 (vLLM) or https://api.openai.com/v1
+    api_key_env: str = "MDAQ_JUDGE_API_KEY"  # the NAME of the environment variable holding the key
+    prompt: str = "judge_pairwise_v1"
+    temperature: float = 0.0
+    max_tokens: int = 1024
+    timeout_s: float = 120.0
+    max_retries: int = 6
+    n_concurrent: int = 8
+    requests_per_minute: int = 0  # 0 = no client-side rate limit
+    price_per_1m_input: float = 0.0  # USD per million prompt tokens (cost accounting only)
+    price_per_1m_output: float = 0.0
+    reference: str = "full"  # the method whose answers every method is compared with (the paper's vanilla model)
+    lang_policy: str = "ignore"  # "loss": an answer not in the target language loses to one that is
+
+
 @dataclass(frozen=True)
 class Params:
     """The whole ``params.yaml``."""
@@ -155,6 +182,7 @@ class Params:
     train: TrainConfig = field(default_factory=TrainConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     generate: GenerateConfig = field(default_factory=GenerateConfig)
+    judge: JudgeConfig = field(default_factory=JudgeConfig)
 
 
 def _check(value: Any, tp: Any, where: str, path: str) -> Any:
@@ -214,6 +242,14 @@ def params_from_dict(data: dict[str, Any], path: str = "<params>") -> Params:
         if getattr(params, section).precision not in PRECISIONS:
             value = getattr(params, section).precision
             raise DataError(path, f"{value!r} is not one of {PRECISIONS}", field=f"{section}.precision")
+    if params.train.base_dtype not in PRECISIONS:
+        raise DataError(path, f"{params.train.base_dtype!r} is not one of {PRECISIONS}", field="train.base_dtype")
+    if params.judge.backend not in JUDGE_BACKENDS:
+        raise DataError(path, f"{params.judge.backend!r} is not one of {JUDGE_BACKENDS}", field="judge.backend")
+    if params.judge.lang_policy not in LANG_POLICIES:
+        raise DataError(path, f"{params.judge.lang_policy!r} is not one of {LANG_POLICIES}", field="judge.lang_policy")
+    if params.judge.backend == "openai_compat" and not (params.judge.model and params.judge.base_url):
+        raise DataError(path, "the openai_compat judge needs judge.model and judge.base_url", field="judge")
     from mdaq.budgets import QUOTA_MODES
 
     if params.select.pooled_quota not in QUOTA_MODES:

@@ -39,8 +39,7 @@ def autocast(device: str, precision: str = "fp32") -> Any:
 
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-    kind = torch.device(device).type if not isinstance(device, torch.device) else device.type
-    return torch.autocast(device_type=kind, dtype=torch.bfloat16, enabled=precision == "bf16")
+    return torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
 def resolve_device(device: str = "auto") -> str:
@@ -134,8 +133,14 @@ def response_logprobs(model: Any, batch: dict[str, Any], precision: str = "fp32"
     return token_lp, row
 
 
-def load_causal_lm(path: str | Path, device: str = "cpu", adapter: str | Path | None = None) -> tuple[Any, Any]:
-    """Load a local causal LM folder (safetensors, no remote code) and optionally a PEFT adapter on top."""
+def load_causal_lm(
+    path: str | Path, device: Any = "cpu", adapter: str | Path | None = None, dtype: str = "fp32"
+) -> tuple[Any, Any]:
+    """Load a local causal LM folder (safetensors, no remote code) and optionally a PEFT adapter on top.
+
+    ``dtype="bf16"`` loads the weights in bfloat16 (half the memory; for 8B models on one GPU); LoRA weights that
+    peft adds stay float32.
+    """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -148,7 +153,10 @@ def load_causal_lm(path: str | Path, device: str = "cpu", adapter: str | Path | 
     tok = AutoTokenizer.from_pretrained(path)
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, use_safetensors=True)
+    if dtype not in PRECISIONS:
+        raise ValueError(f"dtype must be one of {PRECISIONS}, got {dtype!r}")
+    torch_dtype = torch.bfloat16 if dtype == "bf16" else torch.float32
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype, use_safetensors=True)
     if adapter is not None:
         from peft import PeftModel
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ from mdaq.evaluate import evaluate_heldout, preference_metrics
 from mdaq.lm import IGNORE, collate, encode_pair, format_prompt, load_causal_lm, response_logprobs
 
 torch = pytest.importorskip("torch")
+REPO = Path(__file__).resolve().parents[1]
 
 
 def test_encode_pair_masks_prompt_and_truncates(tiny_lm):
@@ -112,3 +114,73 @@ def test_train_resume_reaches_the_same_adapter(tiny_lm, tmp_path):
         train_lora(tiny_lm, _samples(), cfg, tmp_path / "x", seed=1, ckpt_dir=tmp_path / "ck2", stop_after=2)
     again = train_lora(tiny_lm, _samples(), other, tmp_path / "x", seed=1, ckpt_dir=tmp_path / "ck2")
     assert json.loads((again / "train_record.json").read_text())["resumed_from_step"] == 0
+
+
+def _train_files(tmp_path, grad_accum: int):
+    import yaml
+
+    from mdaq.io import write_jsonl, write_samples
+
+    write_samples(tmp_path / "pool.jsonl", _samples())
+    write_jsonl(tmp_path / "sel.jsonl", [{"id": s.id} for s in _samples()])
+    params = yaml.safe_load((REPO / "profiles" / "smoke.yaml").read_text())
+    params["train"] = dict(params["train"], lora_dropout=0.0, batch_size=2, grad_accum=grad_accum, epochs=1,
+                           max_seq_len=64, checkpoint_every=2, lr=5e-3)  # fmt: skip
+    path = tmp_path / f"params_ga{grad_accum}.yaml"
+    path.write_text(yaml.safe_dump(params))
+    return path
+
+
+@pytest.mark.slow
+def test_two_processes_reach_the_one_process_adapter(tiny_lm, tmp_path):
+    """The multi-GPU path on CPU: 2 processes (torchrun, gloo) with grad_accum 1 equal 1 process with grad_accum 2."""
+    import os
+    import subprocess
+    import sys
+
+    from safetensors.torch import load_file
+
+    common = ["--base-model", str(tiny_lm), "--pool", str(tmp_path / "pool.jsonl"), "--selection",
+              str(tmp_path / "sel.jsonl")]  # fmt: skip
+    one = _train_files(tmp_path, grad_accum=2)
+    two = _train_files(tmp_path, grad_accum=1)
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    subprocess.run([sys.executable, "-m", "mdaq", "train", *common, "--out", str(tmp_path / "a1"), "--params",
+                    str(one)], check=True, env=env, cwd=REPO)  # fmt: skip
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
+    subprocess.run([*torchrun, "-m", "mdaq", "train", *common, "--out", str(tmp_path / "a2"), "--params", str(two)],
+                   check=True, env=env, cwd=REPO)  # fmt: skip
+    r1 = json.loads((tmp_path / "a1" / "train_record.json").read_text())
+    r2 = json.loads((tmp_path / "a2" / "train_record.json").read_text())
+    assert (r1["world_size"], r2["world_size"]) == (1, 2)
+    assert r1["effective_batch_size"] == r2["effective_batch_size"] == 4 and r1["n_steps"] == r2["n_steps"] == 3
+    np.testing.assert_allclose(r1["losses"], r2["losses"], rtol=1e-5)
+    w1 = load_file(tmp_path / "a1" / "adapter_model.safetensors")
+    w2 = load_file(tmp_path / "a2" / "adapter_model.safetensors")
+    assert w1.keys() == w2.keys()
+    for k in w1:
+        torch.testing.assert_close(w1[k], w2[k], atol=1e-5, rtol=1e-4)
+    assert not (tmp_path / "a2.ckpt").exists()  # removed after the adapter is saved
+
+
+def test_launch_command_uses_accelerate_with_the_config(tmp_path):
+    from mdaq.train import launch_command
+
+    cfg = tmp_path / "acc.yaml"
+    with pytest.raises(FileNotFoundError, match="accelerate config"):
+        launch_command(cfg, [])
+    cfg.write_text("distributed_type: MULTI_GPU\n")
+    cmd = launch_command(cfg, ["--out", "x"])
+    assert cmd[1:6] == ["-m", "accelerate.commands.launch", "--config_file", str(cfg), "-m"]
+    assert cmd[6:] == ["mdaq", "train", "--out", "x"]
+
+
+def test_repo_accelerate_configs_are_valid():
+    """Every config in configs/accelerate parses with accelerate's own loader."""
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    files = sorted((REPO / "configs" / "accelerate").glob("*.yaml"))
+    assert files
+    for f in files:
+        cfg = load_config_from_file(str(f))
+        assert cfg.num_processes >= 1 and cfg.mixed_precision == "no", f

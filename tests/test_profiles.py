@@ -1,0 +1,91 @@
+"""Profiles: each one loads strictly and resolves every dvc.yaml stage (the paper profile's dry run), hub models."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mdaq.cli import main
+from mdaq.dryrun import dry_run
+from mdaq.errors import MissingAssetError
+
+REPO = Path(__file__).resolve().parents[1]
+PROFILES = sorted((REPO / "profiles").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("profile", PROFILES, ids=lambda p: p.stem)
+def test_every_profile_resolves_every_stage(profile):
+    report = dry_run(profile, REPO)
+    assert report["problems"] == []
+    params = yaml.safe_load(profile.read_text())
+    n_cells = len(params["methods"]) * len(params["languages"])
+    for stage in ("select", "train", "generate", "evaluate"):
+        assert report["stages"][stage] == n_cells, stage
+    assert report["stages"]["features"] == len(params["languages"])
+
+
+def test_paper_profile_is_paper_scale():
+    report = dry_run(REPO / "profiles" / "paper.yaml", REPO)
+    assert report["stages"]["train"] == 11 * 11  # every method x every MIDB language with revision pairs
+    p = yaml.safe_load((REPO / "profiles" / "paper.yaml").read_text())
+    assert p["train"]["accelerate_config"] == "configs/accelerate/8gpu.yaml" and p["train"]["epochs"] == 3
+    acc = yaml.safe_load((REPO / p["train"]["accelerate_config"]).read_text())
+    assert p["train"]["batch_size"] * p["train"]["grad_accum"] * acc["num_processes"] == 256  # the paper's batch
+    assert p["selectors"]["mdaq_das"]["n_quality_ratio"] == 6 and p["selectors"]["mdaq_das"]["n_diversity_ratio"] == 1
+
+
+def test_dry_run_reports_what_does_not_resolve(tmp_path):
+    bad = yaml.safe_load((REPO / "profiles" / "paper.yaml").read_text())
+    bad["train"]["accelerate_config"] = "configs/accelerate/missing.yaml"
+    bad["base_model"] = "no-such-model"
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(bad))
+    problems = dry_run(tmp_path / "bad.yaml", REPO)["problems"]
+    assert any("train.accelerate_config" in p for p in problems)
+    assert any("base_model" in p and "no-such-model" in p for p in problems)
+    # a stage that depends on a file nobody provides
+    root = tmp_path / "repo"
+    root.mkdir()
+    stage = "stages:\n  s:\n    cmd: echo\n    deps: [missing.txt]\n    params: [seed, nokey]\n"
+    (root / "dvc.yaml").write_text(stage)
+    shutil.copyfile(REPO / "profiles" / "smoke.yaml", tmp_path / "smoke.yaml")
+    problems = dry_run(tmp_path / "smoke.yaml", root)["problems"]
+    assert any("missing.txt" in p for p in problems) and any("'nokey'" in p for p in problems)
+
+
+def test_profile_check_cli(capsys, tmp_path):
+    assert main(["profile", "check", "paper", "--profiles", str(REPO / "profiles"), "--root", str(REPO)]) == 0
+    assert json.loads(capsys.readouterr().out)["n_stages"] > 100
+    assert main(["profile", "check", "nope", "--profiles", str(REPO / "profiles")]) == 1
+
+
+def test_hub_model_download_is_atomic_safetensors_only(tmp_path, monkeypatch, tiny_lm):
+    import huggingface_hub
+
+    from mdaq.hub import HUB_MODELS, build_hub_model
+
+    calls = []
+
+    def fake_snapshot(repo_id, revision, local_dir, allow_patterns):
+        calls.append((repo_id, revision, tuple(allow_patterns)))
+        shutil.copytree(tiny_lm, local_dir)
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot)
+    out = build_hub_model("llama-3-8b", tmp_path / "llama-3-8b")
+    manifest = json.loads((out / "asset.json").read_text())
+    assert manifest["repo_id"] == HUB_MODELS["llama-3-8b"].repo_id and "config.json" in manifest["files"]
+    assert not any(p.endswith((".bin", ".pt")) or p == "*" for p in calls[0][2])
+    assert build_hub_model("llama-3-8b", out) == out and len(calls) == 1  # built once
+
+    def offline(**_):
+        raise OSError("offline")
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", offline)
+    with pytest.raises(MissingAssetError, match="copy a local folder"):
+        build_hub_model("xlm-roberta-large", tmp_path / "xlmr")
+    assert not (tmp_path / "xlmr").exists() and not list(tmp_path.glob(".*tmp"))
+    with pytest.raises(KeyError, match="valid"):
+        build_hub_model("nope", tmp_path / "x")
