@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -39,9 +40,13 @@ def _data_validate(args: argparse.Namespace) -> int:
 
 def _assets_build(args: argparse.Namespace) -> int:
     from mdaq.assets import build_assets
+    from mdaq.hub import HUB_MODELS, build_hub_model
 
-    for path in build_assets(args.names, Path(args.root), force=args.force):
+    hub = [n for n in args.names if n in HUB_MODELS]  # paper-scale models: Hub downloads (mdaq.hub)
+    for path in build_assets([n for n in args.names if n not in HUB_MODELS], Path(args.root), force=args.force):
         print(path)
+    for name in hub:
+        print(build_hub_model(name, Path(args.root) / name, force=args.force))
     return 0
 
 
@@ -130,6 +135,19 @@ def _select(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train(args: argparse.Namespace) -> int:
+    from mdaq.train import train_from_files
+
+    out = train_from_files(args.base_model, args.pool, args.selection, args.out, args.params, args.ckpt)
+    if int(os.environ.get("RANK", "0")) == 0:  # under a launcher, only the main process reports
+        from mdaq.io import read_json
+
+        rec = read_json(out / "train_record.json")
+        print(json.dumps({k: rec[k] for k in ("n_samples", "n_steps", "world_size", "effective_batch_size",
+                                              "seconds_this_run", "tokens_per_s")} | {"out": str(out)}))  # fmt: skip
+    return 0
+
+
 def _profile_use(args: argparse.Namespace) -> int:
     from mdaq.config import load_params
 
@@ -141,6 +159,18 @@ def _profile_use(args: argparse.Namespace) -> int:
     shutil.copyfile(src, args.params)
     print(f"{args.params} <- {src}")
     return 0
+
+
+def _profile_check(args: argparse.Namespace) -> int:
+    from mdaq.dryrun import dry_run
+
+    path = Path(args.profiles) / f"{args.name}.yaml" if not args.name.endswith(".yaml") else Path(args.name)
+    if not path.is_file():
+        names = ", ".join(sorted(p.stem for p in Path(args.profiles).glob("*.yaml")))
+        raise DataError(path, f"no such profile; available: {names}")
+    report = dry_run(path, args.root)
+    print(json.dumps(report, indent=1))
+    return 1 if report["problems"] else 0
 
 
 def _ls(args: argparse.Namespace) -> int:
@@ -166,6 +196,24 @@ def _leaderboard(args: argparse.Namespace) -> int:
     df = pd.read_csv(args.path)
     cols = ["method", "lang", "expert_pref_acc", "expert_pref_acc_se", "ref_nll", "n", "status"]
     print(df[cols].to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+    return 0
+
+
+def _winrate(args: argparse.Namespace) -> int:
+    from mdaq.winrate import json_safe, winrate_report
+
+    report = winrate_report(args.path, lang_policy=args.lang_policy, by_group=args.by_group)
+    print(json.dumps(json_safe(report), ensure_ascii=False))
+    return 0
+
+
+def _human_eval(args: argparse.Namespace) -> int:
+    from mdaq.human_eval import human_eval_report, read_human_csv, table1, table1_markdown
+
+    if args.markdown:
+        print(table1_markdown(table1(read_human_csv(args.path))), end="")
+        return 0
+    print(json.dumps(human_eval_report(args.path, args.judgments), ensure_ascii=False))
     return 0
 
 
@@ -220,17 +268,41 @@ def build_parser() -> argparse.ArgumentParser:
     se.add_argument("--temperature", type=float, default=1.0)
     se.add_argument("--device", default="auto")
     se.set_defaults(fn=_select)
+    tr = sub.add_parser("train", help="LoRA fine-tuning on a selection (also under `accelerate launch -m mdaq train`)")
+    tr.add_argument("--base-model", required=True, help="causal LM folder")
+    tr.add_argument("--pool", required=True, help="mdaq pool JSONL")
+    tr.add_argument("--selection", required=True, help="selection JSONL (ids into --pool)")
+    tr.add_argument("--out", required=True, help="adapter folder")
+    tr.add_argument("--params", default="params.yaml", help="uses its `train` section and `seed`")
+    tr.add_argument("--ckpt", default=None, help="checkpoint folder (default: <out>.ckpt)")
+    tr.set_defaults(fn=_train)
     pr = sub.add_parser("profile", help="pipeline profiles").add_subparsers(dest="sub", required=True)
     u = pr.add_parser("use", help="copy profiles/NAME.yaml to params.yaml (validated)")
     u.add_argument("name")
     u.add_argument("--profiles", default="profiles")
     u.add_argument("--params", default="params.yaml")
     u.set_defaults(fn=_profile_use)
+    ck = pr.add_parser("check", help="dry run: every dvc.yaml stage resolves under profiles/NAME.yaml (exit 1 if not)")
+    ck.add_argument("name", help="profile name (or a params file path ending in .yaml)")
+    ck.add_argument("--profiles", default="profiles")
+    ck.add_argument("--root", default=".", help="repository root holding dvc.yaml")
+    ck.set_defaults(fn=_profile_check)
     sub.add_parser("ls", help="list selection methods").set_defaults(fn=_ls)
     lb = sub.add_parser("leaderboard", help="print the leaderboard")
     lb.add_argument("--path", default="results/leaderboard.csv")
     lb.add_argument("--update-readme", metavar="README", help="copy leaderboard.md into README's marked block")
     lb.set_defaults(fn=_leaderboard)
+    wr = sub.add_parser("winrate", help="AlpacaEval-style win rate of a judgment file (JSON to stdout)")
+    wr.add_argument("path", help="mdaq judgment JSONL (both orders) or AlpacaEval annotations JSON")
+    wr.add_argument("--lang-policy", default="ignore", choices=("ignore", "loss"),
+                    help="loss: an off-target-language answer loses to an on-target one")  # fmt: skip
+    wr.add_argument("--by-group", action="store_true", help="add per-(benchmark, lang, model, reference) stats")
+    wr.set_defaults(fn=_winrate)
+    he = sub.add_parser("human-eval", help="human win rates, annotator and judge agreement (JSON to stdout)")
+    he.add_argument("path", help="human-evaluation CSV (docs/human-eval.md)")
+    he.add_argument("--judgments", default=None, help="mdaq judgment JSONL: add agreement with the LLM judge")
+    he.add_argument("--markdown", action="store_true", help="print Table 1 (win%% [95%% CI]) as markdown instead")
+    he.set_defaults(fn=_human_eval)
     return p
 
 

@@ -139,7 +139,7 @@ class GenerateConfig:
     precision: str = "fp32"
 
 
-JUDGE_BACKENDS = ("none", "openai_compat", "fake", "length")
+JUDGE_BACKENDS = ("none", "openai_compat", "fake")  # fake: deterministic test double (mdaq.judge)
 LANG_POLICIES = ("ignore", "loss")
 
 
@@ -147,7 +147,7 @@ LANG_POLICIES = ("ignore", "loss")
 class JudgeConfig:
     """The pairwise LLM judge (``mdaq.judge``). ``backend: none`` skips the judge stages (offline profiles)."""
 
-    backend: str = "none"  # none | openai_compat (OpenAI, vLLM, llama.cpp, Ollama) | fake | length (test doubles)
+    backend: str = "none"  # none | openai_compat (OpenAI, vLLM, llama.cpp server, Ollama) | fake (test double)
     model: str = ""
     base_url: str = ""  # e.g. http://127.0.0.1:8000/v1 (vLLM) or https://api.openai.com/v1
     api_key_env: str = "MDAQ_JUDGE_API_KEY"  # the NAME of the environment variable holding the key

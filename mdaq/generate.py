@@ -106,12 +106,14 @@ def _resume(partial: Path) -> dict[str, dict]:
     return done
 
 
-def _append(partial: Path, records: Sequence[dict]) -> None:
+def _append(partial: Path, records: Sequence[dict], done: dict[str, dict]) -> None:
+    """Append ``records`` to the ``.partial`` file and to ``done`` (no re-reading: linear I/O)."""
     partial.parent.mkdir(parents=True, exist_ok=True)
     with partial.open("a", encoding="utf-8") as f:
         for rec in records:
             f.write(json.dumps(rec, ensure_ascii=False) + "\n")
         f.flush()
+    done.update((rec["key"], rec) for rec in records)
 
 
 def generate_alpaca_eval(
@@ -132,8 +134,7 @@ def generate_alpaca_eval(
         part = todo[start : start + chunk]
         answers = generate([format_prompt(instructions[i]) for i in part], seed + start)
         _append(partial, [{"key": keys[i], "output": a, "detected_lang": detect_language(a)}
-                          for i, a in zip(part, answers, strict=True)])  # fmt: skip
-        done = _resume(partial)
+                          for i, a in zip(part, answers, strict=True)], done)  # fmt: skip
     records = [{"instruction": text, "output": done[k]["output"], "generator": generator,
                 "dataset": f"alpaca_eval_{lang}", "lang": lang, "detected_lang": done[k]["detected_lang"]}
                for text, k in zip(instructions, keys, strict=True)]  # fmt: skip
@@ -161,16 +162,14 @@ def generate_mt_bench(
         if need1:
             answers = generate([format_prompt(q["turns"][0]) for q in need1], seed + start)
             _append(partial, [{"key": f"{q['question_id']}:1", "output": a, "detected_lang": detect_language(a)}
-                              for q, a in zip(need1, answers, strict=True)])  # fmt: skip
-            done = _resume(partial)
+                              for q, a in zip(need1, answers, strict=True)], done)  # fmt: skip
         need2 = [q for q in part if len(q["turns"]) > 1 and f"{q['question_id']}:2" not in done]
         if need2:
             prompts = [turn2_prompt(q["turns"][0], done[f"{q['question_id']}:1"]["output"], q["turns"][1])
                        for q in need2]  # fmt: skip
             answers = generate(prompts, seed + start + 100_000)
             _append(partial, [{"key": f"{q['question_id']}:2", "output": a, "detected_lang": detect_language(a)}
-                              for q, a in zip(need2, answers, strict=True)])  # fmt: skip
-            done = _resume(partial)
+                              for q, a in zip(need2, answers, strict=True)], done)  # fmt: skip
     records = []
     for q in questions:
         turns = [done[f"{q['question_id']}:{t + 1}"] for t in range(len(q["turns"]))]

@@ -16,11 +16,16 @@ from mdaq.io import atomic_path, read_json, write_json
 
 INTRINSIC = ("cluster_coverage", "mean_pairwise_distance", "mean_quality", "len_mean")  # from the intrinsic stage
 GENERATION = ("share_target_lang",)  # from generation.json (language fidelity of the generated answers)
+JUDGE = ("win_rate_alpaca_eval", "win_rate_mt_bench_r1", "win_rate_mt_bench_r2")  # vs judge.reference, percent
 COLUMNS = [
     "method", "lang", "expert_pref_acc", "expert_pref_acc_se", "ref_nll", "n", "n_selected", "share_revised",
-    *INTRINSIC, *GENERATION, "win_rate", "status", "selector_version", "base_model", "params_sha", "git_sha", "date",
+    *INTRINSIC, *GENERATION, *JUDGE, "judge_id", "status", "selector_version", "base_model", "params_sha", "git_sha",
+    "date",
 ]  # fmt: skip
-MEAN_FIELDS = ("expert_pref_acc", "ref_nll", "share_revised", *INTRINSIC, *GENERATION, "win_rate")
+MEAN_FIELDS = ("expert_pref_acc", "ref_nll", "share_revised", *INTRINSIC, *GENERATION, *JUDGE)
+
+
+_BENCH = tuple(c.removeprefix("win_rate_") for c in JUDGE)
 
 
 def run_sections(method: str) -> tuple[str, ...]:
@@ -55,7 +60,7 @@ def provenance(params: Params, method: str) -> dict[str, Any]:
 def _row(metrics: dict[str, Any], params: Params) -> dict[str, Any]:
     row = {c: metrics.get(c, float("nan")) for c in COLUMNS}
     current = section_sha(params, *run_sections(metrics["method"]))
-    judged = not _isnan(metrics.get("win_rate"))
+    judged = any(not _isnan(metrics.get(c)) for c in JUDGE)
     row["status"] = "stale" if metrics.get("params_sha") != current else ("ok" if judged else "partial")
     return row
 
@@ -76,7 +81,7 @@ def _mean_row(method: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
     out["n_selected"] = int(sum(r["n_selected"] for r in rows))
     statuses = {r["status"] for r in rows}
     out["status"] = "stale" if "stale" in statuses else ("partial" if "partial" in statuses else "ok")
-    for key in ("selector_version", "base_model", "params_sha", "git_sha"):
+    for key in ("selector_version", "base_model", "params_sha", "git_sha", "judge_id"):
         vals = {str(r[key]) for r in rows}
         out[key] = vals.pop() if len(vals) == 1 else "mixed"
     out["date"] = max(str(r["date"]) for r in rows)
@@ -84,12 +89,15 @@ def _mean_row(method: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def build_leaderboard(
-    runs_dir: str | Path, params: Params, methods: Sequence[str], langs: Sequence[str], intrinsic: Any = None
-):
+    runs_dir: str | Path, params: Params, methods: Sequence[str], langs: Sequence[str], intrinsic: Any = None,
+    judge_dir: str | Path | None = None,
+):  # fmt: skip
     """One row per (method, lang) plus a ``lang = all`` macro-average per method, best method first.
 
     ``intrinsic`` (the long table of :func:`mdaq.intrinsic.intrinsic_report`) adds the per-language-mode
-    selection metrics :data:`INTRINSIC`; without it those columns are NaN. A ``generation.json`` beside a run's
+    selection metrics :data:`INTRINSIC`; without it those columns are NaN.
+    ``judge_dir/<method>/<lang>/judge.json`` (the ``judge`` stage) adds the win rates :data:`JUDGE` against
+    ``judge.reference``; skipped judges leave NaN. A ``generation.json`` beside a run's
     ``metrics.json`` (written by the ``generate`` stage) adds :data:`GENERATION`.
 
     Raises
@@ -110,7 +118,13 @@ def build_leaderboard(
             path = Path(runs_dir) / method / lang / "metrics.json"
             if not path.is_file():
                 raise FileNotFoundError(f"{path}: no metrics for {method}/{lang}; run `dvc repro`")
-            row = _row(read_json(path), params)
+            metrics = read_json(path)
+            verdict = Path(judge_dir) / method / lang / "judge.json" if judge_dir else None
+            judged = read_json(verdict) if verdict is not None and verdict.is_file() else {}
+            if judged.get("status") == "ok":
+                metrics.update({f"win_rate_{b}": (judged.get(b) or {}).get("win_rate") for b in _BENCH},
+                               judge_id=judged["judge_id"])  # fmt: skip
+            row = _row(metrics, params)
             row.update({m: extra.get((method, lang, m), float("nan")) for m in INTRINSIC})
             gen = path.with_name("generation.json")
             summary = read_json(gen) if gen.is_file() else {}
@@ -133,6 +147,9 @@ def to_markdown(df) -> str:
     mean = df[df["lang"] == "all"].set_index("method")
     wide["share revised"] = mean["share_revised"]
     wide["coverage"] = mean["cluster_coverage"]
+    judged = [c for c in JUDGE if mean[c].notna().any()]
+    for c in judged:
+        wide[c.replace("win_rate_", "win % ")] = mean[c]
     wide = wide.sort_values("all", ascending=False)
     cols = list(wide.columns)
     head = "| method | " + " | ".join(cols) + " |\n|---|" + "---:|" * len(cols) + "\n"
@@ -144,7 +161,14 @@ def to_markdown(df) -> str:
         "`coverage` = share of the pool's k-means clusters it touches (means over languages). "
         "Mean NLL of revised responses: "
     )
-    note += ", ".join(f"{m} {v:.3f}" for m, v in nll.items()) + ".\n"
+    note += ", ".join(f"{m} {v:.3f}" for m, v in nll.items()) + "."
+    if judged:
+        ids = ", ".join(sorted({str(v) for v in mean["judge_id"] if str(v) not in ("", "nan")}))
+        note += " `win %` = LLM-judge win rate (percent; ties ½; both answer orders) against the reference method"
+        note += f" `judge.reference`, judge {ids}."
+    else:
+        note += " No LLM judge was configured, so there are no win rates (`judge.backend: none`)."
+    note += "\n"
     return head + body + note
 
 
