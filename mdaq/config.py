@@ -117,6 +117,7 @@ class TrainConfig:
 class EvaluateConfig:
     """Judge-free evaluation on held-out MIDB pairs."""
 
+    engine: str = "lm_eval"  # "lm_eval": the lm-eval tasks of mdaq/lm_eval_tasks; "mdaq": mdaq.evaluate (faster)
     batch_size: int = 8
     max_seq_len: int = 384
     device: str = "auto"
@@ -244,6 +245,8 @@ def params_from_dict(data: dict[str, Any], path: str = "<params>") -> Params:
             raise DataError(path, f"{value!r} is not one of {PRECISIONS}", field=f"{section}.precision")
     if params.train.base_dtype not in PRECISIONS:
         raise DataError(path, f"{params.train.base_dtype!r} is not one of {PRECISIONS}", field="train.base_dtype")
+    if params.evaluate.engine not in ("lm_eval", "mdaq"):
+        raise DataError(path, f"{params.evaluate.engine!r} is not one of ('lm_eval', 'mdaq')", field="evaluate.engine")
     if params.judge.backend not in JUDGE_BACKENDS:
         raise DataError(path, f"{params.judge.backend!r} is not one of {JUDGE_BACKENDS}", field="judge.backend")
     if params.judge.lang_policy not in LANG_POLICIES:

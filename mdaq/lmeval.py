@@ -29,9 +29,11 @@ Standard error. ``expert_pref_acc_se`` is lm-eval's standard error of a mean (sa
 Without ties the two differ by the factor ``sqrt(n / (n - 1))``.
 
 Other differences from :func:`mdaq.evaluate.evaluate_heldout`: empty responses are rejected here (lm-eval cannot
-score an empty continuation); ``dtype`` is the weight dtype handed to lm-eval, and ``EvaluateConfig.precision="bf16"``
-(bfloat16 autocast) has no counterpart; when an adapter is given and the base config's ``vocab_size`` differs from
-the tokenizer's length, lm-eval resizes the embeddings before attaching it (not the case for the project's models).
+score an empty continuation); ``dtype`` is the weight dtype handed to lm-eval, while ``precision="bf16"`` runs the
+forward passes under bfloat16 autocast as ``EvaluateConfig.precision`` does; when an adapter is given and the base
+config's ``vocab_size`` differs from the tokenizer's length, lm-eval resizes the embeddings before attaching it (not
+the case for the project's models). lm-eval computes logits over the whole vocabulary at every position, so it is
+slower than mdaq's scorer on CPU (``benchmarks/bench_eval_engines.py``).
 """
 
 from __future__ import annotations
@@ -118,11 +120,20 @@ def _hflm_class() -> type:
             Passed to :class:`HFLM`.
         """
 
-        def __init__(self, *, tokenization: str = "mdaq", **kwargs: Any) -> None:
+        def __init__(self, *, tokenization: str = "mdaq", precision: str = "fp32", **kwargs: Any) -> None:
             if tokenization not in TOKENIZATIONS:
                 raise ValueError(f"tokenization must be one of {TOKENIZATIONS}, got {tokenization!r}")
             super().__init__(**kwargs)
-            self.tokenization = tokenization
+            self.tokenization, self.precision = tokenization, precision
+
+        def _model_call(self, inps: Any, attn_mask: Any = None, labels: Any = None) -> Any:
+            """Forward pass under :func:`mdaq.lm.autocast` (``precision="bf16"``: bfloat16 matmuls, as
+            :class:`mdaq.config.EvaluateConfig` asks); logits come back in float32 for lm-eval's log-softmax."""
+            from mdaq.lm import autocast
+
+            with autocast(self.device, self.precision):
+                logits = super()._model_call(inps, attn_mask=attn_mask, labels=labels)
+            return logits.float()
 
         def _encode_pair(self, context: str, continuation: str) -> tuple[list[int], list[int]]:
             if self.tokenization == "lm_eval":
@@ -152,6 +163,7 @@ def build_lm(
     dtype: str = "float32",
     max_seq_len: int = EvaluateConfig.max_seq_len,
     tokenization: Literal["mdaq", "lm_eval"] = "mdaq",
+    precision: str = "fp32",
 ) -> Any:
     """lm-eval's Hugging Face model on a local base-model folder, with a PEFT adapter on top when given.
 
@@ -182,6 +194,7 @@ def build_lm(
         max_length=max_seq_len,
         trust_remote_code=False,
         tokenization=tokenization,
+        precision=precision,
     )
 
 
@@ -252,6 +265,7 @@ def run_judge_free(
     limit: int | None = None,
     max_seq_len: int = EvaluateConfig.max_seq_len,
     tokenization: Literal["mdaq", "lm_eval"] = "mdaq",
+    precision: str = "fp32",
     items: bool = False,
 ) -> dict[str, Any]:
     """Expert-preference accuracy and reference NLL of base model + adapter on held-out pairs, through lm-eval.
@@ -276,6 +290,8 @@ def run_judge_free(
         Token budget per (prompt, response) pair, as :attr:`EvaluateConfig.max_seq_len`.
     tokenization : {"mdaq", "lm_eval"}
         Pair encoding; see the module docstring.
+    precision : {"fp32", "bf16"}
+        Matmul precision of the forward passes (:func:`mdaq.lm.autocast`), as ``EvaluateConfig.precision``.
     items : bool
         Also return the per-pair scores (lm-eval's logged samples) under ``items``.
 
@@ -304,7 +320,7 @@ def run_judge_free(
     with _quiet(), tempfile.TemporaryDirectory(prefix="mdaq-lmeval-") as tmp:
         lm = build_lm(
             base_model, adapter, batch_size=batch_size, device=device, dtype=dtype, max_seq_len=max_seq_len,
-            tokenization=tokenization,
+            tokenization=tokenization, precision=precision,
         )  # fmt: skip
         task_dir = write_task_dir(prepare_rows(rows, lm), tmp)
         manager = TaskManager(include_path=str(task_dir), include_defaults=False)
@@ -324,6 +340,7 @@ def run_judge_free(
         "n_ref_tokens": int(nll["ref_tokens,none"]),
         "lm_eval_version": importlib.metadata.version("lm_eval"),
         "tokenization": tokenization,
+        "precision": precision,
         "max_seq_len": max_seq_len,
         "tasks": {
             task: {key: results[key][task] for key in ("results", "n-samples", "versions", "higher_is_better")}
