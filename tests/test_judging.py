@@ -50,7 +50,8 @@ def server():
 def test_without_a_judge_every_pair_is_skipped_with_the_reason(setup, tmp_path, capsys):
     gen, midb = setup
     res = run_judge_stage(gen, midb, ["full", "mdaq_das"], ["de"], JudgeConfig(), tmp_path / "out")
-    assert res == {"mdaq_das": {"de": {"status": "skipped", "method": "mdaq_das", "lang": "de", "reason": SKIP_MESSAGE}}}
+    skipped = {"status": "skipped", "method": "mdaq_das", "lang": "de", "reason": SKIP_MESSAGE}
+    assert res == {"mdaq_das": {"de": skipped}}
     assert read_json(tmp_path / "out" / "mdaq_das" / "de" / "judge.json")["status"] == "skipped"
     assert not (tmp_path / "out" / "full").exists()  # the reference is not judged against itself
     assert "judge stage skipped" in capsys.readouterr().out
