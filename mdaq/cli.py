@@ -194,7 +194,16 @@ def _leaderboard(args: argparse.Namespace) -> int:
         print(f"{args.update_readme}: {'updated from' if changed else 'already matches'} {md}")
         return 0
     df = pd.read_csv(args.path)
-    cols = ["method", "lang", "expert_pref_acc", "expert_pref_acc_se", "ref_nll", "n", "status"]
+    if "metric" in df.columns:  # the long format of results/leaderboard.csv: one column per metric
+        order = list(dict.fromkeys(df["metric"]))
+        wide = df.pivot_table(index=["method", "language"], columns="metric", values="value", sort=False)
+        status = df.groupby(["method", "language"], sort=False)["status"].first()
+        df = wide[order].assign(status=status).reset_index()
+        show = ("method", "language", "expert_pref_acc", "ref_nll", "share_revised", "win_rate_alpaca_eval",
+                "win_rate_mt_bench_r1", "win_rate_mt_bench_r2", "status")  # fmt: skip
+        cols = [c for c in show if c in df.columns]
+    else:
+        cols = ["method", "lang", "expert_pref_acc", "expert_pref_acc_se", "ref_nll", "n", "status"]
     print(df[cols].to_string(index=False, float_format=lambda x: f"{x:.3f}"))
     return 0
 

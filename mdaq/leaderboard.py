@@ -17,11 +17,16 @@ from mdaq.io import atomic_path, read_json, write_json
 INTRINSIC = ("cluster_coverage", "mean_pairwise_distance", "mean_quality", "len_mean")  # from the intrinsic stage
 GENERATION = ("share_target_lang",)  # from generation.json (language fidelity of the generated answers)
 JUDGE = ("win_rate_alpaca_eval", "win_rate_mt_bench_r1", "win_rate_mt_bench_r2")  # vs judge.reference, percent
+JUDGE_STATS = tuple(f"{c}_{s}" for c in JUDGE for s in ("se", "ci_low", "ci_high", "n"))  # per win rate
 COLUMNS = [
     "method", "lang", "expert_pref_acc", "expert_pref_acc_se", "ref_nll", "n", "n_selected", "share_revised",
-    *INTRINSIC, *GENERATION, *JUDGE, "judge_id", "status", "selector_version", "base_model", "params_sha", "git_sha",
-    "date",
+    *INTRINSIC, *GENERATION, *JUDGE, "judge_id", "prompt_version", "status", "selector_version", "base_model",
+    "params_sha", "git_sha", "date", *JUDGE_STATS,
 ]  # fmt: skip
+LONG_METRICS = ("expert_pref_acc", "ref_nll", "share_revised", *INTRINSIC, *GENERATION, *JUDGE)
+LONG_COLUMNS = ["method", "language", "metric", "value", "se", "ci_low", "ci_high", "n", "status", "params_sha",
+                "git_sha", "judge_id", "prompt_version", "date"]  # fmt: skip
+Z95 = 1.959963984540054
 MEAN_FIELDS = ("expert_pref_acc", "ref_nll", "share_revised", *INTRINSIC, *GENERATION, *JUDGE)
 
 
@@ -78,10 +83,17 @@ def _mean_row(method: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
         out[f] = float(np.mean(vals)) if len(vals) == len(rows) and vals else float("nan")
     ses = [r["expert_pref_acc_se"] for r in rows]
     out["expert_pref_acc_se"] = float(np.sqrt(np.sum(np.square(ses))) / len(ses))
+    for c in JUDGE:  # macro-average of independent per-language win rates: normal interval from the per-language SEs
+        ses = [r[f"{c}_se"] for r in rows]
+        if _isnan(out[c]) or any(_isnan(x) for x in ses):
+            continue
+        se = float(np.sqrt(np.sum(np.square(ses))) / len(ses))
+        out.update({f"{c}_se": se, f"{c}_ci_low": out[c] - Z95 * se, f"{c}_ci_high": out[c] + Z95 * se,
+                    f"{c}_n": int(sum(r[f"{c}_n"] for r in rows))})  # fmt: skip
     out["n_selected"] = int(sum(r["n_selected"] for r in rows))
     statuses = {r["status"] for r in rows}
     out["status"] = "stale" if "stale" in statuses else ("partial" if "partial" in statuses else "ok")
-    for key in ("selector_version", "base_model", "params_sha", "git_sha", "judge_id"):
+    for key in ("selector_version", "base_model", "params_sha", "git_sha", "judge_id", "prompt_version"):
         vals = {str(r[key]) for r in rows}
         out[key] = vals.pop() if len(vals) == 1 else "mixed"
     out["date"] = max(str(r["date"]) for r in rows)
@@ -122,8 +134,12 @@ def build_leaderboard(
             verdict = Path(judge_dir) / method / lang / "judge.json" if judge_dir else None
             judged = read_json(verdict) if verdict is not None and verdict.is_file() else {}
             if judged.get("status") == "ok":
-                metrics.update({f"win_rate_{b}": (judged.get(b) or {}).get("win_rate") for b in _BENCH},
-                               judge_id=judged["judge_id"])  # fmt: skip
+                metrics.update(judge_id=judged["judge_id"], prompt_version=judged.get("prompt_version"))
+                for b in _BENCH:
+                    st = judged.get(b) or {}
+                    metrics[f"win_rate_{b}"] = st.get("win_rate")
+                    pairs = (("se", "standard_error"), ("ci_low", "ci_low"), ("ci_high", "ci_high"), ("n", "n_total"))
+                    metrics.update({f"win_rate_{b}_{k}": st.get(src) for k, src in pairs})
             row = _row(metrics, params)
             row.update({m: extra.get((method, lang, m), float("nan")) for m in INTRINSIC})
             gen = path.with_name("generation.json")
@@ -172,11 +188,54 @@ def to_markdown(df) -> str:
     return head + body + note
 
 
-def write_leaderboard(df, out_dir: str | Path) -> None:
-    """Write ``leaderboard.csv``, ``leaderboard.md`` and ``metrics.json`` (the `lang=all` rows) atomically."""
+def _num(x: Any) -> float:
+    return float("nan") if _isnan(x) or x == "" else float(x)
+
+
+def to_long(df) -> Any:
+    """The leaderboard in long format: one row per (method, language, metric) with value, SE, 95% interval, ``n``
+    and provenance (params hash, git sha, judge id, prompt version, date). Metrics that were not computed (win rates
+    without a judge) have no row.
+
+    Intervals: ``expert_pref_acc`` ± 1.96 SE (binomial, clipped to [0, 1]); win rates: the judge stage's bootstrap
+    interval per language and a normal interval for the ``all`` macro-average; descriptive metrics have none.
+    """
+    import pandas as pd
+
+    rows = []
+    for r in df.to_dict("records"):
+        base = {k: r.get(k) for k in ("status", "params_sha", "git_sha", "judge_id", "prompt_version", "date")}
+        for m in LONG_METRICS:
+            value = _num(r.get(m))
+            if math.isnan(value):
+                continue
+            se = lo = hi = float("nan")
+            n = r.get("n_selected") if m in ("share_revised", *INTRINSIC) else r.get("n")
+            if m == "expert_pref_acc":
+                se = _num(r.get("expert_pref_acc_se"))
+                lo, hi = max(0.0, value - Z95 * se), min(1.0, value + Z95 * se)
+            elif m in JUDGE:
+                se, lo, hi = (_num(r.get(f"{m}_{k}")) for k in ("se", "ci_low", "ci_high"))
+                n = r.get(f"{m}_n")
+            elif m in GENERATION:
+                n = float("nan")
+            rows.append({"method": r["method"], "language": r["lang"], "metric": m, "value": value, "se": se,
+                         "ci_low": lo, "ci_high": hi, "n": n, **base})  # fmt: skip
+    return pd.DataFrame(rows, columns=LONG_COLUMNS)
+
+
+def write_leaderboard(df, out_dir: str | Path, html: str | None = None) -> None:
+    """Write ``leaderboard.csv`` (long format, :func:`to_long`), ``leaderboard_wide.csv`` (one row per method and
+    language), ``leaderboard.md``, ``metrics.json`` (the `lang=all` rows) and, when given, ``leaderboard.html``,
+    each atomically."""
     out_dir = Path(out_dir)
     with atomic_path(out_dir / "leaderboard.csv") as tmp:
+        to_long(df).to_csv(tmp, index=False, float_format="%.6g")
+    with atomic_path(out_dir / "leaderboard_wide.csv") as tmp:
         df.to_csv(tmp, index=False, float_format="%.6g")
+    if html is not None:
+        with atomic_path(out_dir / "leaderboard.html") as tmp:
+            tmp.write_text(html, encoding="utf-8")
     with atomic_path(out_dir / "leaderboard.md") as tmp:
         tmp.write_text(to_markdown(df), encoding="utf-8")
     summary = {

@@ -22,5 +22,14 @@ else
   echo "$WANT" > "$STAMP"
   echo "setup: installed the pinned environment into $VENV"
 fi
+# A headless Chromium for the HTML leaderboard test (tests/test_html.py), from Debian's packages when we are root.
+if ! command -v chromium-headless-shell >/dev/null 2>&1 && ! command -v chromium >/dev/null 2>&1; then
+  if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      chromium-headless-shell >/dev/null) || echo "setup: could not install chromium-headless-shell (tests/test_html.py will skip)"
+  else
+    echo "setup: no Chromium; install chromium-headless-shell (Debian) to run tests/test_html.py"
+  fi
+fi
 # DVC needs a git repository; a source tarball without .git gets one here.
 [[ -d .git ]] || git init -q

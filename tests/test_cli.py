@@ -35,6 +35,14 @@ def test_leaderboard_prints_table(tmp_path, capsys):
     )
     assert main(["leaderboard", "--path", str(csv)]) == 0
     assert "0.610" in capsys.readouterr().out
+    long = tmp_path / "long.csv"  # the long format of results/leaderboard.csv
+    long.write_text(
+        "method,language,metric,value,status\nfull,all,expert_pref_acc,0.61,partial\n"
+        "full,all,ref_nll,1.5,partial\nrandom,all,expert_pref_acc,0.55,partial\nrandom,all,ref_nll,1.7,partial\n"
+    )
+    assert main(["leaderboard", "--path", str(long)]) == 0
+    out = capsys.readouterr().out
+    assert "expert_pref_acc" in out and "0.550" in out and "1.700" in out
 
 
 def test_missing_file_is_a_one_line_error(tmp_path, capsys):

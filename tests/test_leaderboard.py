@@ -43,10 +43,18 @@ def test_rows_mean_sorting_and_status(tmp_path, params):
     assert mean["expert_pref_acc_se"] == pytest.approx(math.sqrt(2 * 0.05**2) / 2)
     assert mean["n"] == 200 and mean["n_selected"] == 20
     assert set(df["status"]) == {"partial"}  # judge-free only
-    write_leaderboard(df, tmp_path / "out")
-    back = pd.read_csv(tmp_path / "out" / "leaderboard.csv")
-    assert {"params_sha", "git_sha", "date"} <= set(back.columns) and len(back) == 6
+    write_leaderboard(df, tmp_path / "out", html="<html></html>")
+    wide = pd.read_csv(tmp_path / "out" / "leaderboard_wide.csv")
+    assert {"params_sha", "git_sha", "date"} <= set(wide.columns) and len(wide) == 6
+    long = pd.read_csv(tmp_path / "out" / "leaderboard.csv")
+    assert list(long.columns) == ["method", "language", "metric", "value", "se", "ci_low", "ci_high", "n", "status",
+                                  "params_sha", "git_sha", "judge_id", "prompt_version", "date"]  # fmt: skip
+    acc = long[(long.metric == "expert_pref_acc") & (long.method == "random") & (long.language == "fr")].iloc[0]
+    assert acc["value"] == 0.5 and acc["ci_low"] == pytest.approx(0.5 - 1.959964 * 0.05) and acc["n"] == 100
+    assert not long["metric"].str.startswith("win_rate").any()  # no judge: no win-rate rows, not NaN rows
+    assert set(long["metric"]) >= {"expert_pref_acc", "ref_nll", "share_revised"}
     assert "| full | 0.800 | 0.800 | 0.800 |" in (tmp_path / "out" / "leaderboard.md").read_text()
+    assert (tmp_path / "out" / "leaderboard.html").read_text() == "<html></html>"
 
 
 def test_stale_rows_are_flagged(tmp_path, params):

@@ -48,7 +48,7 @@ def test_smoke_repro_end_to_end(smoke_repo):
     dst, env = smoke_repo
     _sh(["dvc", "repro"], dst, env)
     params = yaml.safe_load((dst / "params.yaml").read_text())
-    df = pd.read_csv(dst / "results" / "leaderboard.csv")
+    df = pd.read_csv(dst / "results" / "leaderboard_wide.csv")
     n_rows = len(params["methods"]) * (len(params["languages"]) + 1)
     assert len(df) == n_rows and set(df["method"]) == set(params["methods"])
     assert df["expert_pref_acc"].between(0, 1).all() and (df["ref_nll"] > 0).all()
@@ -57,6 +57,17 @@ def test_smoke_repro_end_to_end(smoke_repo):
     full = df[(df["method"] == "full") & (df["lang"] != "all")]
     assert (full["n_selected"] == params["prepare"]["max_pool"]).all()
     assert (dst / "notebooks" / "_runs" / "50_leaderboard.ipynb").is_file()
+    long = pd.read_csv(dst / "results" / "leaderboard.csv")
+    assert len(long[long["metric"] == "expert_pref_acc"]) == n_rows and not long["metric"].str.startswith("win").any()
+    assert (long["git_sha"] == df["git_sha"].iloc[0]).all() and long["params_sha"].notna().all()
+    html = (dst / "results" / "leaderboard.html").read_text()
+    assert "data:image/png;base64," in html and '"expert_pref_acc"' in html
+    for fig in ("leaderboard_by_language.png", "win_rates.png"):
+        assert (dst / "figures" / fig).stat().st_size > 5_000
+    skipped = json.loads((dst / "results" / "judge" / "ifd" / "fr" / "judge.json").read_text())
+    assert skipped["status"] == "skipped" and "judge.backend: none" in skipped["reason"]
+    runs = json.loads((dst / "results" / "runs" / "ifd" / "fr" / "metrics.json").read_text())
+    assert runs["engine"] == "lm_eval" and runs["lm_eval_version"]  # the smoke profile evaluates through lm-eval
     qsm = pd.read_csv(dst / "results" / "qsm" / "qsm_by_lang.csv")
     assert set(qsm["scorer"]) == {"qsm", "untrained", "length", "random"} and qsm["lang"].nunique() == 11
     assert set(qsm.loc[qsm["lang"] == "ko", "split"]) == {"unseen"}
