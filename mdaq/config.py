@@ -140,6 +140,14 @@ class GenerateConfig:
     precision: str = "fp32"
 
 
+@dataclass(frozen=True)
+class SAHConfig:
+    """The quality-vs-quantity study (``mdaq.sah``): extra training-set sizes for curated and unfiltered methods."""
+
+    methods: tuple[str, ...] = ("random", "mdaq_das")  # unfiltered vs curated; each must be in `methods`
+    sizes: tuple[int, ...] = ()  # sizes besides select.budget (main grid) and the whole pool (`full`)
+
+
 JUDGE_BACKENDS = ("none", "openai_compat", "fake")  # fake: deterministic test double (mdaq.judge)
 LANG_POLICIES = ("ignore", "loss")
 
@@ -184,6 +192,7 @@ class Params:
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     generate: GenerateConfig = field(default_factory=GenerateConfig)
     judge: JudgeConfig = field(default_factory=JudgeConfig)
+    sah: SAHConfig = field(default_factory=SAHConfig)
 
 
 def _check(value: Any, tp: Any, where: str, path: str) -> Any:
@@ -245,6 +254,12 @@ def params_from_dict(data: dict[str, Any], path: str = "<params>") -> Params:
             raise DataError(path, f"{value!r} is not one of {PRECISIONS}", field=f"{section}.precision")
     if params.train.base_dtype not in PRECISIONS:
         raise DataError(path, f"{params.train.base_dtype!r} is not one of {PRECISIONS}", field="train.base_dtype")
+    for i, m in enumerate(params.sah.methods):
+        if m not in params.methods:
+            raise DataError(path, f"{m!r} is not one of the profile's methods", field=f"sah.methods[{i}]")
+    for i, size in enumerate(params.sah.sizes):
+        if size < 1:
+            raise DataError(path, f"{size} is not a positive training-set size", field=f"sah.sizes[{i}]")
     if params.evaluate.engine not in ("lm_eval", "mdaq"):
         raise DataError(path, f"{params.evaluate.engine!r} is not one of ('lm_eval', 'mdaq')", field="evaluate.engine")
     if params.judge.backend not in JUDGE_BACKENDS:

@@ -100,7 +100,12 @@ def dry_run(profile: str | Path, root: str | Path = ".") -> dict[str, Any]:
         for kind, path, keys in ds:
             if kind == "ParamsDependency":
                 problems += [f"{name}: params key {k!r} not in {profile}" for k in keys or [] if not _has_key(raw, k)]
-            elif not ((root / path).exists() or _inside(path, produced) or _inside(path, data_outs)):
+            elif not (
+                (root / path).exists()
+                or _inside(path, produced)
+                or _inside(path, data_outs)
+                or any(_inside(o, {path}) for o in produced)
+            ):  # a folder holding other stages' outputs
                 problems.append(f"{name}: dependency {path} is neither in the repo, fetched data nor a stage output")
     types = Counter(name.split("@")[0] for name, _, _ in deps)
     return {"profile": str(profile), "n_stages": len(deps), "stages": dict(sorted(types.items())),

@@ -1,0 +1,124 @@
+"""The Superficial Alignment Hypothesis study (the paper's Fig. 4): is a small curated subset as good as more,
+unfiltered data? Models are trained on growing subsets, curated (``mdaq_das``) and unfiltered (``random``), per
+language, up to the full pool; the curve is a judge-free quality metric against training-set size.
+
+The main grid already trains every method at ``select.budget`` and ``full`` on the whole pool; the ``sah`` stage adds
+the sizes in ``sah.sizes`` for the methods in ``sah.methods`` (select, train, evaluate in one stage, no adapter kept).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from mdaq.config import Params
+from mdaq.io import read_json, write_json
+
+log = logging.getLogger(__name__)
+
+METRICS = ("expert_pref_acc", "expert_pref_acc_se", "ref_nll", "n")
+
+
+def run_sah_point(
+    method: str, size: int, lang: str, *, base_model: str | Path, pool_path: str | Path, features_dir: str | Path,
+    ifd_dir: str | Path, heldout_path: str | Path, params: Params, out_path: str | Path,
+) -> dict[str, Any]:  # fmt: skip
+    """Select ``size`` samples of ``lang``'s pool with ``method``, train an adapter on them, evaluate it on the
+    held-out pairs (``params.evaluate``), and write the metrics to ``out_path``."""
+    from mdaq import get_selector
+    from mdaq.evaluate import evaluate_heldout
+    from mdaq.features import load_pool
+    from mdaq.io import read_jsonl
+    from mdaq.lmeval import run_judge_free
+    from mdaq.train import train_lora
+
+    pool = load_pool(lang, pool_path, features_dir, ifd_dir)
+    if size > len(pool):
+        raise ValueError(f"sah size {size} exceeds the {len(pool)}-sample pool of {lang}; lower sah.sizes")
+    selector = get_selector(method, params.selectors[method], random_state=params.seed)
+    chosen = [pool.samples[i] for i in selector.select(pool, size)]
+    out_path = Path(out_path)
+    with tempfile.TemporaryDirectory(prefix="mdaq-sah-") as tmp:
+        adapter = train_lora(base_model, chosen, params.train, Path(tmp) / "adapter", seed=params.seed,
+                             ckpt_dir=out_path.with_name(out_path.name + ".ckpt"))  # fmt: skip
+        cfg = params.evaluate
+        if cfg.engine == "lm_eval":
+            metrics = run_judge_free(base_model, adapter, heldout_path, batch_size=cfg.batch_size, device=cfg.device,
+                                     max_seq_len=cfg.max_seq_len, precision=cfg.precision)  # fmt: skip
+            metrics.pop("tasks")
+        else:
+            metrics = evaluate_heldout(base_model, adapter, read_jsonl(heldout_path), cfg)
+    revised = sum(s.meta.get("is_revised", False) for s in chosen) / max(len(chosen), 1)
+    metrics.update(method=method, lang=lang, size=len(chosen), engine=params.evaluate.engine, share_revised=revised)
+    write_json(out_path, metrics)
+    return metrics
+
+
+def sah_table(runs_dir: str | Path, sah_dir: str | Path, methods: Sequence[str], languages: Sequence[str],
+              full_method: str = "full") -> Any:  # fmt: skip
+    """Points of the SAH curves: one row per (method, lang, size) with the metrics of :data:`METRICS`.
+
+    Sources: ``sah_dir/<method>/<size>/<lang>/metrics.json`` (the ``sah`` stage), the main grid's
+    ``runs_dir/<method>/<lang>/metrics.json`` (size ``n_selected``) and ``full_method``'s run, the whole pool, which
+    ends every method's curve.
+    """
+    import pandas as pd
+
+    rows = []
+    for lang in languages:
+        full = Path(runs_dir) / full_method / lang / "metrics.json"
+        full_m = read_json(full) if full.is_file() else None
+        for method in methods:
+            points = []
+            main = Path(runs_dir) / method / lang / "metrics.json"
+            if main.is_file():
+                m = read_json(main)
+                points.append((int(m["n_selected"]), m, "main grid"))
+            for f in sorted(Path(sah_dir).glob(f"{method}/*/{lang}/metrics.json")):
+                m = read_json(f)
+                points.append((int(m["size"]), m, "sah stage"))
+            if full_m is not None:
+                points.append((int(full_m["n_selected"]), full_m, f"{full_method} (whole pool)"))
+            for size, m, source in points:
+                rows.append({"method": method, "lang": lang, "size": size, "source": source,
+                             **{k: m.get(k, math.nan) for k in METRICS}})  # fmt: skip
+    df = pd.DataFrame(rows, columns=["method", "lang", "size", "source", *METRICS])
+    df = df.drop_duplicates(["method", "lang", "size"]).sort_values(["method", "lang", "size"])
+    return df.reset_index(drop=True)
+
+
+def plot_sah(table: Any, path: str | Path, metric: str = "expert_pref_acc") -> Path:
+    """One panel per language: ``metric`` (±1.96 SE for accuracy) against training-set size, one line per method."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from mdaq.leaderboard_plots import _save
+
+    langs = sorted(set(table["lang"]))
+    fig, axes = plt.subplots(1, max(len(langs), 1), figsize=(3.6 * max(len(langs), 1), 3.2), squeeze=False,
+                             sharey=True)  # fmt: skip
+    for ax, lang in zip(axes[0], langs, strict=False):
+        for method in sorted(set(table["method"])):
+            sub = table[(table["lang"] == lang) & (table["method"] == method)].sort_values("size")
+            err = 1.959964 * sub["expert_pref_acc_se"] if metric == "expert_pref_acc" else None
+            ax.errorbar(sub["size"], sub[metric], yerr=err, marker="o", capsize=2, label=method)
+        ax.set_xscale("log")
+        sizes = sorted(set(table.loc[table["lang"] == lang, "size"]))
+        ax.set_xticks(sizes, [str(s) for s in sizes])
+        ax.minorticks_off()
+        ax.set_xlabel("training samples")
+        ax.set_title(lang)
+        if metric == "expert_pref_acc":
+            ax.axhline(0.5, color="grey", lw=0.6, ls=":")
+    axes[0][0].set_ylabel(metric)
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle("Quality against quantity: curated vs unfiltered subsets (last point: the whole pool)", fontsize=9)
+    if not len(table):
+        axes[0][0].text(0.5, 0.5, "no SAH points", ha="center", transform=axes[0][0].transAxes)
+    return _save(fig, path)

@@ -1,0 +1,38 @@
+"""SAH curves: points from the sah stage, the main grid and the whole-pool run, and their figure."""
+
+from __future__ import annotations
+
+import pytest
+
+from mdaq.io import write_json
+from mdaq.sah import plot_sah, sah_table
+
+
+def _m(**kw):
+    return {"expert_pref_acc_se": 0.06, "n": 60, **kw}
+
+
+def test_sah_table_joins_three_sources_and_plots(tmp_path):
+    runs, sah = tmp_path / "runs", tmp_path / "sah"
+    for lang in ("de", "ja"):
+        write_json(runs / "full" / lang / "metrics.json", _m(n_selected=120, expert_pref_acc=0.62, ref_nll=2.2))
+        for m, acc in (("random", 0.55), ("mdaq_das", 0.6)):
+            write_json(runs / m / lang / "metrics.json", _m(n_selected=30, expert_pref_acc=acc, ref_nll=2.3))
+            write_json(sah / m / "60" / lang / "metrics.json", _m(size=60, expert_pref_acc=acc + 0.01, ref_nll=2.25))
+    table = sah_table(runs, sah, ["random", "mdaq_das"], ["de", "ja"])
+    assert len(table) == 2 * 2 * 3
+    das = table[(table.method == "mdaq_das") & (table.lang == "de")]
+    assert list(das["size"]) == [30, 60, 120] and list(das["source"]) == [
+        "main grid",
+        "sah stage",
+        "full (whole pool)",
+    ]
+    assert das["expert_pref_acc"].tolist() == pytest.approx([0.6, 0.61, 0.62])
+    out = plot_sah(table, tmp_path / "sah.png")
+    assert out.stat().st_size > 10_000
+
+
+def test_sah_table_without_points_is_empty_but_plots(tmp_path):
+    table = sah_table(tmp_path / "runs", tmp_path / "sah", ["random"], ["de"])
+    assert table.empty
+    assert plot_sah(table, tmp_path / "sah.png").is_file()
