@@ -42,8 +42,9 @@ def write_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> int:
     return n
 
 
-def iter_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
-    """Stream JSON objects from a JSONL file; a bad line raises :class:`DataError` naming its line number."""
+def iter_jsonl_lines(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Stream ``(line number, object)`` from a JSONL file, skipping blank lines; a bad line raises
+    :class:`DataError` naming its line number."""
     path = Path(path)
     with open(path, encoding="utf-8") as f:
         for i, line in enumerate(f, start=1):
@@ -55,7 +56,13 @@ def iter_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
                 raise DataError(path, f"malformed JSON ({e.msg}, column {e.colno})", record=f"line {i}") from None
             if not isinstance(row, dict):
                 raise DataError(path, f"expected an object, got {type(row).__name__}", record=f"line {i}")
-            yield row
+            yield i, row
+
+
+def iter_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
+    """Stream JSON objects from a JSONL file; a bad line raises :class:`DataError` naming its line number."""
+    for _, row in iter_jsonl_lines(path):
+        yield row
 
 
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:

@@ -278,22 +278,17 @@ def _read_alpaca(path: Path) -> list[dict[str, Any]]:
 
 
 def _read_mdaq(path: Path) -> list[dict[str, Any]]:
+    from mdaq.io import iter_jsonl_lines
+
     out, seen = [], {}
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(path, f"malformed JSON ({e.msg}, column {e.colno})", record=f"line {n}") from None
-            validate_record(rec, path, f"line {n}")
-            key = (*(str(rec[k]) for k in ITEM_KEYS), rec["order"])
-            if key in seen:
-                raise DataError(path, f"second judgment of this item and order (first at line {seen[key]})",
-                                record=f"line {n}", field="order")  # fmt: skip
-            seen[key] = n
-            out.append(rec)
+    for n, rec in iter_jsonl_lines(path):
+        validate_record(rec, path, f"line {n}")
+        key = (*(str(rec[k]) for k in ITEM_KEYS), rec["order"])
+        if key in seen:
+            raise DataError(path, f"second judgment of this item and order (first at line {seen[key]})",
+                            record=f"line {n}", field="order")  # fmt: skip
+        seen[key] = n
+        out.append(rec)
     return out
 
 
