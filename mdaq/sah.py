@@ -91,8 +91,9 @@ def sah_table(runs_dir: str | Path, sah_dir: str | Path, methods: Sequence[str],
     return df.reset_index(drop=True)
 
 
-def plot_sah(table: Any, path: str | Path, metric: str = "expert_pref_acc") -> Path:
-    """One panel per language: ``metric`` (±1.96 SE for accuracy) against training-set size, one line per method."""
+def plot_sah(table: Any, path: str | Path, metrics: Sequence[str] = ("expert_pref_acc", "ref_nll")) -> Path:
+    """One column per language, one row per metric (accuracy with ±1.96 SE), against training-set size (log scale),
+    one line per method."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -100,25 +101,27 @@ def plot_sah(table: Any, path: str | Path, metric: str = "expert_pref_acc") -> P
 
     from mdaq.leaderboard_plots import _save
 
-    langs = sorted(set(table["lang"]))
-    fig, axes = plt.subplots(1, max(len(langs), 1), figsize=(3.6 * max(len(langs), 1), 3.2), squeeze=False,
-                             sharey=True)  # fmt: skip
-    for ax, lang in zip(axes[0], langs, strict=False):
-        for method in sorted(set(table["method"])):
-            sub = table[(table["lang"] == lang) & (table["method"] == method)].sort_values("size")
-            err = 1.959964 * sub["expert_pref_acc_se"] if metric == "expert_pref_acc" else None
-            ax.errorbar(sub["size"], sub[metric], yerr=err, marker="o", capsize=2, label=method)
-        ax.set_xscale("log")
-        sizes = sorted(set(table.loc[table["lang"] == lang, "size"]))
-        ax.set_xticks(sizes, [str(s) for s in sizes])
-        ax.minorticks_off()
-        ax.set_xlabel("training samples")
-        ax.set_title(lang)
-        if metric == "expert_pref_acc":
-            ax.axhline(0.5, color="grey", lw=0.6, ls=":")
-    axes[0][0].set_ylabel(metric)
-    axes[0][0].legend(fontsize=7)
-    fig.suptitle("Quality against quantity: curated vs unfiltered subsets (last point: the whole pool)", fontsize=9)
-    if not len(table):
+    langs = sorted(set(table["lang"])) or ["-"]
+    fig, axes = plt.subplots(len(metrics), len(langs), figsize=(3.6 * len(langs), 2.8 * len(metrics)), squeeze=False)
+    for r, metric in enumerate(metrics):
+        for ax, lang in zip(axes[r], langs, strict=True):
+            for method in sorted(set(table["method"])):
+                sub = table[(table["lang"] == lang) & (table["method"] == method)].sort_values("size")
+                err = 1.959964 * sub["expert_pref_acc_se"] if metric == "expert_pref_acc" else None
+                ax.errorbar(sub["size"], sub[metric], yerr=err, marker="o", capsize=2, label=method)
+            sizes = sorted(set(table.loc[table["lang"] == lang, "size"]))
+            if sizes:
+                ax.set_xscale("log")
+                ax.set_xticks(sizes, [str(s) for s in sizes])
+                ax.minorticks_off()
+            if metric == "expert_pref_acc":
+                ax.axhline(0.5, color="grey", lw=0.6, ls=":")
+            ax.set_title(lang if r == 0 else "")
+            ax.set_xlabel("training samples" if r == len(metrics) - 1 else "")
+        axes[r][0].set_ylabel(f"{metric} ({'lower' if metric == 'ref_nll' else 'higher'} is better)", fontsize=8)
+    if len(table):
+        axes[0][0].legend(fontsize=7)
+    else:
         axes[0][0].text(0.5, 0.5, "no SAH points", ha="center", transform=axes[0][0].transAxes)
+    fig.suptitle("Quality against quantity: curated vs unfiltered subsets (last point: the whole pool)", fontsize=9)
     return _save(fig, path)

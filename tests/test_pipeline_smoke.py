@@ -93,3 +93,53 @@ def test_smoke_repro_end_to_end(smoke_repo):
     changed = {line.strip().rstrip(":") for line in out.splitlines() if line and not line.startswith("\t")}
     changed = {c for c in changed if "@" in c or c in ("assets", "prepare", "leaderboard")}
     assert changed == {"select@random-fr", "select@random-ja", "select_pooled@random"}  # downstream follows
+
+
+def test_judge_endpoint_and_a_new_method_reach_the_leaderboard(smoke_repo):
+    """With a judge endpoint configured (a loopback OpenAI-compatible server started here), `dvc repro` reruns only
+    the judge and the leaderboard and fills the win-rate columns; then a toy method added the way
+    docs/adding-a-method.md says (one file, one import line, its params) joins every table with one `dvc repro`."""
+    import re
+
+    from tests.test_judge import StubServer
+
+    dst, env = smoke_repo
+    params_path = dst / "params.yaml"
+    params = yaml.safe_load(params_path.read_text())
+    params["selectors"]["random"] = {}  # undo the first test's edit
+    server = StubServer()  # answers "[[1]]": a judge that always prefers the first answer
+    try:
+        params["judge"] = {"backend": "openai_compat", "model": "stub-judge", "base_url": server.base_url,
+                           "n_concurrent": 2, "reference": "full"}  # fmt: skip
+        params_path.write_text(yaml.safe_dump(params, sort_keys=False))
+        out = _sh(["dvc", "repro"], dst, env)
+        ran = set(re.findall(r"Running stage '([^']+)'", out))
+        assert ran == {"judge", "leaderboard"}, ran
+        n_calls = server.count
+        assert n_calls > 0
+        wide = pd.read_csv(dst / "results" / "leaderboard_wide.csv")
+        judged = wide[(wide["method"] != "full") & (wide["lang"] != "all")]
+        assert (judged["win_rate_alpaca_eval"] == 50.0).all() and (judged["status"] == "ok").all()  # all ties
+        assert (judged["judge_id"] == "openai_compat:stub-judge").all()
+        verdict = json.loads((dst / "results" / "judge" / "mdaq_das" / "fr" / "judge.json").read_text())
+        assert verdict["diagnostics"]["position_bias_rate"] == 1.0
+
+        selectors = dst / "mdaq" / "selectors"
+        doc = (dst / "docs" / "adding-a-method.md").read_text()
+        code = re.search(r"```python\n(.*?)```", doc, flags=re.S).group(1)
+        (selectors / "shortest.py").write_text("\n".join(line[3:] for line in code.splitlines()) + "\n")
+        init = (selectors / "__init__.py").read_text()
+        (selectors / "__init__.py").write_text(init.replace("    score_first,", "    score_first,\n    shortest,"))
+        params["methods"].append("shortest")
+        params["selectors"]["shortest"] = {}
+        params_path.write_text(yaml.safe_dump(params, sort_keys=False))
+        out = _sh(["dvc", "repro"], dst, env)
+        assert "select@shortest-fr" in out and "train@shortest-ja" in out
+        long = pd.read_csv(dst / "results" / "leaderboard.csv")
+        rows = long[long["method"] == "shortest"]
+        assert set(rows["language"]) == {"fr", "ja", "all"} and "win_rate_alpaca_eval" in set(rows["metric"])
+        assert '"method": "shortest"' in (dst / "results" / "leaderboard.html").read_text()
+        new_calls = server.count - n_calls
+        assert 0 < new_calls < n_calls  # the cache answered the old methods' comparisons
+    finally:
+        server.close()
