@@ -144,7 +144,7 @@ class GenerateConfig:
 class SAHConfig:
     """The quality-vs-quantity study (``mdaq.sah``): extra training-set sizes for curated and unfiltered methods."""
 
-    methods: tuple[str, ...] = ("random", "mdaq_das")  # unfiltered vs curated; each must be in `methods`
+    methods: tuple[str, ...] = ()  # e.g. ("random", "mdaq_das"): unfiltered vs curated; each must be in `methods`
     sizes: tuple[int, ...] = ()  # sizes besides select.budget (main grid) and the whole pool (`full`)
 
 
