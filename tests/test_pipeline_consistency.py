@@ -70,4 +70,5 @@ def test_matrix_and_param_sections_exist():
                 {"method": "${methods}", "lang": "${languages}"},
                 {"lang": "${languages}"},
                 {"method": "${methods}"},
+                {"method": "${sah.methods}", "size": "${sah.sizes}", "lang": "${languages}"},
             )

