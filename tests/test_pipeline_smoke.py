@@ -96,6 +96,7 @@ def test_smoke_repro_end_to_end(smoke_repo):
     assert changed == {"select@random-fr", "select@random-ja", "select_pooled@random", *sah}  # downstream follows
 
 
+@pytest.mark.slow  # about 3 more minutes of dvc repro: keeps the default suite near its 15-minute budget
 def test_judge_endpoint_and_a_new_method_reach_the_leaderboard(smoke_repo):
     """With a judge endpoint configured (a loopback OpenAI-compatible server started here), `dvc repro` reruns only
     the judge and the leaderboard and fills the win-rate columns; then a toy method added the way
