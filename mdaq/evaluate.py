@@ -77,12 +77,23 @@ def preference_metrics(chosen: tuple[np.ndarray, np.ndarray], rejected: tuple[np
 
 
 def evaluate_heldout(
-    base_model: str | Path, adapter: str | Path | None, rows: Sequence[dict[str, Any]], cfg: EvaluateConfig
+    base_model: str | Path,
+    adapter: str | Path | None,
+    rows: Sequence[dict[str, Any]],
+    cfg: EvaluateConfig,
+    *,
+    loaded: tuple[Any, Any] | None = None,
 ) -> dict[str, Any]:
-    """Score held-out pairs (``prepare`` output rows) with base model + adapter; returns :func:`preference_metrics`."""
+    """Score held-out pairs (``prepare`` output rows) with base model + adapter; returns :func:`preference_metrics`.
+
+    ``loaded``: an already loaded ``(tokenizer, model)`` of that base model + adapter (the evaluate stage loads
+    once for scoring and generation); ``base_model`` and ``adapter`` are then not read.
+    """
     if not rows:
         raise ValueError("evaluate_heldout: no held-out rows")
-    tok, model = load_causal_lm(base_model, resolve_device(cfg.device), adapter=adapter)
+    if loaded is None:
+        loaded = load_causal_lm(base_model, resolve_device(cfg.device), adapter=adapter)
+    tok, model = loaded
     prompts = [format_prompt(r["instruction"], r.get("input", "")) for r in rows]
     chosen = sequence_logprobs(model, tok, prompts, [r["chosen"] for r in rows], cfg)
     rejected = sequence_logprobs(model, tok, prompts, [r["rejected"] for r in rows], cfg)

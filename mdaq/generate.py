@@ -49,14 +49,22 @@ class Generator:
         Model folder and adapter folder (None: the base model itself).
     cfg : GenerateConfig
         ``params.yaml: generate`` (max new tokens, batch size, greedy or seeded sampling, precision).
+    loaded : (tokenizer, model), optional
+        That base model + adapter, already loaded on ``cfg.device`` (then nothing is read from disk). The
+        adapter is merged into it in place, so score with it before generating.
     """
 
-    def __init__(self, base_model: str | Path, adapter: str | Path | None, cfg: GenerateConfig):
+    def __init__(
+        self, base_model: str | Path, adapter: str | Path | None, cfg: GenerateConfig, *,
+        loaded: tuple[Any, Any] | None = None,
+    ) -> None:  # fmt: skip
         from mdaq.lm import load_causal_lm, resolve_device
 
         self.cfg = cfg
         self.device = resolve_device(cfg.device)
-        self.tok, self.model = load_causal_lm(base_model, self.device, adapter=adapter)
+        if loaded is None:
+            loaded = load_causal_lm(base_model, self.device, adapter=adapter)
+        self.tok, self.model = loaded
         if adapter is not None and hasattr(self.model, "merge_and_unload"):
             self.model = self.model.merge_and_unload()  # same outputs, no per-layer adapter matmuls
         self.model.eval()

@@ -265,3 +265,97 @@ def human_eval_report(
             raise DataError(judgments, "judge agreement needs an mdaq judgment file (JSONL with both orders)")
         out["judge_agreement"] = judge_agreement(df, jf.records).to_dict(orient="records")
     return json_safe(out)
+
+
+def read_human_dir(folder: str | Path) -> pd.DataFrame | None:
+    """Every ``*.csv`` in ``folder`` (sorted by name) as one frame with a ``source`` column; None when there is none.
+
+    Raises
+    ------
+    DataError
+        From :func:`read_human_csv`, naming the file; or the same (item, annotator) verdict in two files.
+    """
+    files = sorted(Path(folder).glob("*.csv")) if Path(folder).is_dir() else []
+    if not files:
+        return None
+    frames = [read_human_csv(f).assign(source=f.name) for f in files]
+    df = pd.concat(frames, ignore_index=True)
+    dup = df.duplicated([*ITEM, "annotator"], keep=False)
+    if dup.any():
+        first = df[dup].iloc[0]
+        raise DataError(folder, f"one annotator's verdict on one item appears in {sorted(set(df[dup]['source']))}",
+                        record=f"{first['lang']}/{first['benchmark']}/{first['item']}", field="annotator")  # fmt: skip
+    return df
+
+
+def plot_table1(win_rates: pd.DataFrame | None, path: str | Path, *, note: str = "") -> Path:
+    """The human-evaluation table as a figure: languages × (pair, benchmark) cells coloured by win rate, each
+    reading ``win% [lo, hi]``. ``win_rates`` is :func:`human_win_rates`' frame; None or empty draws a figure
+    that says there are no human judgments (so the stage's output always exists and never shows made-up data)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from mdaq.leaderboard_plots import _save
+
+    if win_rates is None or win_rates.empty:
+        fig, ax = plt.subplots(figsize=(6.4, 1.6))
+        ax.axis("off")
+        ax.text(0.5, 0.5, note or "No human judgments", ha="center", va="center", wrap=True, fontsize=10)
+        return _save(fig, path)
+    wr = win_rates.copy()
+    one_pair = len(wr[["model", "reference"]].drop_duplicates()) == 1
+    wr["col"] = wr["benchmark"] if one_pair else wr["model"] + " vs " + wr["reference"] + "\n" + wr["benchmark"]
+    grid = wr.pivot(index="lang", columns="col", values="win_rate")
+    text = wr.assign(t=[f"{r.win_rate:.1f}\n[{r.ci_low:.1f}, {r.ci_high:.1f}]" for r in wr.itertuples()])
+    text = text.pivot(index="lang", columns="col", values="t").reindex_like(grid)
+    fig, ax = plt.subplots(figsize=(1.9 * grid.shape[1] + 1.6, 0.6 * grid.shape[0] + 1.4))
+    im = ax.imshow(grid.to_numpy(dtype=float), cmap="RdBu", vmin=0, vmax=100, aspect="auto")
+    for (i, j), t in np.ndenumerate(text.to_numpy()):
+        ax.text(j, i, "" if pd.isna(t) else t, ha="center", va="center", fontsize=8)
+    ax.set_xticks(range(grid.shape[1]), grid.columns, fontsize=8)
+    ax.set_yticks(range(grid.shape[0]), grid.index)
+    pair = f"{wr['model'].iloc[0]} vs {wr['reference'].iloc[0]}: " if one_pair else ""
+    ax.set_title(f"Human evaluation, {pair}win rate % [95% CI] (ties ½)" + (f"\n{note}" if note else ""), fontsize=9)
+    fig.colorbar(im, ax=ax, fraction=0.04, label="win rate (%)")
+    return _save(fig, path)
+
+
+NO_HUMAN_DATA = ("No human judgments: add CSVs in the format of docs/human-eval.md to {folder}/ and rerun "
+                 "`dvc repro` (the examples/ file is synthetic and never read here).")  # fmt: skip
+
+
+def run_human_eval_stage(folder: str | Path, out_dir: str | Path, figure: str | Path, *, n_boot: int = 2000,
+                         seed: int = 0) -> dict[str, Any]:  # fmt: skip
+    """The ``human_eval`` stage: Table 1 (markdown and CSV), win rates, annotator agreement and the figure from
+    the CSVs in ``folder``; with none, a ``skipped`` status and a figure that says so.
+
+    Writes ``out_dir/status.json`` always; ``table1.md``, ``win_rates.csv`` and ``inter_annotator.csv`` when
+    there are judgments (stale ones from an earlier run are removed).
+    """
+    from mdaq.io import atomic_path, write_json
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for name in ("table1.md", "win_rates.csv", "inter_annotator.csv"):
+        (out / name).unlink(missing_ok=True)
+    df = read_human_dir(folder)
+    if df is None:
+        msg = NO_HUMAN_DATA.format(folder=Path(folder).as_posix())
+        plot_table1(None, figure, note=msg)
+        status = {"status": "skipped", "reason": msg, "files": []}
+        write_json(out / "status.json", status)
+        return status
+    wr = human_win_rates(df, n_boot=n_boot, seed=seed)
+    with atomic_path(out / "win_rates.csv") as tmp:
+        wr.to_csv(tmp, index=False, float_format="%.4f")
+    with atomic_path(out / "inter_annotator.csv") as tmp:
+        inter_annotator_agreement(df).to_csv(tmp, index=False, float_format="%.4f")
+    with atomic_path(out / "table1.md") as tmp:
+        tmp.write_text(table1_markdown(table1(df, n_boot=n_boot, seed=seed)), encoding="utf-8")
+    plot_table1(wr, figure)
+    status = {"status": "ok", "files": sorted(set(df["source"])), "n_votes": len(df),
+              "n_items": int(len(item_scores(df))), "languages": sorted(set(df["lang"]))}  # fmt: skip
+    write_json(out / "status.json", status)
+    return status

@@ -110,7 +110,7 @@ def build_leaderboard(
     selection metrics :data:`INTRINSIC`; without it those columns are NaN.
     ``judge_dir/<method>/<lang>/judge.json`` (the ``judge`` stage) adds the win rates :data:`JUDGE` against
     ``judge.reference``; skipped judges leave NaN. A ``generation.json`` beside a run's
-    ``metrics.json`` (written by the ``generate`` stage) adds :data:`GENERATION`.
+    ``metrics.json`` (written by the ``evaluate`` stage) adds :data:`GENERATION`.
 
     Raises
     ------

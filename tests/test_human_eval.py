@@ -197,3 +197,45 @@ def test_cli_human_eval(tmp_path, capsys):
     bad = _write(tmp_path, HEADER + "de,alpaca_eval,1,A,win,m,r\n", "bad.csv")
     assert main(["human-eval", str(bad)]) == 1
     assert "bad.csv, record line 2, field 'verdict'" in capsys.readouterr().err
+
+
+def test_human_eval_stage_without_judgments_says_so(tmp_path):
+    from mdaq.human_eval import run_human_eval_stage
+
+    folder = tmp_path / "human_eval"
+    folder.mkdir()
+    (folder / "README.md").write_text("no csv here")
+    status = run_human_eval_stage(folder, tmp_path / "out", tmp_path / "fig.png")
+    assert status["status"] == "skipped" and "docs/human-eval.md" in status["reason"]
+    assert json.loads((tmp_path / "out" / "status.json").read_text())["status"] == "skipped"
+    assert not (tmp_path / "out" / "table1.md").exists() and (tmp_path / "fig.png").stat().st_size > 2_000
+
+
+def test_human_eval_stage_renders_table1_and_drops_stale_outputs(tmp_path):
+    from mdaq.human_eval import human_win_rates, run_human_eval_stage, table1, table1_markdown
+
+    folder = tmp_path / "human_eval"
+    folder.mkdir()
+    (folder / "batch1.csv").write_bytes(EXAMPLE.read_bytes())
+    out, fig = tmp_path / "out", tmp_path / "fig.png"
+    status = run_human_eval_stage(folder, out, fig, n_boot=200, seed=3)
+    df = read_human_csv(EXAMPLE)
+    assert status["status"] == "ok" and status["files"] == ["batch1.csv"] and status["n_votes"] == len(df)
+    assert (out / "table1.md").read_text() == table1_markdown(table1(df, n_boot=200, seed=3))
+    wr = human_win_rates(df, n_boot=200, seed=3)
+    got = __import__("pandas").read_csv(out / "win_rates.csv", dtype={"lang": str})
+    assert np.allclose(got["win_rate"], wr["win_rate"], atol=1e-4) and (out / "inter_annotator.csv").is_file()
+    assert fig.stat().st_size > 10_000
+    (folder / "batch1.csv").unlink()
+    assert run_human_eval_stage(folder, out, fig)["status"] == "skipped"
+    assert not (out / "table1.md").exists() and not (out / "win_rates.csv").exists()
+
+
+def test_human_eval_dir_rejects_a_verdict_given_twice_across_files(tmp_path):
+    from mdaq.human_eval import read_human_dir
+
+    assert read_human_dir(tmp_path) is None
+    (tmp_path / "a.csv").write_bytes(EXAMPLE.read_bytes())
+    (tmp_path / "b.csv").write_bytes(EXAMPLE.read_bytes())
+    with pytest.raises(DataError, match=r"a\.csv', 'b\.csv'"):
+        read_human_dir(tmp_path)

@@ -62,8 +62,10 @@ def test_smoke_repro_end_to_end(smoke_repo):
     assert (long["git_sha"] == df["git_sha"].iloc[0]).all() and long["params_sha"].notna().all()
     html = (dst / "results" / "leaderboard.html").read_text()
     assert "data:image/png;base64," in html and '"expert_pref_acc"' in html
-    for fig in ("leaderboard_by_language.png", "win_rates.png"):
+    for fig in ("leaderboard_by_language.png", "win_rates.png", "sah_curves.png", "human_eval_table1.png"):
         assert (dst / "figures" / fig).stat().st_size > 5_000
+    human = json.loads((dst / "results" / "human_eval" / "status.json").read_text())
+    assert human["status"] == "skipped" and "docs/human-eval.md" in human["reason"]  # the repo ships no judgments
     skipped = json.loads((dst / "results" / "judge" / "ifd" / "fr" / "judge.json").read_text())
     assert skipped["status"] == "skipped" and "judge.backend: none" in skipped["reason"]
     runs = json.loads((dst / "results" / "runs" / "ifd" / "fr" / "metrics.json").read_text())
@@ -109,6 +111,8 @@ def test_judge_endpoint_and_a_new_method_reach_the_leaderboard(smoke_repo):
     params_path = dst / "params.yaml"
     params = yaml.safe_load(params_path.read_text())
     params["selectors"]["random"] = {}  # undo the first test's edit
+    params_path.write_text(yaml.safe_dump(params, sort_keys=False))
+    _sh(["dvc", "repro"], dst, env)  # a no-op after the first test; the whole pipeline when this test runs alone
     server = StubServer()  # answers "[[1]]": a judge that always prefers the first answer
     try:
         params["judge"] = {"backend": "openai_compat", "model": "stub-judge", "base_url": server.base_url,
@@ -141,7 +145,9 @@ def test_judge_endpoint_and_a_new_method_reach_the_leaderboard(smoke_repo):
         rows = long[long["method"] == "shortest"]
         assert set(rows["language"]) == {"fr", "ja", "all"} and "win_rate_alpaca_eval" in set(rows["metric"])
         assert '"method": "shortest"' in (dst / "results" / "leaderboard.html").read_text()
-        new_calls = server.count - n_calls
-        assert 0 < new_calls < n_calls  # the cache answered the old methods' comparisons
+        # Without the cache the old methods' comparisons alone would cost n_calls again. The new method may cost
+        # none: the smoke profile's random tiny model can answer exactly like `full`, and identical answers are
+        # ties without a call.
+        assert server.count - n_calls < n_calls
     finally:
         server.close()
