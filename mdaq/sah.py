@@ -59,12 +59,14 @@ def run_sah_point(
 
 
 def sah_table(runs_dir: str | Path, sah_dir: str | Path, methods: Sequence[str], languages: Sequence[str],
-              full_method: str = "full") -> Any:  # fmt: skip
+              full_method: str = "full", *, sah_methods: Sequence[str] = (),
+              sizes: Sequence[int] = ()) -> Any:  # fmt: skip
     """Points of the SAH curves: one row per (method, lang, size) with the metrics of :data:`METRICS`.
 
-    Sources: ``sah_dir/<method>/<size>/<lang>/metrics.json`` (the ``sah`` stage), the main grid's
-    ``runs_dir/<method>/<lang>/metrics.json`` (size ``n_selected``) and ``full_method``'s run, the whole pool, which
-    ends every method's curve.
+    Sources: ``sah_dir/<method>/<size>/<lang>/metrics.json`` (the ``sah`` stage) for the methods in
+    ``sah_methods`` and the ``sizes`` of the current params only (a file left by an earlier profile is never
+    read), the main grid's ``runs_dir/<method>/<lang>/metrics.json`` (size ``n_selected``) and ``full_method``'s
+    run, the whole pool, which ends every method's curve.
     """
     import pandas as pd
 
@@ -78,9 +80,11 @@ def sah_table(runs_dir: str | Path, sah_dir: str | Path, methods: Sequence[str],
             if main.is_file():
                 m = read_json(main)
                 points.append((int(m["n_selected"]), m, "main grid"))
-            for f in sorted(Path(sah_dir).glob(f"{method}/*/{lang}/metrics.json")):
-                m = read_json(f)
-                points.append((int(m["size"]), m, "sah stage"))
+            for size in sizes if method in sah_methods else ():
+                f = Path(sah_dir) / method / str(size) / lang / "metrics.json"
+                if f.is_file():
+                    m = read_json(f)
+                    points.append((int(m["size"]), m, "sah stage"))
             if full_m is not None:
                 points.append((int(full_m["n_selected"]), full_m, f"{full_method} (whole pool)"))
             for size, m, source in points:

@@ -19,8 +19,11 @@ def test_sah_table_joins_three_sources_and_plots(tmp_path):
         for m, acc in (("random", 0.55), ("mdaq_das", 0.6)):
             write_json(runs / m / lang / "metrics.json", _m(n_selected=30, expert_pref_acc=acc, ref_nll=2.3))
             write_json(sah / m / "60" / lang / "metrics.json", _m(size=60, expert_pref_acc=acc + 0.01, ref_nll=2.25))
-    table = sah_table(runs, sah, ["random", "mdaq_das"], ["de", "ja"])
-    assert len(table) == 2 * 2 * 3
+    write_json(sah / "random" / "90" / "de" / "metrics.json", _m(size=90, expert_pref_acc=0.9, ref_nll=1.0))  # stale
+    table = sah_table(runs, sah, ["random", "mdaq_das"], ["de", "ja"], sah_methods=["random", "mdaq_das"], sizes=[60])
+    assert len(table) == 2 * 2 * 3 and 90 not in set(table["size"])  # only the current params' sizes are read
+    only_random = sah_table(runs, sah, ["random", "mdaq_das"], ["de", "ja"], sah_methods=["random"], sizes=[60])
+    assert 60 not in set(only_random.loc[only_random.method == "mdaq_das", "size"])  # main grid + full only
     das = table[(table.method == "mdaq_das") & (table.lang == "de")]
     assert list(das["size"]) == [30, 60, 120] and list(das["source"]) == [
         "main grid",
