@@ -121,15 +121,25 @@ def human_win_rates(df: pd.DataFrame, *, n_boot: int = 2000, seed: int = 0) -> p
     return pd.DataFrame(rows, columns=[*PAIR, "win_rate", "ci_low", "ci_high", "n_items", "n_annotators", "n_votes"])
 
 
+def _table_columns(wr: pd.DataFrame, sep: str) -> tuple[bool, pd.Series]:
+    """Whether :func:`human_win_rates`' frame holds one (model, reference) pair, and each row's table column:
+    the benchmark, or ``"<model> vs <reference><sep><benchmark>"`` when there are several pairs."""
+    one_pair = len(wr[["model", "reference"]].drop_duplicates()) == 1
+    return one_pair, wr["benchmark"] if one_pair else wr["model"] + " vs " + wr["reference"] + sep + wr["benchmark"]
+
+
 def table1(df: pd.DataFrame, *, n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
     """Human win rates laid out as the paper's Table 1: rows = languages, columns = benchmarks.
 
     Cells read ``"win% [lo, hi]"`` (one decimal). With several (model, reference) pairs in ``df`` the columns are
     named ``"<model> vs <reference>: <benchmark>"``; a missing combination is an empty string.
     """
-    wr = human_win_rates(df, n_boot=n_boot, seed=seed)
-    is_one_pair = len(wr[["model", "reference"]].drop_duplicates()) == 1
-    col = wr["benchmark"] if is_one_pair else wr["model"] + " vs " + wr["reference"] + ": " + wr["benchmark"]
+    return table1_from_win_rates(human_win_rates(df, n_boot=n_boot, seed=seed))
+
+
+def table1_from_win_rates(wr: pd.DataFrame) -> pd.DataFrame:
+    """:func:`table1` from already computed :func:`human_win_rates` (no second bootstrap)."""
+    _, col = _table_columns(wr, ": ")
     cell = [f"{r.win_rate:.1f} [{r.ci_low:.1f}, {r.ci_high:.1f}]" for r in wr.itertuples()]
     table = pd.DataFrame({"lang": wr["lang"], "col": col, "cell": cell}).pivot(index="lang", columns="col")["cell"]
     table.columns.name = None
@@ -305,8 +315,7 @@ def plot_table1(win_rates: pd.DataFrame | None, path: str | Path, *, note: str =
         ax.text(0.5, 0.5, note or "No human judgments", ha="center", va="center", wrap=True, fontsize=10)
         return _save(fig, path)
     wr = win_rates.copy()
-    one_pair = len(wr[["model", "reference"]].drop_duplicates()) == 1
-    wr["col"] = wr["benchmark"] if one_pair else wr["model"] + " vs " + wr["reference"] + "\n" + wr["benchmark"]
+    one_pair, wr["col"] = _table_columns(wr, "\n")
     grid = wr.pivot(index="lang", columns="col", values="win_rate")
     text = wr.assign(t=[f"{r.win_rate:.1f}\n[{r.ci_low:.1f}, {r.ci_high:.1f}]" for r in wr.itertuples()])
     text = text.pivot(index="lang", columns="col", values="t").reindex_like(grid)
@@ -353,9 +362,9 @@ def run_human_eval_stage(folder: str | Path, out_dir: str | Path, figure: str | 
     with atomic_path(out / "inter_annotator.csv") as tmp:
         inter_annotator_agreement(df).to_csv(tmp, index=False, float_format="%.4f")
     with atomic_path(out / "table1.md") as tmp:
-        tmp.write_text(table1_markdown(table1(df, n_boot=n_boot, seed=seed)), encoding="utf-8")
+        tmp.write_text(table1_markdown(table1_from_win_rates(wr)), encoding="utf-8")
     plot_table1(wr, figure)
     status = {"status": "ok", "files": sorted(set(df["source"])), "n_votes": len(df),
-              "n_items": int(len(item_scores(df))), "languages": sorted(set(df["lang"]))}  # fmt: skip
+              "n_items": int(wr["n_items"].sum()), "languages": sorted(set(df["lang"]))}  # fmt: skip
     write_json(out / "status.json", status)
     return status
