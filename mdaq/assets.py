@@ -12,6 +12,7 @@ hashes and the hash of every weight file written.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.metadata
 import importlib.util
@@ -22,7 +23,7 @@ import shutil
 import struct
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -479,6 +480,32 @@ def _build_me5(work: Path, sources: list[Path]) -> dict[str, str]:
 # ----------------------------------------------------------------------------------------------- causal LMs
 
 
+@contextlib.contextmanager
+def _one_gguf_parse() -> Iterator[None]:
+    """Let transformers parse each GGUF file once while the block runs.
+
+    ``from_pretrained(gguf_file=...)`` builds a new ``gguf.GGUFReader`` for the tokenizer, the config and the
+    weights; each one decodes every metadata field in Python, about 20 s for Gemma's 262k-token vocabulary. The
+    reader is read-only (a memory map), so one instance per path serves all three; the output is unchanged.
+    """
+    import gguf
+
+    original = gguf.GGUFReader
+    readers: dict[tuple[str, str], Any] = {}
+
+    def shared_reader(path: Any, mode: str = "r") -> Any:
+        key = (str(Path(path).resolve()), mode)
+        if key not in readers:
+            readers[key] = original(path, mode)
+        return readers[key]
+
+    gguf.GGUFReader = shared_reader
+    try:
+        yield
+    finally:
+        gguf.GGUFReader = original
+
+
 def _gguf_to_hf(gguf_path: Path, work: Path) -> None:
     """Dequantize a GGUF causal LM to an fp32 HF folder (tokenizer + safetensors); pad token = eos if missing."""
     import torch
@@ -486,9 +513,10 @@ def _gguf_to_hf(gguf_path: Path, work: Path) -> None:
 
     folder, file = str(gguf_path.parent), gguf_path.name
     t0 = time.perf_counter()
-    tok = AutoTokenizer.from_pretrained(folder, gguf_file=file)
-    log.info("%s: tokenizer loaded in %.1f s", file, time.perf_counter() - t0)
-    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=file, dtype=torch.float32)
+    with _one_gguf_parse():
+        tok = AutoTokenizer.from_pretrained(folder, gguf_file=file)
+        log.info("%s: tokenizer loaded in %.1f s", file, time.perf_counter() - t0)
+        model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=file, dtype=torch.float32)
     log.info("%s: weights dequantized in %.1f s", file, time.perf_counter() - t0)
     model.hf_quantizer = None  # else save_pretrained refuses: "quantized with gguf and is not serializable"
     if hasattr(model.config, "quantization_config"):

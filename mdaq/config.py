@@ -61,6 +61,7 @@ class QSMConfig:
     device: str = "auto"
     precision: str = "fp32"  # "bf16": bfloat16 matmuls (mdaq.lm.autocast), 2-3x faster on AMX CPUs and GPUs
     dropout: float | None = None  # overrides the encoder's dropout probabilities in training (None = keep)
+    group_by_length: int = 0  # k > 0: batches from chunks of k batches sorted by response length; 0 = plain shuffle
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,7 @@ class TrainConfig:
     checkpoint_every: int = 0  # optimizer steps between resumable checkpoints (0 = none)
     base_dtype: str = "fp32"  # dtype of the frozen base weights ("bf16" halves memory for 8B models)
     accelerate_config: str = ""  # a configs/accelerate file: the stage runs `accelerate launch`; "" = in-process
+    group_by_length: int = 0  # k > 0: batches from length-sorted chunks of k batches (less padding); 0 = plain shuffle
 
 
 @dataclass(frozen=True)

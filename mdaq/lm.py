@@ -10,7 +10,6 @@ from typing import Any
 import numpy as np
 
 from mdaq.config import PRECISIONS
-from mdaq.errors import MissingAssetError
 
 IGNORE = -100  # label value that carries no loss (prompt and padding tokens)
 
@@ -103,6 +102,31 @@ def length_batches(lengths: Sequence[int], batch_size: int) -> Iterator[np.ndarr
         yield order[start : start + batch_size]
 
 
+def epoch_batches(
+    lengths: Sequence[int], batch_size: int, seed: int, epoch: int, group_by_length: int = 0
+) -> list[np.ndarray]:
+    """Index batches of one training epoch; a function of ``(seed, epoch)`` only, so a resumed run replays them.
+
+    ``group_by_length=0``: consecutive slices of a seeded permutation. ``group_by_length=k > 0``: the permutation
+    is cut into chunks of ``k`` batches, each chunk is sorted by length (longest first) and sliced, and the batch
+    order is shuffled with the same generator. Batches then hold texts of similar length, so little compute goes
+    to padding (Hugging Face's ``group_by_length``, with ``k`` as its mega-batch factor); every index still
+    appears exactly once per epoch.
+    """
+    rng = np.random.default_rng([seed, epoch])
+    perm = rng.permutation(len(lengths))
+    if group_by_length <= 0:
+        return [perm[i : i + batch_size] for i in range(0, len(perm), batch_size)]
+    lengths = np.asarray(lengths)
+    chunk = batch_size * group_by_length
+    batches = []
+    for start in range(0, len(perm), chunk):
+        part = perm[start : start + chunk]
+        part = part[np.argsort(-lengths[part], kind="stable")]
+        batches += [part[i : i + batch_size] for i in range(0, len(part), batch_size)]
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
 def response_logprobs(model: Any, batch: dict[str, Any], precision: str = "fp32") -> tuple[Any, Any]:
     """Log-probability of every response token, computing the LM head on response positions only.
 
@@ -144,12 +168,9 @@ def load_causal_lm(
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    path = Path(path)
-    if not (path / "config.json").is_file():
-        raise MissingAssetError(
-            f"model folder {path} not found; build it with `python -m mdaq assets build {path.name} "
-            f"--root {path.parent}` (or `dvc repro assets`)"
-        )
+    from mdaq.assets import require_asset
+
+    path = require_asset(Path(path))
     tok = AutoTokenizer.from_pretrained(path)
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token

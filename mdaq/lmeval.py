@@ -174,14 +174,10 @@ def build_lm(
     MissingAssetError
         ``base_model`` is not a model folder.
     """
+    from mdaq.assets import require_asset
     from mdaq.errors import MissingAssetError
 
-    base = Path(base_model).resolve()
-    if not (base / "config.json").is_file():
-        raise MissingAssetError(
-            f"model folder {base} not found; build it with `python -m mdaq assets build {base.name} "
-            f"--root {base.parent}` (or `dvc repro assets`)"
-        )
+    base = require_asset(Path(base_model).resolve())
     if adapter is not None and not (Path(adapter) / "adapter_config.json").is_file():
         raise MissingAssetError(f"adapter folder {adapter} has no adapter_config.json")
     return _hflm_class()(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import shutil
 import time
@@ -14,15 +13,14 @@ from typing import Any
 
 import numpy as np
 
+from mdaq import checkpoint
+from mdaq.checkpoint import Interrupted  # noqa: F401  (re-exported: `stop_after` raises it)
 from mdaq.config import QSMConfig
+from mdaq.lm import epoch_batches
 from mdaq.quality import QualityModel, anchor_text
 from mdaq.split import _lang_rng
 
 log = logging.getLogger(__name__)
-
-
-class Interrupted(RuntimeError):
-    """Raised by ``stop_after`` to simulate a killed run (tests)."""
 
 
 def triplets(rows: Sequence[dict[str, Any]]) -> tuple[list[str], list[str], list[str]]:
@@ -60,53 +58,41 @@ def _loss(model: QualityModel, batch: Sequence[dict], cfg: QSMConfig) -> Any:
     return torch.nn.functional.mse_loss(scores, target)
 
 
-def _state_paths(ckpt: Path) -> dict[str, Path]:
-    return {k: ckpt / f"{k}.pt" for k in ("optimizer", "scheduler", "rng")}
+def _response_lengths(model: QualityModel, rows: Sequence[dict[str, Any]]) -> list[int]:
+    """Token count of the longer response of each pair (capped at ``max_len``): the padded width of a batch's
+    positive + negative pass, the bulk of a triplet step."""
+    _, pos, neg = triplets(rows)
+    ids = model.tokenizer_([model.passage_prefix + t for t in pos + neg], truncation=True, max_length=model.max_len)
+    n = [len(x) for x in ids["input_ids"]]
+    return [max(a, b) for a, b in zip(n[: len(rows)], n[len(rows) :], strict=True)]
 
 
 def run_fingerprint(encoder: str | Path, rows: Sequence[dict[str, Any]], cfg: QSMConfig, seed: int) -> str:
     """Hash of everything that determines a training run; a checkpoint is resumed only if it matches."""
-    import hashlib
-
     ids = [(r["lang"], r["source_index"]) for r in rows]
-    blob = json.dumps([str(encoder), ids, dataclasses.asdict(cfg), seed], sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+    return checkpoint.run_fingerprint(str(encoder), ids, dataclasses.asdict(cfg), seed)
 
 
 def _save_checkpoint(
-    ckpt_dir: Path, model: QualityModel, opt: Any, sched: Any, step: int, losses: list, fingerprint: str
+    ckpt: Path, model: QualityModel, opt: Any, sched: Any, step: int, losses: list, fingerprint: str
 ) -> None:
-    """Atomic checkpoint: model folder + optimizer/scheduler/RNG state (tensors only) + step counter."""
-    import torch
-
-    tmp = ckpt_dir.with_name(ckpt_dir.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
+    """Atomic checkpoint (:mod:`mdaq.checkpoint`): model folder, optimizer/scheduler/RNG state, step counter."""
+    tmp = checkpoint.start(ckpt)
     model.save(tmp / "model")
-    paths = _state_paths(tmp)
-    torch.save(opt.state_dict(), paths["optimizer"])
-    torch.save(sched.state_dict(), paths["scheduler"])
-    torch.save({"torch": torch.get_rng_state()}, paths["rng"])
-    state = {"step": step, "losses": losses, "fingerprint": fingerprint}
-    (tmp / "state.json").write_text(json.dumps(state), encoding="utf-8")
-    shutil.rmtree(ckpt_dir, ignore_errors=True)
-    tmp.rename(ckpt_dir)
+    checkpoint.save_optim_state(tmp, opt, sched)
+    checkpoint.commit(ckpt, {"step": step, "losses": losses, "fingerprint": fingerprint})
 
 
-def _load_checkpoint(ckpt_dir: Path, model: QualityModel, opt: Any, sched: Any) -> tuple[int, list]:
-    """Restore a checkpoint written by :func:`_save_checkpoint` (``weights_only`` loads: no arbitrary unpickling)."""
-    import torch
+def _load_checkpoint(ckpt: Path, state: dict[str, Any], model: QualityModel, opt: Any, sched: Any) -> tuple[int, list]:
+    """Restore a checkpoint written by :func:`_save_checkpoint` (safetensors and ``weights_only`` loads)."""
     from safetensors.torch import load_file
 
-    state = json.loads((ckpt_dir / "state.json").read_text(encoding="utf-8"))
-    model.model_.load_state_dict(load_file(ckpt_dir / "model" / "model.safetensors", device=str(model.device)),
+    model.model_.load_state_dict(load_file(ckpt / "model" / "model.safetensors", device=str(model.device)),
                                  strict=False)  # fmt: skip
     if model.head_ is not None:
-        model.head_.load_state_dict(load_file(ckpt_dir / "model" / "qsm_head.safetensors", device=str(model.device)))
-    paths = _state_paths(ckpt_dir)
-    opt.load_state_dict(torch.load(paths["optimizer"], weights_only=True))
-    sched.load_state_dict(torch.load(paths["scheduler"], weights_only=True))
-    torch.set_rng_state(torch.load(paths["rng"], weights_only=True)["torch"])
-    log.info("resumed QSM training from %s at step %d", ckpt_dir, state["step"])
+        model.head_.load_state_dict(load_file(ckpt / "model" / "qsm_head.safetensors", device=str(model.device)))
+    checkpoint.load_optim_state(ckpt, opt, sched)
+    log.info("resumed QSM training from %s at step %d", ckpt, state["step"])
     return state["step"], state["losses"]
 
 
@@ -157,6 +143,7 @@ def train_qsm(
         model.model_.get_input_embeddings().weight.requires_grad_(False)
     params = [p for p in model.model_.parameters() if p.requires_grad]
     params += list(model.head_.parameters()) if model.head_ is not None else []
+    lengths = _response_lengths(model, rows) if cfg.group_by_length > 0 else [0] * len(rows)
     per_epoch = int(np.ceil(len(rows) / cfg.batch_size))
     n_steps = cfg.epochs * per_epoch
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.01)
@@ -164,20 +151,17 @@ def train_qsm(
     step, losses = 0, []
     ckpt = Path(ckpt_dir) if ckpt_dir else None
     fingerprint = run_fingerprint(encoder, rows, cfg, seed)
-    if ckpt is not None and (ckpt / "state.json").is_file():
-        saved = json.loads((ckpt / "state.json").read_text(encoding="utf-8")).get("fingerprint")
-        if saved == fingerprint:
-            step, losses = _load_checkpoint(ckpt, model, opt, sched)
-        else:  # another config, data set or seed: resuming would mix two runs
-            log.warning("ignoring checkpoint %s from a different run (%s != %s)", ckpt, saved, fingerprint)
-            shutil.rmtree(ckpt)
+    state = checkpoint.matching_checkpoint(ckpt, fingerprint)  # another run's checkpoint is deleted
+    if state is not None:
+        step, losses = _load_checkpoint(ckpt, state, model, opt, sched)
     model.model_.train()
-    t0, start_step = time.perf_counter(), step
+    t0, start_step, batches = time.perf_counter(), step, []
     bar = tqdm(total=n_steps, initial=step, desc="qsm train", unit="step")
     while step < n_steps:
         epoch, k = divmod(step, per_epoch)
-        order = np.random.default_rng([seed, epoch]).permutation(len(rows))
-        batch = [rows[i] for i in order[k * cfg.batch_size : (k + 1) * cfg.batch_size]]
+        if k == 0 or not batches:
+            batches = epoch_batches(lengths, cfg.batch_size, seed, epoch, cfg.group_by_length)
+        batch = [rows[i] for i in batches[k]]
         loss = _loss(model, batch, cfg)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)

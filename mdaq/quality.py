@@ -146,8 +146,9 @@ class QualityModel:
     ) -> np.ndarray:
         """Quality scores, higher is better, in input order (no gradients).
 
-        Anchors and responses are embedded separately, each sorted by token length and cut into batches of at
-        most ``batch_size * max_len`` tokens, so short texts travel in large batches and padding stays small.
+        Triplet models embed anchors and responses separately; the regression model embeds one text per pair.
+        Texts are tokenised once, sorted by token length and cut into batches of ``batch_size`` rows, each padded
+        only to its longest text (:meth:`_embed_sorted`), so padding stays small; the result is in input order.
         """
         if len(instructions) != len(responses):
             raise ValueError(f"{len(instructions)} instructions but {len(responses)} responses")

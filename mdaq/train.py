@@ -17,7 +17,15 @@ from mdaq.checkpoint import Interrupted
 from mdaq.checkpoint import run_fingerprint as run_fingerprint_
 from mdaq.config import TrainConfig
 from mdaq.io import write_json
-from mdaq.lm import collate, encode_pair, format_prompt, load_causal_lm, resolve_device, response_logprobs
+from mdaq.lm import (
+    collate,
+    encode_pair,
+    epoch_batches,
+    format_prompt,
+    load_causal_lm,
+    resolve_device,
+    response_logprobs,
+)
 from mdaq.types import Sample
 
 log = logging.getLogger(__name__)
@@ -42,13 +50,6 @@ def _lora(model: Any, cfg: TrainConfig) -> Any:
         target_modules=list(cfg.target_modules), task_type="CAUSAL_LM",
     )  # fmt: skip
     return get_peft_model(model, lora)
-
-
-def _epoch_batches(n: int, batch_size: int, seed: int, epoch: int) -> list[np.ndarray]:
-    """Micro-batches of one epoch: a permutation that depends only on (seed, epoch), so a resumed run replays the
-    remaining batches exactly."""
-    perm = np.random.default_rng([seed, epoch]).permutation(n)
-    return [perm[i : i + batch_size] for i in range(0, n, batch_size)]
 
 
 def run_fingerprint(
@@ -156,6 +157,7 @@ def train_lora(
     model = _lora(model, cfg)
     torch.manual_seed(seed + 1_000_003 * rank)  # independent dropout streams per process; rank 0 as one process
     encoded = [encode_pair(tok, format_prompt(s.instruction, s.input), s.output, cfg.max_seq_len) for s in samples]
+    lengths = [len(e.input_ids) for e in encoded]
     n_micro = int(np.ceil(len(encoded) / cfg.batch_size))
     group_size = cfg.grad_accum * world  # micro-batches per optimizer step, over all processes
     per_epoch = int(np.ceil(n_micro / group_size))
@@ -182,7 +184,7 @@ def train_lora(
     while step < n_steps:
         epoch, k = divmod(step, per_epoch)
         if k == 0 or not micro:
-            micro = _epoch_batches(len(encoded), cfg.batch_size, seed, epoch)
+            micro = epoch_batches(lengths, cfg.batch_size, seed, epoch, cfg.group_by_length)
         group = micro[k * group_size : (k + 1) * group_size]
         total = sum(encoded[i].n_response for b in group for i in b)  # normaliser of the whole optimizer step
         step_loss = 0.0

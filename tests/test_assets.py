@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -211,3 +212,25 @@ def test_tiny_bert_is_deterministic_and_loads(tiny_encoder: Path, tmp_path: Path
     model = AutoModel.from_pretrained(again, add_pooling_layer=False)
     out = model(**tok(["ein Satz", "日本語の文"], padding=True, return_tensors="pt")).last_hidden_state
     assert out.shape[0] == 2 and out.shape[-1] == 32
+
+
+def test_gguf_is_parsed_once_per_build(tmp_path: Path) -> None:
+    """transformers opens a GGUF file three times per conversion; inside the build each path gets one reader."""
+    import gguf
+
+    path = tmp_path / "tiny.gguf"
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_uint32("test.answer", 42)
+    writer.add_tensor("w", np.arange(6, dtype=np.float32).reshape(2, 3))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    original = gguf.GGUFReader
+    with assets._one_gguf_parse():
+        first, second = gguf.GGUFReader(path), gguf.GGUFReader(str(path))
+        assert first is second
+        assert int(first.fields["test.answer"].contents()) == 42
+        np.testing.assert_array_equal(first.tensors[0].data.reshape(2, 3), np.arange(6).reshape(2, 3))
+    assert gguf.GGUFReader is original  # restored on exit
+    assert gguf.GGUFReader(path) is not first

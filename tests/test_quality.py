@@ -49,16 +49,27 @@ def test_save_load_gives_identical_scores(tiny_encoder, tmp_path):
     assert (tmp_path / "m" / "model.safetensors").is_file()
 
 
-def test_resume_reaches_the_same_model(tiny_encoder, tmp_path):
+@pytest.mark.parametrize("group_by_length", [0, 2])
+def test_resume_reaches_the_same_model(tiny_encoder, tmp_path, group_by_length):
     rows = planted_rows(16)
-    full = train_qsm(tiny_encoder, rows, CFG, tmp_path / "full", seed=3, ckpt_dir=tmp_path / "ck_full")
+    cfg = dataclasses.replace(CFG, group_by_length=group_by_length)
+    full = train_qsm(tiny_encoder, rows, cfg, tmp_path / "full", seed=3, ckpt_dir=tmp_path / "ck_full")
     with pytest.raises(Interrupted):
-        train_qsm(tiny_encoder, rows, CFG, tmp_path / "res", seed=3, ckpt_dir=tmp_path / "ck", stop_after=3)
+        train_qsm(tiny_encoder, rows, cfg, tmp_path / "res", seed=3, ckpt_dir=tmp_path / "ck", stop_after=3)
     assert json.loads((tmp_path / "ck" / "state.json").read_text())["step"] == 2  # last checkpoint before crash
-    resumed = train_qsm(tiny_encoder, rows, CFG, tmp_path / "res", seed=3, ckpt_dir=tmp_path / "ck")
+    resumed = train_qsm(tiny_encoder, rows, cfg, tmp_path / "res", seed=3, ckpt_dir=tmp_path / "ck")
     a, r = ["Décris chat noir 1."], ["chat noir"]
     np.testing.assert_allclose(full.score(a, r), resumed.score(a, r), rtol=1e-5, atol=1e-6)
     assert full.train_record_["losses"] == resumed.train_record_["losses"]
+
+
+def test_checkpoint_of_another_run_is_discarded(tiny_encoder, tmp_path):
+    rows = planted_rows(16)
+    with pytest.raises(Interrupted):
+        train_qsm(tiny_encoder, rows, CFG, tmp_path / "a", seed=3, ckpt_dir=tmp_path / "ck", stop_after=2)
+    other = train_qsm(tiny_encoder, rows, CFG, tmp_path / "b", seed=4, ckpt_dir=tmp_path / "ck")  # another seed
+    fresh = train_qsm(tiny_encoder, rows, CFG, tmp_path / "c", seed=4)
+    assert other.train_record_["losses"] == fresh.train_record_["losses"]  # started over, not from seed 3's step 2
 
 
 def test_score_keeps_input_order_across_length_sorted_batches(tiny_encoder):

@@ -92,12 +92,14 @@ def test_preference_metrics_hand_computed():
     assert m["n"] == 3
 
 
-def test_train_resume_reaches_the_same_adapter(tiny_lm, tmp_path):
+@pytest.mark.parametrize("group_by_length", [0, 2])
+def test_train_resume_reaches_the_same_adapter(tiny_lm, tmp_path, group_by_length):
     from safetensors.torch import load_file
 
     from mdaq.train import Interrupted, train_lora
 
-    cfg = TrainConfig(lora_r=4, lr=5e-3, epochs=2, batch_size=2, grad_accum=2, max_seq_len=64, checkpoint_every=2)
+    cfg = TrainConfig(lora_r=4, lr=5e-3, epochs=2, batch_size=2, grad_accum=2, max_seq_len=64, checkpoint_every=2,
+                      group_by_length=group_by_length)  # fmt: skip
     full = train_lora(tiny_lm, _samples(), cfg, tmp_path / "full", seed=1, ckpt_dir=tmp_path / "ck_full")
     assert not (tmp_path / "ck_full").exists()  # removed once the adapter is saved
     with pytest.raises(Interrupted):
@@ -184,3 +186,31 @@ def test_repo_accelerate_configs_are_valid():
     for f in files:
         cfg = load_config_from_file(str(f))
         assert cfg.num_processes >= 1 and cfg.mixed_precision == "no", f
+
+
+def test_epoch_batches_plain_is_the_seeded_permutation():
+    from mdaq.lm import epoch_batches
+
+    perm = np.random.default_rng([5, 1]).permutation(21)
+    got = epoch_batches([3] * 21, 8, seed=5, epoch=1)
+    assert [b.tolist() for b in got] == [perm[:8].tolist(), perm[8:16].tolist(), perm[16:].tolist()]
+
+
+def test_epoch_batches_grouped_by_length():
+    from mdaq.lm import epoch_batches
+
+    lengths = np.random.default_rng(0).integers(5, 200, size=100)
+    plain = epoch_batches(lengths, 8, seed=1, epoch=0)
+    grouped = epoch_batches(lengths, 8, seed=1, epoch=0, group_by_length=16)  # one chunk: a full sort
+    assert sorted(np.concatenate(grouped).tolist()) == list(range(100))  # every index once
+    assert [b.tolist() for b in grouped] == [b.tolist() for b in epoch_batches(lengths, 8, 1, 0, 16)]  # seeded
+    assert [b.tolist() for b in grouped] != [b.tolist() for b in epoch_batches(lengths, 8, 1, 1, 16)]  # per epoch
+
+    def padded(batches):
+        return sum(int(lengths[b].max()) * len(b) for b in batches)
+
+    assert padded(grouped) < 0.8 * padded(plain)
+    spans = sorted((int(lengths[b].min()), int(lengths[b].max())) for b in grouped)
+    assert all(hi <= lo_next for (_, hi), (lo_next, _) in zip(spans, spans[1:], strict=False))  # disjoint ranges
+    small = epoch_batches(lengths, 8, seed=1, epoch=0, group_by_length=2)  # chunks of 16 sorted separately
+    assert sorted(np.concatenate(small).tolist()) == list(range(100)) and len(small) == 13
