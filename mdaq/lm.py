@@ -122,8 +122,7 @@ def epoch_batches(
     batches = []
     for start in range(0, len(perm), chunk):
         part = perm[start : start + chunk]
-        part = part[np.argsort(-lengths[part], kind="stable")]
-        batches += [part[i : i + batch_size] for i in range(0, len(part), batch_size)]
+        batches += [part[idx] for idx in length_batches(lengths[part], batch_size)]
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
