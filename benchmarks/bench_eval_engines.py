@@ -1,7 +1,11 @@
 """Judge-free evaluation speed: lm-eval's tasks (mdaq/lm_eval_tasks through lm_eval.simple_evaluate) against mdaq's own
 scorer (mdaq.evaluate, LM head on response tokens only), same model, adapter, pairs and precision, same run.
 
-    python benchmarks/bench_eval_engines.py --n 20 [--base DIR] [--adapter DIR] [--precision bf16]
+Each side is one whole call, model load included (both load the same model): one untimed warm-up call each (so
+lm-eval's import and task setup are outside the timed calls, as mdaq's imports are), then ``--repeats`` rounds in
+alternating order; the best time of each is compared (benchmarks/_timing.py).
+
+    python benchmarks/bench_eval_engines.py --n 20 [--base DIR] [--adapter DIR] [--precision auto] [--repeats 3]
 
 Prints seconds per engine, their ratio and both metric sets (which agree to float rounding; tests/test_lmeval.py).
 """
@@ -10,7 +14,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
+
+from _timing import compare, machine
 
 from mdaq.config import EvaluateConfig
 from mdaq.evaluate import evaluate_heldout
@@ -26,22 +31,40 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=20)
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--max-seq-len", type=int, default=384)
-    ap.add_argument("--precision", default="bf16")
+    ap.add_argument("--precision", default="auto")
+    ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
     cfg = EvaluateConfig(batch_size=args.batch_size, max_seq_len=args.max_seq_len, precision=args.precision)
     rows = read_jsonl(args.heldout)[: args.n]
-    evaluate_heldout(args.base, args.adapter, rows[:2], cfg)  # warm-up: imports, kernels
-    t0 = time.perf_counter()
-    ours = evaluate_heldout(args.base, args.adapter, rows, cfg)
-    t_ours = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    lme = run_judge_free(args.base, args.adapter, args.heldout, batch_size=args.batch_size, limit=args.n,
-                         max_seq_len=args.max_seq_len, precision=args.precision)  # fmt: skip
-    t_lme = time.perf_counter() - t0
+    out: dict = {}
+
+    def ours() -> None:
+        out["mdaq"] = evaluate_heldout(args.base, args.adapter, rows, cfg)
+
+    def lm_eval() -> None:
+        out["lm_eval"] = run_judge_free(
+            args.base,
+            args.adapter,
+            args.heldout,
+            batch_size=args.batch_size,
+            limit=args.n,
+            max_seq_len=args.max_seq_len,
+            precision=args.precision,
+        )
+
+    t = compare({"mdaq": ours, "lm_eval": lm_eval}, repeats=args.repeats)
     keys = ("expert_pref_acc", "ref_nll", "n", "n_ref_tokens")
-    report = {"n_pairs": len(rows), "precision": args.precision, "mdaq_s": round(t_ours, 2),
-              "lm_eval_s": round(t_lme, 2), "ratio_lm_eval_over_mdaq": round(t_lme / t_ours, 2),
-              "mdaq": {k: ours[k] for k in keys}, "lm_eval": {k: lme[k] for k in keys}}  # fmt: skip
+    report = {
+        "machine": machine(),
+        "n_pairs": len(rows),
+        "precision": out["mdaq"]["hardware"]["precision"],
+        "mdaq_s": round(t["mdaq"]["best_s"], 2),
+        "lm_eval_s": round(t["lm_eval"]["best_s"], 2),
+        "runs": {k: v["runs"] for k, v in t.items()},
+        "ratio_lm_eval_over_mdaq": round(t["lm_eval"]["best_s"] / t["mdaq"]["best_s"], 2),
+        "mdaq": {k: out["mdaq"][k] for k in keys},
+        "lm_eval": {k: out["lm_eval"][k] for k in keys},
+    }
     print(json.dumps(report, indent=1))
 
 

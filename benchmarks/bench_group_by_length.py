@@ -3,9 +3,10 @@
 Both runs train the default base model on the same pool samples, one epoch, same seed and config except
 ``group_by_length``; the script prints, for each, the share of batch positions that are padding, the wall time
 of ``mdaq.train.train_lora`` (model load included) and the ratio plain / grouped. A ratio above 1 means the
-grouped batches are faster.
+grouped batches are faster. Both sides get an untimed warm-up run, then ``--repeats`` rounds in alternating
+order; the best time of each is compared (benchmarks/_timing.py).
 
-    .venv/bin/python benchmarks/bench_group_by_length.py [--pool artifacts/data/pool/de.jsonl] [--n 48] [--k 16]
+    .venv/bin/python benchmarks/bench_group_by_length.py [--pool artifacts/data/pool/de.jsonl] [--n 32] [--k 16]
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ import argparse
 import dataclasses
 import json
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
+from _timing import compare, machine
 
 from mdaq import load_params
 from mdaq.io import read_samples
@@ -41,8 +42,9 @@ def main() -> None:
     ap.add_argument("--model", default="artifacts/base/gemma-3-270m")
     ap.add_argument("--pool", default="artifacts/data/pool/de.jsonl")
     ap.add_argument("--params", default="params.yaml")
-    ap.add_argument("--n", type=int, default=48, help="training samples (the first n of the pool)")
+    ap.add_argument("--n", type=int, default=32, help="training samples (the first n of the pool)")
     ap.add_argument("--k", type=int, default=16, help="group_by_length of the grouped run")
+    ap.add_argument("--repeats", type=int, default=2)
     args = ap.parse_args()
 
     params = load_params(args.params)
@@ -53,21 +55,31 @@ def main() -> None:
         len(encode_pair(tok, format_prompt(s.instruction, s.input), s.output, base_cfg.max_seq_len).input_ids)
         for s in samples
     ]
-    out = {"n": len(samples), "batch_size": base_cfg.batch_size, "precision": base_cfg.precision}
-    for name, k in (("plain", 0), ("grouped", args.k)):
-        cfg = dataclasses.replace(base_cfg, group_by_length=k)
-        with tempfile.TemporaryDirectory() as tmp:
-            t0 = time.perf_counter()
-            adapter = train_lora(args.model, samples, cfg, Path(tmp) / "adapter", seed=params.seed)
-            seconds = time.perf_counter() - t0
-            record = json.loads((adapter / "train_record.json").read_text(encoding="utf-8"))
+    out: dict = {"machine": machine(), "n": len(samples), "batch_size": base_cfg.batch_size}
+    records: dict = {}
+
+    def run(name: str, k: int):
+        def fn() -> None:
+            cfg = dataclasses.replace(base_cfg, group_by_length=k)
+            with tempfile.TemporaryDirectory() as tmp:
+                adapter = train_lora(args.model, samples, cfg, Path(tmp) / "adapter", seed=params.seed)
+                records[name] = json.loads((adapter / "train_record.json").read_text(encoding="utf-8"))
+
+        return fn
+
+    sides = {"plain": 0, "grouped": args.k}
+    t = compare({name: run(name, k) for name, k in sides.items()}, repeats=args.repeats)
+    out["precision"] = records["plain"]["hardware"]["precision"]
+    for name, k in sides.items():
         out[name] = {
             "group_by_length": k,
-            "padding_share": round(padding_share(lengths, cfg.batch_size, k, params.seed), 3),
-            "seconds": round(seconds, 1),
-            "mean_loss": round(float(np.mean(record["losses"])), 4),
+            "padding_share": round(padding_share(lengths, base_cfg.batch_size, k, params.seed), 3),
+            "best_s": round(t[name]["best_s"], 1),
+            "median_s": round(t[name]["median_s"], 1),
+            "runs": t[name]["runs"],
+            "mean_loss": round(float(np.mean(records[name]["losses"])), 4),
         }
-    out["speedup_grouped_vs_plain"] = round(out["plain"]["seconds"] / out["grouped"]["seconds"], 2)
+    out["speedup_grouped_vs_plain"] = round(out["plain"]["best_s"] / out["grouped"]["best_s"], 2)
     print(json.dumps(out, indent=2))
 
 

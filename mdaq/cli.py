@@ -173,6 +173,14 @@ def _profile_check(args: argparse.Namespace) -> int:
     return 1 if report["problems"] else 0
 
 
+def _profile_prune_lock(args: argparse.Namespace) -> int:
+    from mdaq.dryrun import prune_lock
+
+    dropped = prune_lock(args.root)
+    print(f"dvc.lock: dropped {len(dropped)} entries of stages the current profile does not have")
+    return 0
+
+
 def _ls(args: argparse.Namespace) -> int:
     from mdaq.selectors import SELECTORS
 
@@ -296,6 +304,9 @@ def build_parser() -> argparse.ArgumentParser:
     ck.add_argument("--profiles", default="profiles")
     ck.add_argument("--root", default=".", help="repository root holding dvc.yaml")
     ck.set_defaults(fn=_profile_check)
+    pl = pr.add_parser("prune-lock", help="drop dvc.lock entries of stages the active profile does not have")
+    pl.add_argument("--root", default=".", help="repository root holding dvc.yaml, params.yaml and dvc.lock")
+    pl.set_defaults(fn=_profile_prune_lock)
     sub.add_parser("ls", help="list selection methods").set_defaults(fn=_ls)
     lb = sub.add_parser("leaderboard", help="print the leaderboard")
     lb.add_argument("--path", default="results/leaderboard.csv")

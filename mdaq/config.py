@@ -14,11 +14,11 @@ from typing import Any
 import yaml
 
 from mdaq.errors import DataError
+from mdaq.hardware import PRECISION_CHOICES, PRECISIONS  # "auto" resolves per machine (mdaq.hardware)
 
 LANG_HINT = 'language codes must be strings; quote them in YAML ("no" is read as False otherwise)'
 
 
-PRECISIONS = ("fp32", "bf16")  # matmul precision of model forward passes (mdaq.lm.autocast)
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,7 @@ class QSMConfig:
     freeze_embeddings: bool = True  # the 250k-row token table is 80% of me5's weights; CaR also freezes it early
     unseen_langs: tuple[str, ...] = ()  # left out of training, reported as unseen
     device: str = "auto"
-    precision: str = "fp32"  # "bf16": bfloat16 matmuls (mdaq.lm.autocast), 2-3x faster on AMX CPUs and GPUs
+    precision: str = "auto"  # auto: bf16 where the hardware has it (mdaq.hardware), else fp32; or fp32 / bf16
     dropout: float | None = None  # overrides the encoder's dropout probabilities in training (None = keep)
     group_by_length: int = 0  # k > 0: batches from chunks of k batches sorted by response length; 0 = plain shuffle
 
@@ -70,7 +70,7 @@ class FeaturesConfig:
 
     embed_max_len: int = 256
     batch_size: int = 32
-    precision: str = "fp32"  # diversity embeddings; QSM scores use the precision the QSM was trained with
+    precision: str = "auto"  # diversity embeddings; QSM scores use the QSM's own (qsm.precision, resolved here)
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,7 @@ class IFDConfig:
     max_seq_len: int = 256
     batch_size: int = 8
     device: str = "auto"
-    precision: str = "fp32"
+    precision: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -108,7 +108,7 @@ class TrainConfig:
     warmup_ratio: float = 0.1
     weight_decay: float = 0.0
     device: str = "auto"
-    precision: str = "fp32"  # "bf16": bfloat16 autocast of forward/backward matmuls (LoRA weights stay float32)
+    precision: str = "auto"  # bf16 autocast of forward/backward matmuls where fast (LoRA weights stay float32)
     checkpoint_every: int = 0  # optimizer steps between resumable checkpoints (0 = none)
     base_dtype: str = "fp32"  # dtype of the frozen base weights ("bf16" halves memory for 8B models)
     accelerate_config: str = ""  # a configs/accelerate file: the stage runs `accelerate launch`; "" = in-process
@@ -123,7 +123,7 @@ class EvaluateConfig:
     batch_size: int = 8
     max_seq_len: int = 384
     device: str = "auto"
-    precision: str = "fp32"
+    precision: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -139,7 +139,7 @@ class GenerateConfig:
     alpaca_eval_items: int = 0  # first N AlpacaEval instructions (0 = all 805)
     mt_bench_items: int = 0  # first N MT-Bench questions (0 = all 80)
     device: str = "auto"
-    precision: str = "fp32"
+    precision: str = "auto"  # decoding's own rule: auto = bf16 on a fast-bf16 GPU, fp32 on every CPU
 
 
 @dataclass(frozen=True)
@@ -251,9 +251,9 @@ def params_from_dict(data: dict[str, Any], path: str = "<params>") -> Params:
             raise DataError(path, f"{code!r} is not a string: {LANG_HINT}", field=f"languages[{i}]")
     params = _build(Params, data, "", path)
     for section in ("qsm", "features", "ifd", "train", "evaluate", "generate"):
-        if getattr(params, section).precision not in PRECISIONS:
+        if getattr(params, section).precision not in PRECISION_CHOICES:
             value = getattr(params, section).precision
-            raise DataError(path, f"{value!r} is not one of {PRECISIONS}", field=f"{section}.precision")
+            raise DataError(path, f"{value!r} is not one of {PRECISION_CHOICES}", field=f"{section}.precision")
     if params.train.base_dtype not in PRECISIONS:
         raise DataError(path, f"{params.train.base_dtype!r} is not one of {PRECISIONS}", field="train.base_dtype")
     for i, m in enumerate(params.sah.methods):

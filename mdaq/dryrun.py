@@ -110,3 +110,37 @@ def dry_run(profile: str | Path, root: str | Path = ".") -> dict[str, Any]:
     types = Counter(name.split("@")[0] for name, _, _ in deps)
     return {"profile": str(profile), "n_stages": len(deps), "stages": dict(sorted(types.items())),
             "problems": problems}  # fmt: skip
+
+
+def stage_names(root: str | Path = ".") -> list[str]:
+    """Names of the stages ``root/dvc.yaml`` resolves to under ``root/params.yaml`` (matrix stages expanded)."""
+    from dvc.repo import Repo
+
+    repo = Repo(str(root))
+    try:
+        return sorted(s.name for s in repo.index.stages if getattr(s, "cmd", None))
+    finally:
+        repo.close()
+
+
+def prune_lock(root: str | Path = ".") -> list[str]:
+    """Drop the ``dvc.lock`` entries of stages the current profile no longer has; returns their names.
+
+    DVC updates one entry per stage run and never removes one, so every profile switch leaves entries behind;
+    DVC reads and rewrites the whole file after every stage, and on 2 CPU cores an 11k-line lock cost ~5 s per stage
+    (docs/design.md, *Stage start-up*). The file is rewritten atomically, entries kept in their order.
+    """
+    from mdaq.io import atomic_path
+
+    lock = Path(root) / "dvc.lock"
+    if not lock.is_file():
+        return []
+    data = yaml.safe_load(lock.read_text(encoding="utf-8")) or {}
+    keep = set(stage_names(root))
+    stages = data.get("stages") or {}
+    dropped = [name for name in stages if name not in keep]
+    if dropped:
+        data["stages"] = {name: entry for name, entry in stages.items() if name in keep}
+        with atomic_path(lock) as tmp:
+            tmp.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=4096), encoding="utf-8")
+    return dropped

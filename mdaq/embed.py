@@ -21,12 +21,12 @@ class SentenceEmbedder:
         Prepended to every text (E5: ``"passage: "``).
     max_len, batch_size : int
         Truncation and batch size; batches are sorted by length.
-    precision : {"fp32", "bf16"}
-        Matmul precision (:func:`mdaq.lm.autocast`).
+    precision : {"auto", "fp32", "bf16"}
+        Matmul precision (:func:`mdaq.lm.autocast`; ``auto``: :func:`mdaq.hardware.resolve_precision`).
     """
 
     def __init__(self, path: str | Path, *, prefix: str = "passage: ", max_len: int = 256, batch_size: int = 32,
-                 device: str = "auto", precision: str = "fp32"):  # fmt: skip
+                 device: str = "auto", precision: str = "auto"):  # fmt: skip
         from mdaq.quality import QualityModel
 
         self.path, self.prefix, self.batch_size = Path(path), prefix, batch_size

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from mdaq.config import EvaluateConfig
+from mdaq.hardware import configure_torch
 from mdaq.lm import (
     Encoded,
     collate,
@@ -84,7 +86,8 @@ def evaluate_heldout(
     *,
     loaded: tuple[Any, Any] | None = None,
 ) -> dict[str, Any]:
-    """Score held-out pairs (``prepare`` output rows) with base model + adapter; returns :func:`preference_metrics`.
+    """Score held-out pairs (``prepare`` output rows) with base model + adapter; returns :func:`preference_metrics`
+    plus ``hardware`` (resolved precision, device, CPU model, threads: :func:`mdaq.hardware.hardware_record`).
 
     ``loaded``: an already loaded ``(tokenizer, model)`` of that base model + adapter (the evaluate stage loads
     once for scoring and generation); ``base_model`` and ``adapter`` are then not read.
@@ -94,7 +97,9 @@ def evaluate_heldout(
     if loaded is None:
         loaded = load_causal_lm(base_model, resolve_device(cfg.device), adapter=adapter)
     tok, model = loaded
+    hardware = configure_torch(cfg.precision, str(next(model.parameters()).device), stage="evaluate")
+    cfg = dataclasses.replace(cfg, precision=hardware["precision"])
     prompts = [format_prompt(r["instruction"], r.get("input", "")) for r in rows]
     chosen = sequence_logprobs(model, tok, prompts, [r["chosen"] for r in rows], cfg)
     rejected = sequence_logprobs(model, tok, prompts, [r["rejected"] for r in rows], cfg)
-    return preference_metrics(chosen, rejected)
+    return {**preference_metrics(chosen, rejected), "hardware": hardware}

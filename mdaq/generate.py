@@ -58,10 +58,13 @@ class Generator:
         self, base_model: str | Path, adapter: str | Path | None, cfg: GenerateConfig, *,
         loaded: tuple[Any, Any] | None = None,
     ) -> None:  # fmt: skip
+        from mdaq.hardware import configure_torch
         from mdaq.lm import load_causal_lm, resolve_device
 
         self.cfg = cfg
         self.device = resolve_device(cfg.device)
+        self.hardware = configure_torch(cfg.precision, self.device, stage="generate", decoding=True)
+        self.precision = self.hardware["precision"]  # decoding's rule: fp32 on CPUs (mdaq.hardware)
         if loaded is None:
             loaded = load_causal_lm(base_model, self.device, adapter=adapter)
         self.tok, self.model = loaded
@@ -90,7 +93,7 @@ class Generator:
                 kw.update(do_sample=True, temperature=self.cfg.temperature, top_p=self.cfg.top_p)
             else:
                 kw.update(do_sample=False)
-            with torch.inference_mode(), autocast(self.device, self.cfg.precision):
+            with torch.inference_mode(), autocast(self.device, self.precision):
                 gen = self.model.generate(**batch, **kw)
             new = gen[:, batch["input_ids"].shape[1] :]
             for row, i in enumerate(idx):

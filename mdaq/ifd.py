@@ -8,6 +8,7 @@ computed on exactly the same response tokens, so truncation cannot bias the rati
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,8 @@ from typing import Any
 import numpy as np
 
 from mdaq.config import IFDConfig
-from mdaq.io import atomic_path
+from mdaq.hardware import configure_torch
+from mdaq.io import atomic_path, write_json
 from mdaq.lm import IGNORE, Encoded, encode_pair, format_prompt, load_causal_lm, resolve_device
 
 FILES = ("ifd", "loss_conditional", "loss_unconditional")
@@ -55,14 +57,39 @@ def ifd_scores(model: Any, tok: Any, samples: Sequence[Any], cfg: IFDConfig) -> 
     return {"ifd": ifd, "loss_conditional": loss_c, "loss_unconditional": loss_u}
 
 
-def compute_ifd(base_model: str | Path, samples: Sequence[Any], cfg: IFDConfig) -> dict[str, np.ndarray]:
-    """Load ``base_model`` (safetensors, no remote code) and score ``samples`` (:func:`ifd_scores`)."""
-    tok, model = load_causal_lm(base_model, resolve_device(cfg.device))
-    return ifd_scores(model, tok, samples, cfg)
+def compute_ifd(base_model: str | Path, samples: Sequence[Any], cfg: IFDConfig) -> dict[str, Any]:
+    """Load ``base_model`` (safetensors, no remote code) and score ``samples`` (:func:`ifd_scores`), in the
+    precision ``cfg.precision`` resolves to on this device; the result also holds ``hardware``
+    (:func:`mdaq.hardware.hardware_record`)."""
+    device = resolve_device(cfg.device)
+    hardware = configure_torch(cfg.precision, device, stage="ifd")
+    tok, model = load_causal_lm(base_model, device)
+    scores = ifd_scores(model, tok, samples, dataclasses.replace(cfg, precision=hardware["precision"]))
+    return {**scores, "hardware": hardware}
 
 
-def write_ifd(out_dir: str | Path, scores: dict[str, np.ndarray]) -> None:
-    """Save ``ifd.npy``, ``loss_conditional.npy`` and ``loss_unconditional.npy`` (float32, atomically)."""
+def ifd_needed(methods: Sequence[str]) -> bool:
+    """Whether any of ``methods`` reads the pool's IFD feature (its selector declares ``"ifd"`` in ``requires``)."""
+    from mdaq.selectors import SELECTORS
+
+    return any("ifd" in SELECTORS.get(m).requires for m in methods)
+
+
+def skip_ifd(out_dir: str | Path, methods: Sequence[str]) -> dict[str, Any]:
+    """The ``ifd`` stage when no method of the profile reads IFD: write only ``ifd_record.json`` saying so (no
+    ``ifd.npy``, so a selector that needs it fails naming the missing feature) and skip the base-model passes."""
+    record = {"status": "skipped", "reason": f"no method of {list(methods)} reads IFD (add 'ifd' to methods)"}
+    for name in FILES:
+        (Path(out_dir) / f"{name}.npy").unlink(missing_ok=True)
+    write_json(Path(out_dir) / "ifd_record.json", record)
+    return record
+
+
+def write_ifd(out_dir: str | Path, scores: dict[str, Any]) -> None:
+    """Save ``ifd.npy``, ``loss_conditional.npy`` and ``loss_unconditional.npy`` (float32, atomically), and
+    ``ifd_record.json`` (resolved precision and hardware) when ``scores`` holds ``hardware``."""
     for name in FILES:
         with atomic_path(Path(out_dir) / f"{name}.npy", suffix=".npy") as tmp:
             np.save(tmp, np.asarray(scores[name], dtype=np.float32), allow_pickle=False)
+    if "hardware" in scores:
+        write_json(Path(out_dir) / "ifd_record.json", {"n": len(scores["ifd"]), "hardware": scores["hardware"]})

@@ -286,8 +286,9 @@ def run_judge_free(
         Token budget per (prompt, response) pair, as :attr:`EvaluateConfig.max_seq_len`.
     tokenization : {"mdaq", "lm_eval"}
         Pair encoding; see the module docstring.
-    precision : {"fp32", "bf16"}
-        Matmul precision of the forward passes (:func:`mdaq.lm.autocast`), as ``EvaluateConfig.precision``.
+    precision : {"auto", "fp32", "bf16"}
+        Matmul precision of the forward passes (:func:`mdaq.lm.autocast`), as ``EvaluateConfig.precision``;
+        ``auto`` resolves for the device (:func:`mdaq.hardware.resolve_precision`) and the result records it.
     items : bool
         Also return the per-pair scores (lm-eval's logged samples) under ``items``.
 
@@ -308,11 +309,15 @@ def run_judge_free(
     from lm_eval import simple_evaluate
     from lm_eval.tasks import TaskManager
 
+    from mdaq.hardware import configure_torch
+
     rows = read_heldout(heldout_path)
     if limit is not None:
         rows = rows[: max(int(limit), 0)]
         if not rows:
             raise DataError(heldout_path, f"limit={limit} leaves no held-out rows")
+    hardware = configure_torch(precision, resolve_device(device), stage="evaluate (lm-eval)")
+    precision = hardware["precision"]
     with _quiet(), tempfile.TemporaryDirectory(prefix="mdaq-lmeval-") as tmp:
         lm = build_lm(
             base_model, adapter, batch_size=batch_size, device=device, dtype=dtype, max_seq_len=max_seq_len,
@@ -337,6 +342,7 @@ def run_judge_free(
         "lm_eval_version": importlib.metadata.version("lm_eval"),
         "tokenization": tokenization,
         "precision": precision,
+        "hardware": hardware,
         "max_seq_len": max_seq_len,
         "tasks": {
             task: {key: results[key][task] for key in ("results", "n-samples", "versions", "higher_is_better")}

@@ -16,6 +16,7 @@ import numpy as np
 from mdaq import checkpoint
 from mdaq.checkpoint import Interrupted  # noqa: F401  (re-exported: `stop_after` raises it)
 from mdaq.config import QSMConfig
+from mdaq.hardware import configure_torch
 from mdaq.lm import epoch_batches
 from mdaq.quality import QualityModel, anchor_text
 from mdaq.split import _lang_rng
@@ -44,7 +45,8 @@ def select_training_rows(rows_by_lang: dict[str, list[dict]], cfg: QSMConfig, se
     return out
 
 
-def _loss(model: QualityModel, batch: Sequence[dict], cfg: QSMConfig) -> Any:
+def batch_loss(model: QualityModel, batch: Sequence[dict], cfg: QSMConfig) -> Any:
+    """The training loss of one batch of ``qsm_train`` rows: triplet margin loss, or CaR's MSE for ``regression``."""
     import torch
 
     a, p, n = triplets(batch)
@@ -139,6 +141,7 @@ def train_qsm(
         dropout=cfg.dropout,
     )
     model.load_encoder()
+    hardware = configure_torch(cfg.precision, model.device, stage="qsm train")
     if cfg.freeze_embeddings:
         model.model_.get_input_embeddings().weight.requires_grad_(False)
     params = [p for p in model.model_.parameters() if p.requires_grad]
@@ -150,7 +153,8 @@ def train_qsm(
     sched = get_cosine_schedule_with_warmup(opt, int(cfg.warmup_ratio * n_steps), n_steps)
     step, losses = 0, []
     ckpt = Path(ckpt_dir) if ckpt_dir else None
-    fingerprint = run_fingerprint(encoder, rows, cfg, seed)
+    # the resolved precision, not "auto": a checkpoint is resumed only in the arithmetic that wrote it
+    fingerprint = run_fingerprint(encoder, rows, dataclasses.replace(cfg, precision=hardware["precision"]), seed)
     state = checkpoint.matching_checkpoint(ckpt, fingerprint)  # another run's checkpoint is deleted
     if state is not None:
         step, losses = _load_checkpoint(ckpt, state, model, opt, sched)
@@ -162,7 +166,7 @@ def train_qsm(
         if k == 0 or not batches:
             batches = epoch_batches(lengths, cfg.batch_size, seed, epoch, cfg.group_by_length)
         batch = [rows[i] for i in batches[k]]
-        loss = _loss(model, batch, cfg)
+        loss = batch_loss(model, batch, cfg)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
@@ -183,6 +187,7 @@ def train_qsm(
         "n_pairs": len(rows), "langs": dict(Counter(r["lang"] for r in rows)), "seed": seed, "n_steps": n_steps,
         "config": dataclasses.asdict(cfg), "losses": losses, "seconds_this_run": round(seconds, 2),
         "pairs_per_s": round((step - start_step) * cfg.batch_size / max(seconds, 1e-9), 2),
+        "hardware": hardware,
     }  # fmt: skip
     _save_final(model, Path(out_dir))
     return model

@@ -48,8 +48,10 @@ class QualityModel:
         Token limit per text.
     device : str
         ``"auto"``, ``"cpu"`` or ``"cuda"``.
-    precision : {"fp32", "bf16"}
-        Matmul precision of forward passes (:func:`mdaq.lm.autocast`); pooled vectors are always float32.
+    precision : {"auto", "fp32", "bf16"}
+        Matmul precision of forward passes (:func:`mdaq.lm.autocast`); pooled vectors are always float32. ``auto``
+        is resolved for the device when the encoder is loaded (:func:`mdaq.hardware.resolve_precision`) into
+        ``precision_``; a saved QSM keeps the requested value, so ``auto`` re-resolves on the machine that loads it.
     dropout : float, optional
         Overrides every dropout probability in the encoder's config (None keeps them; only matters in training).
         On CPU, dropout's random masks cost a quarter of a training step, and 0 lets attention use the fused
@@ -60,20 +62,21 @@ class QualityModel:
 
     def __init__(
         self, encoder: str | Path, *, kind: str = "triplet", pooling: str = "mean", query_prefix: str = "query: ",
-        passage_prefix: str = "passage: ", max_len: int = 256, device: str = "auto", precision: str = "fp32",
+        passage_prefix: str = "passage: ", max_len: int = 256, device: str = "auto", precision: str = "auto",
         dropout: float | None = None,
     ) -> None:  # fmt: skip
-        from mdaq.lm import PRECISIONS
+        from mdaq.hardware import PRECISION_CHOICES
 
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
         if pooling not in ("mean", "cls"):
             raise ValueError(f"pooling must be 'mean' or 'cls', got {pooling!r}")
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        if precision not in PRECISION_CHOICES:
+            raise ValueError(f"precision must be one of {PRECISION_CHOICES}, got {precision!r}")
         self.encoder, self.kind, self.pooling = Path(encoder), kind, pooling
         self.query_prefix, self.passage_prefix, self.max_len = query_prefix, passage_prefix, max_len
         self.device, self.precision, self.dropout = device, precision, dropout
+        self.precision_ = precision if precision != "auto" else None  # resolved in load_encoder
         self.model_ = self.tokenizer_ = self.head_ = None
         self.train_record_: dict[str, Any] = {}
 
@@ -83,6 +86,7 @@ class QualityModel:
         import torch
         from transformers import AutoConfig, AutoModel, AutoTokenizer
 
+        from mdaq.hardware import resolve_precision
         from mdaq.lm import resolve_device
 
         if self.model_ is not None:
@@ -93,6 +97,7 @@ class QualityModel:
                 f"{self.encoder.name} --root {self.encoder.parent}`"
             )
         self.device = resolve_device(self.device)
+        self.precision_ = resolve_precision(self.precision, self.device)
         self.tokenizer_ = AutoTokenizer.from_pretrained(self.encoder)
         config = AutoConfig.from_pretrained(self.encoder)
         if self.dropout is not None:
@@ -118,7 +123,7 @@ class QualityModel:
 
         batch = self.tokenizer_(list(texts), padding=True, truncation=True, max_length=self.max_len,
                                 return_tensors="pt").to(self.device)  # fmt: skip
-        with autocast(self.device, self.precision):
+        with autocast(self.device, self.precision_):
             states = self.model_(**batch).last_hidden_state
         return self._pool(states, batch["attention_mask"])
 
@@ -177,7 +182,7 @@ class QualityModel:
         pad_id = self.tokenizer_.pad_token_id or 0
         out = np.zeros((len(texts), self.model_.config.hidden_size), dtype=np.float32)
         starts = range(0, len(order), max(1, batch_size))
-        with torch.inference_mode(), autocast(self.device, self.precision):
+        with torch.inference_mode(), autocast(self.device, self.precision_):
             for start in tqdm(starts, desc="qsm embed", unit="batch", disable=not progress):
                 idx = order[start : start + batch_size]
                 width = max(int(lengths[idx[0]]), 1)
@@ -236,7 +241,8 @@ class QualityModel:
 
     @classmethod
     def load(cls, path: str | Path, device: str = "auto", precision: str | None = None) -> QualityModel:
-        """Load a folder written by :meth:`save`; ``precision`` defaults to the one it was trained with."""
+        """Load a folder written by :meth:`save`; ``precision`` defaults to the one it was trained with (``auto``
+        resolves again on this machine)."""
         path = Path(path)
         cfg_file = path / CONFIG_FILE
         if not cfg_file.is_file():

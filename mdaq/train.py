@@ -16,6 +16,7 @@ from mdaq import checkpoint
 from mdaq.checkpoint import Interrupted
 from mdaq.checkpoint import run_fingerprint as run_fingerprint_
 from mdaq.config import TrainConfig
+from mdaq.hardware import configure_torch
 from mdaq.io import write_json
 from mdaq.lm import (
     collate,
@@ -42,7 +43,8 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _lora(model: Any, cfg: TrainConfig) -> Any:
+def add_lora(model: Any, cfg: TrainConfig) -> Any:
+    """Wrap ``model`` in a PEFT LoRA adapter with ``cfg``'s rank, alpha, dropout and target modules."""
     from peft import LoraConfig, get_peft_model
 
     lora = LoraConfig(
@@ -153,8 +155,10 @@ def train_lora(
     acc = Accelerator(cpu=resolve_device(cfg.device) == "cpu")  # under `accelerate launch`: one process per device
     world, rank, device = acc.num_processes, acc.process_index, acc.device
     seed_everything(seed)  # same LoRA initialisation on every process
+    hardware = configure_torch(cfg.precision, str(device), stage=f"train {Path(out_dir).name}")
+    precision = hardware["precision"]
     tok, model = load_causal_lm(base_model, device, dtype=cfg.base_dtype)
-    model = _lora(model, cfg)
+    model = add_lora(model, cfg)
     torch.manual_seed(seed + 1_000_003 * rank)  # independent dropout streams per process; rank 0 as one process
     encoded = [encode_pair(tok, format_prompt(s.instruction, s.input), s.output, cfg.max_seq_len) for s in samples]
     lengths = [len(e.input_ids) for e in encoded]
@@ -165,7 +169,8 @@ def train_lora(
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = get_cosine_schedule_with_warmup(opt, int(cfg.warmup_ratio * n_steps), n_steps)
-    fingerprint = run_fingerprint(base_model, samples, cfg, seed, world)
+    # the resolved precision, not "auto": a checkpoint from a bf16 machine is not resumed in fp32, nor vice versa
+    fingerprint = run_fingerprint(base_model, samples, dataclasses.replace(cfg, precision=precision), seed, world)
     step, losses, n_tokens = 0, [], 0
     ckpt = Path(ckpt_dir) if ckpt_dir else None
     state = checkpoint.matching_checkpoint(ckpt, fingerprint) if acc.is_main_process else None
@@ -190,7 +195,7 @@ def train_lora(
         step_loss = 0.0
         for b in group[rank::world]:
             batch = {k_: v.to(device) for k_, v in collate([encoded[i] for i in b], tok.pad_token_id).items()}
-            token_lp, _ = response_logprobs(model, batch, cfg.precision)
+            token_lp, _ = response_logprobs(model, batch, precision)
             loss = -token_lp.sum() / max(total, 1)  # token-level mean over the whole accumulated step
             loss.backward()
             step_loss += float(loss.detach())
@@ -217,7 +222,7 @@ def train_lora(
         "effective_batch_size": cfg.batch_size * group_size, "n_steps": len(losses),
         "losses": losses, "seconds_this_run": round(seconds, 2), "resumed_from_step": start_step,
         "tokens_per_s": round(n_tokens * (step - start_step) / max(step, 1) / max(seconds, 1e-9), 1),
-        "method": "lora",
+        "method": "lora", "hardware": hardware,
     }  # fmt: skip
     out = Path(out_dir)
     if acc.is_main_process:

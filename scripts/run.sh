@@ -7,5 +7,6 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export PATH="$PWD/.venv/bin:$PATH" HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1
 python -m mdaq data fetch --out data/midb
+python -m mdaq profile prune-lock   # DVC rewrites the whole lock after every stage: keep it to this profile's stages
 dvc repro "$@"
 python -m mdaq leaderboard

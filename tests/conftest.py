@@ -16,6 +16,38 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 REPO = Path(__file__).resolve().parents[1]
 
+# `precision: auto` in tests: "slow" (default) makes every CPU look like one without fast bf16, so `auto` is fp32 and
+# the suite computes the same numbers, at the same speed, on AMX and AVX2-only machines; "fast" makes every CPU look
+# like an AMX one (run it there to exercise the bf16 paths); "real" uses the probe as it is. Subprocesses (the smoke
+# pipeline) always see the real probe.
+BF16_PROBE = os.environ.get("MDAQ_TEST_BF16_PROBE", "slow")
+if BF16_PROBE not in ("slow", "fast", "real"):
+    raise ValueError(f"MDAQ_TEST_BF16_PROBE must be slow, fast or real, not {BF16_PROBE!r}")
+
+
+def _real_fast_bf16() -> bool:
+    from mdaq.hardware import cpu_fast_bf16
+
+    return cpu_fast_bf16()[0]
+
+
+# Tests that run bf16 arithmetic on the CPU: skipped where it would be emulated (~100x slower than fp32).
+needs_fast_bf16 = pytest.mark.skipif(
+    BF16_PROBE != "fast" and not _real_fast_bf16(),
+    reason="bf16 arithmetic is emulated on this CPU (no AMX / AVX512-BF16): mdaq.hardware",
+)
+
+
+@pytest.fixture(autouse=True)
+def _bf16_probe(monkeypatch):
+    """Apply ``MDAQ_TEST_BF16_PROBE`` to :func:`mdaq.hardware.cpu_fast_bf16` for every test."""
+    if BF16_PROBE == "real":
+        return
+    from mdaq import hardware
+
+    fast = BF16_PROBE == "fast"
+    monkeypatch.setattr(hardware, "cpu_fast_bf16", lambda info=None: (fast, f"test probe: {BF16_PROBE}"))
+
 TOY = {
     "de": [("Nenne eine Farbe.", "Blau."), ("Was ist 2+2?", "Vier."), ("Übersetze 'Haus'.", "house")],
     "ja": [("色を一つ挙げてください。", "青です。"), ("2+2は？", "4です。"), ("「家」を英訳して。", "house")],

@@ -11,6 +11,8 @@ from mdaq.evaluate import sequence_logprobs
 from mdaq.ifd import ifd_scores, unconditional, write_ifd
 from mdaq.lm import IGNORE, encode_pair, format_prompt, load_causal_lm
 
+from .conftest import needs_fast_bf16
+
 torch = pytest.importorskip("torch")
 
 
@@ -45,6 +47,7 @@ def test_ifd_is_finite_and_independent_of_batch_size(tiny_lm):
     np.testing.assert_allclose(a["ifd"], b["ifd"], rtol=1e-4)
 
 
+@needs_fast_bf16
 def test_bf16_precision_is_close_to_fp32(tiny_lm):
     tok, model = load_causal_lm(tiny_lm)
     samples = [Sample.create("ja", "色を一つ挙げてください。", "", "青です。" * (i + 1)) for i in range(3)]

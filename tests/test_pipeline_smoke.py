@@ -40,6 +40,7 @@ def smoke_repo(tmp_path_factory, midb_mirror):
     for args in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "copy"]):
         _sh(args, dst, env)
     _sh([sys.executable, "-m", "mdaq", "profile", "use", "smoke"], dst, env)
+    _sh([sys.executable, "-m", "mdaq", "profile", "prune-lock"], dst, env)  # the default profile's entries go
     _sh([sys.executable, "-m", "mdaq", "data", "fetch", "--out", "data/midb"], dst, env)
     return dst, env
 

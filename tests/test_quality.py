@@ -13,7 +13,7 @@ from mdaq.qsm_eval import evaluate_pairs, kendall_tau, length_scorer, pairwise_a
 from mdaq.qsm_train import Interrupted, train_qsm
 from mdaq.quality import QualityModel
 
-from .conftest import planted_rows
+from .conftest import needs_fast_bf16, planted_rows
 
 CFG = QSMConfig(
     lr=2e-3, epochs=4, batch_size=8, max_len=32, warmup_ratio=0.0, checkpoint_every=2, freeze_embeddings=False
@@ -169,6 +169,7 @@ def test_checkpoint_of_another_run_is_not_resumed(tiny_encoder, tmp_path):
     assert reused.train_record_["losses"] == fresh.train_record_["losses"]  # trained anew, not "resumed" at 8
 
 
+@needs_fast_bf16
 def test_bf16_scores_track_fp32_and_precision_is_saved(tiny_encoder, tmp_path):
     instr = [f"Décris {t}." for t in ("un chat", "la mer", "東京", "a b c d e f")]
     resp = ["Un chat noir.", "La mer est bleue " * 5, "東京は大きい都市です。", "x"]
