@@ -159,8 +159,9 @@ class QualityModel:
             raise ValueError(f"{len(instructions)} instructions but {len(responses)} responses")
         self.load_encoder()
         self.model_.eval()
-        if self.kind == "triplet":
-            a = self._embed_sorted([self.query_prefix + t for t in instructions], batch_size, progress)
+        if self.kind == "triplet":  # an instruction repeated across rows (pairs, pools) is embedded once
+            uniq, inverse = np.unique(np.asarray(instructions, dtype=object), return_inverse=True)
+            a = self._embed_sorted([self.query_prefix + t for t in uniq], batch_size, progress)[inverse]
             r = self._embed_sorted([self.passage_prefix + t for t in responses], batch_size, progress)
             return -np.linalg.norm(a - r, axis=1).astype(np.float32)
         texts = [f"{self.passage_prefix}{i}\n{r}" for i, r in zip(instructions, responses, strict=True)]

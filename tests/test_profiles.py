@@ -89,3 +89,28 @@ def test_hub_model_download_is_atomic_safetensors_only(tmp_path, monkeypatch, ti
     assert not (tmp_path / "xlmr").exists() and not list(tmp_path.glob(".*tmp"))
     with pytest.raises(KeyError, match="valid"):
         build_hub_model("nope", tmp_path / "x")
+
+
+def test_committed_lock_has_only_the_active_profiles_stages():
+    """DVC never drops a lock entry and rewrites the whole file after every stage: orphans cost seconds per stage."""
+    from mdaq.dryrun import stage_names
+
+    lock = yaml.safe_load((REPO / "dvc.lock").read_text())
+    orphans = sorted(set(lock["stages"]) - set(stage_names(REPO)))
+    assert orphans == [], f"{len(orphans)} orphan dvc.lock entries (python -m mdaq profile prune-lock): {orphans[:5]}"
+
+
+def test_prune_lock_drops_only_unknown_stages(tmp_path):
+    from mdaq.dryrun import prune_lock
+
+    for name in ("dvc.yaml", "params.yaml"):
+        shutil.copyfile(REPO / name, tmp_path / name)
+    (tmp_path / ".dvc").mkdir()
+    (tmp_path / ".dvc" / "config").write_text("[core]\n    no_scm = True\n")
+    entry = {"cmd": "x", "outs": [{"path": "a", "md5": "0" * 32}]}
+    lock = {"schema": "2.0", "stages": {"prepare": entry, "generate@random-de": entry, "qsm": entry}}
+    (tmp_path / "dvc.lock").write_text(yaml.safe_dump(lock, sort_keys=False))
+    assert prune_lock(tmp_path) == ["generate@random-de"]
+    kept = yaml.safe_load((tmp_path / "dvc.lock").read_text())
+    assert kept["schema"] == "2.0" and list(kept["stages"]) == ["prepare", "qsm"] and kept["stages"]["qsm"] == entry
+    assert prune_lock(tmp_path) == []  # idempotent
