@@ -150,7 +150,6 @@ class SAHConfig:
     sizes: tuple[int, ...] = ()  # sizes besides select.budget (main grid) and the whole pool (`full`)
 
 
-JUDGE_BACKENDS = ("none", "openai_compat", "fake")  # fake: deterministic test double (mdaq.judge)
 LANG_POLICIES = ("ignore", "loss")
 
 
@@ -158,7 +157,7 @@ LANG_POLICIES = ("ignore", "loss")
 class JudgeConfig:
     """The pairwise LLM judge (``mdaq.judge``). ``backend: none`` skips the judge stages (offline profiles)."""
 
-    backend: str = "none"  # none | openai_compat (OpenAI, vLLM, llama.cpp server, Ollama) | fake (test double)
+    backend: str = "none"  # none | a registered judge that is not a test double (openai_compat: OpenAI, vLLM, ...)
     model: str = ""
     base_url: str = ""  # e.g. http://127.0.0.1:8000/v1 (vLLM) or https://api.openai.com/v1
     api_key_env: str = "MDAQ_JUDGE_API_KEY"  # the NAME of the environment variable holding the key
@@ -264,8 +263,11 @@ def params_from_dict(data: dict[str, Any], path: str = "<params>") -> Params:
             raise DataError(path, f"{size} is not a positive training-set size", field=f"sah.sizes[{i}]")
     if params.evaluate.engine not in ("lm_eval", "mdaq"):
         raise DataError(path, f"{params.evaluate.engine!r} is not one of ('lm_eval', 'mdaq')", field="evaluate.engine")
-    if params.judge.backend not in JUDGE_BACKENDS:
-        raise DataError(path, f"{params.judge.backend!r} is not one of {JUDGE_BACKENDS}", field="judge.backend")
+    from mdaq.judge import JUDGES, pipeline_backends
+
+    if params.judge.backend not in pipeline_backends():
+        why = "is a test double, not a judge" if params.judge.backend in JUDGES.names() else "is not a judge backend"
+        raise DataError(path, f"{params.judge.backend!r} {why}; one of {pipeline_backends()}", field="judge.backend")
     if params.judge.lang_policy not in LANG_POLICIES:
         raise DataError(path, f"{params.judge.lang_policy!r} is not one of {LANG_POLICIES}", field="judge.lang_policy")
     if params.judge.backend == "openai_compat" and not (params.judge.model and params.judge.base_url):

@@ -108,7 +108,8 @@ def judge_pair(judge: Any, method: str, lang: str, generations_dir: Path, questi
     combined = combine_orders(records, lang_policy=cfg.lang_policy)
     summary: dict[str, Any] = {"status": "ok", "method": method, "lang": lang, "reference": cfg.reference,
                                "judge_id": judge.id, "prompt_version": judge.prompt_version,
-                               "prompt_sha": judge.prompt_sha, "lang_policy": cfg.lang_policy}  # fmt: skip
+                               "prompt_sha": judge.prompt_sha, "lang_policy": cfg.lang_policy,
+                               "test_double": bool(getattr(judge, "is_test_double", False))}  # fmt: skip
     for bench in BENCHMARKS:
         prefs = [it["preference"] for it in combined if it["benchmark"] == bench]
         summary[bench] = win_rate_stats(prefs) if prefs else None

@@ -67,7 +67,20 @@ def _row(metrics: dict[str, Any], params: Params) -> dict[str, Any]:
     current = section_sha(params, *run_sections(metrics["method"]))
     judged = any(not _isnan(metrics.get(c)) for c in JUDGE)
     row["status"] = "stale" if metrics.get("params_sha") != current else ("ok" if judged else "partial")
+    if metrics.get("invalid_reason"):
+        row["status"] = "invalid"  # a stand-in judge's verdicts: the win-rate columns stay empty
     return row
+
+
+def _from_test_double(judged: dict[str, Any]) -> bool:
+    """Whether a ``judge.json`` holds a test double's verdicts: its ``test_double`` flag, or (files written before
+    the flag) a judge id whose backend is a registered test double."""
+    from mdaq.judge import JUDGES
+
+    if "test_double" in judged:
+        return bool(judged["test_double"])
+    backend = str(judged.get("judge_id", "")).split(":")[0]
+    return backend in JUDGES.names() and JUDGES.get(backend).is_test_double
 
 
 def _isnan(x: Any) -> bool:
@@ -92,7 +105,7 @@ def _mean_row(method: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
                     f"{c}_n": int(sum(r[f"{c}_n"] for r in rows))})  # fmt: skip
     out["n_selected"] = int(sum(r["n_selected"] for r in rows))
     statuses = {r["status"] for r in rows}
-    out["status"] = "stale" if "stale" in statuses else ("partial" if "partial" in statuses else "ok")
+    out["status"] = next((s for s in ("invalid", "stale", "partial") if s in statuses), "ok")
     for key in ("selector_version", "base_model", "params_sha", "git_sha", "judge_id", "prompt_version"):
         vals = {str(r[key]) for r in rows}
         out[key] = vals.pop() if len(vals) == 1 else "mixed"
@@ -133,7 +146,9 @@ def build_leaderboard(
             metrics = read_json(path)
             verdict = Path(judge_dir) / method / lang / "judge.json" if judge_dir else None
             judged = read_json(verdict) if verdict is not None and verdict.is_file() else {}
-            if judged.get("status") == "ok":
+            if judged.get("status") == "ok" and _from_test_double(judged):
+                metrics["invalid_reason"] = f"judged by a test double ({judged.get('judge_id')}): not a win rate"
+            elif judged.get("status") == "ok":
                 metrics.update(judge_id=judged["judge_id"], prompt_version=judged.get("prompt_version"))
                 for b in _BENCH:
                     st = judged.get(b) or {}

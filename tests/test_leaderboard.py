@@ -113,3 +113,40 @@ def test_generation_summary_joins_the_rows(tmp_path, params):
     df = build_leaderboard(tmp_path, params, ["random"], ["fr", "ja"]).set_index("lang")
     assert df.loc["fr", "share_target_lang"] == 0.75 and math.isnan(df.loc["ja", "share_target_lang"])
     assert math.isnan(df.loc["all", "share_target_lang"])  # a mean only over complete languages
+
+
+@pytest.mark.parametrize(
+    ("verdict", "expected"),
+    [
+        ({"judge_id": "fake:0", "test_double": True}, "invalid"),
+        ({"judge_id": "length"}, "invalid"),  # a file written before the flag: known from the judge id
+        ({"judge_id": "openai_compat:m", "test_double": False}, "ok"),
+    ],
+)
+def test_a_stand_in_judge_never_reaches_the_win_rate_columns(tmp_path, params, verdict, expected):
+    stats = {"win_rate": 75.0, "standard_error": 3.0, "ci_low": 70.0, "ci_high": 80.0, "n_total": 40}
+    for lang in ("fr", "ja"):
+        write_json(tmp_path / "runs" / "random" / lang / "metrics.json", _metrics("random", lang, 0.6, params))
+        judged = {"status": "ok", "prompt_version": "1", **verdict}
+        judged |= {b: stats for b in ("alpaca_eval", "mt_bench_r1", "mt_bench_r2")}
+        write_json(tmp_path / "judge" / "random" / lang / "judge.json", judged)
+    df = build_leaderboard(tmp_path / "runs", params, ["random"], ["fr", "ja"], judge_dir=tmp_path / "judge")
+    assert set(df["status"]) == {expected}
+    win = df["win_rate_alpaca_eval"]
+    assert (win == 75.0).all() if expected == "ok" else win.isna().all()
+
+
+def test_params_refuse_a_test_double_judge(tmp_path):
+    import yaml
+
+    from mdaq.errors import DataError
+    from mdaq.judge import JUDGES, pipeline_backends
+
+    data = yaml.safe_load((REPO / "profiles" / "smoke.yaml").read_text())
+    assert set(pipeline_backends()) == {"none"} | {n for n in JUDGES.names() if not JUDGES.get(n).is_test_double}
+    assert "openai_compat" in pipeline_backends() and "fake" not in pipeline_backends()
+    for backend, message in (("fake", "test double"), ("length", "test double"), ("gpt", "not a judge backend")):
+        data["judge"]["backend"] = backend
+        (tmp_path / "p.yaml").write_text(yaml.safe_dump(data))
+        with pytest.raises(DataError, match=message):
+            load_params(tmp_path / "p.yaml")

@@ -37,7 +37,8 @@ from mdaq.judge.openai_compat import OpenAICompatJudge, RateLimiter
 __all__ = [
     "BENCHMARKS", "JUDGES", "ORDERS", "RECORD_KEYS", "ChatBackend", "Completion", "FakeJudge", "Judge", "JudgeCache",
     "JudgeError", "JudgeItem", "JudgeRequest", "LengthJudge", "OpenAICompatJudge", "Prompt", "RateLimiter",
-    "build_conversation", "cache_key", "judge_both_orders", "load_prompt", "make_judge", "parse_verdict", "winner_of",
+    "build_conversation", "cache_key", "judge_both_orders", "load_prompt", "make_judge", "parse_verdict",
+    "pipeline_backends", "winner_of",
 ]  # fmt: skip
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,12 @@ def _params(cls: type) -> dict[str, inspect.Parameter]:
     """Keyword parameters of a backend's ``__init__`` (its config schema)."""
     sig = inspect.signature(cls.__init__)
     return {n: p for n, p in sig.parameters.items() if n != "self" and p.kind is p.KEYWORD_ONLY}
+
+
+def pipeline_backends() -> tuple[str, ...]:
+    """Registered judge backends that the pipeline accepts (``params.yaml: judge.backend``): every one that is not a
+    test double (:attr:`Judge.is_test_double`), plus ``"none"`` (skip the judge stage)."""
+    return ("none", *(n for n in JUDGES.names() if not JUDGES.get(n).is_test_double))
 
 
 def make_judge(cfg: dict[str, Any]) -> Judge:

@@ -232,6 +232,7 @@ class Judge:
     """
 
     version: ClassVar[str] = "1"
+    is_test_double: ClassVar[bool] = False  # True: decides without a language model; never reaches a leaderboard
     id: str = "judge"
 
     def __init__(self, *, prompt: str = DEFAULT_PROMPT, multiturn_prompt: str = DEFAULT_MULTITURN_PROMPT) -> None:

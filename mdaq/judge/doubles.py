@@ -35,7 +35,11 @@ def _hash_verdict(*parts: object) -> int:
 
 
 class _DoubleJudge(Judge):
-    """A judge that decides from the item and order themselves instead of reading the prompt."""
+    """A judge that decides from the item and order themselves instead of reading the prompt. Registered so that
+    tests can build it from a config, but refused by ``params.yaml`` (:func:`mdaq.judge.pipeline_backends`) and
+    marked ``invalid`` by the leaderboard: its verdicts are not win rates."""
+
+    is_test_double = True
 
     def verdict_text(self, item: JudgeItem, order: str) -> str:
         """The judge's reply for ``item`` shown in ``order``."""
