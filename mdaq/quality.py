@@ -10,6 +10,7 @@ Two scorers share one interface (``score(instructions, responses) -> ndarray``, 
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Sequence
@@ -24,6 +25,22 @@ log = logging.getLogger(__name__)
 
 KINDS = ("triplet", "regression")
 CONFIG_FILE = "qsm_config.json"
+
+
+def _stamp(folder: Path) -> tuple[tuple[str, int, int], ...]:
+    """Names, sizes and mtimes of a model folder's tokenizer files: the cache key's part that changes with them."""
+    files = sorted(p for p in folder.glob("*token*") if p.is_file())
+    return tuple((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files)
+
+
+@functools.lru_cache(maxsize=8)
+def _tokenizer(path: str, stamp: tuple) -> Any:
+    """One tokenizer object per folder and process: loading XLM-R's 250k-piece tokenizer takes ~4 s on a 2-core CPU
+    (transformers converts it at every load), and a stage or a test often builds several models on one folder. The
+    object is shared, so callers must not change it (QualityModel only encodes with it)."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(path)
 
 
 def anchor_text(instruction: str, input: str = "") -> str:
@@ -84,7 +101,7 @@ class QualityModel:
     def load_encoder(self) -> QualityModel:
         """Load tokenizer, encoder and (for ``regression``) the head; idempotent."""
         import torch
-        from transformers import AutoConfig, AutoModel, AutoTokenizer
+        from transformers import AutoConfig, AutoModel
 
         from mdaq.hardware import resolve_precision
         from mdaq.lm import resolve_device
@@ -98,7 +115,7 @@ class QualityModel:
             )
         self.device = resolve_device(self.device)
         self.precision_ = resolve_precision(self.precision, self.device)
-        self.tokenizer_ = AutoTokenizer.from_pretrained(self.encoder)
+        self.tokenizer_ = _tokenizer(str(self.encoder.resolve()), _stamp(self.encoder))
         config = AutoConfig.from_pretrained(self.encoder)
         if self.dropout is not None:
             for key, value in list(vars(config).items()):

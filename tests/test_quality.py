@@ -49,7 +49,7 @@ def test_save_load_gives_identical_scores(tiny_encoder, tmp_path):
     assert (tmp_path / "m" / "model.safetensors").is_file()
 
 
-@pytest.mark.parametrize("group_by_length", [0, 2])
+@pytest.mark.parametrize("group_by_length", [pytest.param(0, marks=pytest.mark.slow), 2])  # suite budget: one default
 def test_resume_reaches_the_same_model(tiny_encoder, tmp_path, group_by_length):
     rows = planted_rows(16)
     cfg = dataclasses.replace(CFG, group_by_length=group_by_length)
