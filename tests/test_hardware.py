@@ -167,9 +167,9 @@ def test_qsm_training_resolves_auto(probe, tiny_encoder, tmp_path):
 def test_features_resolve_auto(probe, tiny_encoder, tmp_path):
     from mdaq.features import RECORD_FILE, compute_features, write_features
     from mdaq.io import write_jsonl
-    from mdaq.qsm_train import train_qsm
+    from mdaq.quality import QualityModel
 
-    train_qsm(tiny_encoder, planted_rows(4), QSMConfig(batch_size=4, max_len=32, device="cpu"), tmp_path / "q")
+    QualityModel(tiny_encoder, max_len=32, device="cpu").load_encoder().save(tmp_path / "q")  # untrained: enough
     pool = tmp_path / "pool.jsonl"
     write_jsonl(pool, [s.to_dict() for s in _samples()])
     probe["seen"].clear()

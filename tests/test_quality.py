@@ -160,6 +160,7 @@ def test_freeze_embeddings_keeps_the_token_table(tiny_encoder, tmp_path):
         "encoder.layer.0.attention.self.query.weight"]).all()  # fmt: skip
 
 
+@pytest.mark.slow  # suite budget: test_checkpoint_of_another_run_is_discarded covers the same rule
 def test_checkpoint_of_another_run_is_not_resumed(tiny_encoder, tmp_path):
     rows = planted_rows(16)
     train_qsm(tiny_encoder, rows, CFG, tmp_path / "a", seed=3, ckpt_dir=tmp_path / "ck")  # finished: step 8
