@@ -69,6 +69,19 @@ def padding_share(lengths: list[int], batches: list) -> float:
 MATMUL_OPS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::_scaled_dot_product_flash_attention_for_cpu")
 
 
+def rate_row(lengths: list[int], batches: list, seconds: float, flops: float, head: float, floor: float) -> dict:
+    """Tokens, time, achieved FLOP/s, its fraction of the GEMM ``floor`` (FLOP/s), padding and LM-head shares."""
+    return {
+        "tokens": sum(lengths),
+        "seconds": round(seconds, 2),
+        "tokens_per_s": round(sum(lengths) / seconds, 1),
+        "achieved_gflops": round(flops / seconds / 1e9, 1),
+        "floor_fraction": round(flops / seconds / floor, 3),
+        "padding_share": round(padding_share(lengths, batches), 3),
+        "lm_head_flop_share": round(head / flops, 3),
+    }
+
+
 def matmul_share(fn) -> float:
     """Share of CPU time that ``fn`` spends in matmul kernels (torch.profiler, self time)."""
     from torch.profiler import ProfilerActivity, profile
@@ -123,16 +136,8 @@ def main() -> None:
         seconds = json.loads((out / "train_record.json").read_text())["seconds_this_run"]
     flops = 2 * forward_flops(shape, lengths, resp)  # forward + input-gradient backward
     batches = epoch_batches(lengths, tcfg.batch_size, 0, 0, tcfg.group_by_length)
-    res["train"] = {
-        "samples": len(samples),
-        "tokens": sum(lengths),
-        "seconds": round(seconds, 2),
-        "tokens_per_s": round(sum(lengths) / seconds, 1),
-        "achieved_gflops": round(flops / seconds / 1e9, 1),
-        "floor_fraction": round(flops / seconds / floor, 3),
-        "padding_share": round(padding_share(lengths, batches), 3),
-        "lm_head_flop_share": round(4 * shape["d"] * shape["vocab"] * sum(resp) / flops, 3),
-    }
+    head = 4 * shape["d"] * shape["vocab"] * sum(resp)
+    res["train"] = {"samples": len(samples), **rate_row(lengths, batches, seconds, flops, head, floor)}
 
     # ---- held-out scoring, forward only -----------------------------------------------------------------------------
     ecfg = params.evaluate
@@ -149,16 +154,8 @@ def main() -> None:
     seconds = time.perf_counter() - t0
     flops = forward_flops(shape, lengths, resp)
     batches = list(length_batches(lengths, ecfg.batch_size))
-    res["score"] = {
-        "sequences": len(enc),
-        "tokens": sum(lengths),
-        "seconds": round(seconds, 2),
-        "tokens_per_s": round(sum(lengths) / seconds, 1),
-        "achieved_gflops": round(flops / seconds / 1e9, 1),
-        "floor_fraction": round(flops / seconds / floor, 3),
-        "padding_share": round(padding_share(lengths, batches), 3),
-        "lm_head_flop_share": round(2 * shape["d"] * shape["vocab"] * sum(resp) / flops, 3),
-    }
+    head = 2 * shape["d"] * shape["vocab"] * sum(resp)
+    res["score"] = {"sequences": len(enc), **rate_row(lengths, batches, seconds, flops, head, floor)}
     if args.profile:
         res["score"]["matmul_time_share"] = round(
             matmul_share(lambda: encoded_logprobs(model, tok, enc[: 2 * ecfg.batch_size], ecfg.batch_size, precision)),

@@ -19,8 +19,6 @@ from mdaq.hardware import PRECISION_CHOICES, PRECISIONS  # "auto" resolves per m
 LANG_HINT = 'language codes must be strings; quote them in YAML ("no" is read as False otherwise)'
 
 
-
-
 @dataclass(frozen=True)
 class SplitConfig:
     """Fractions of the aligned MIDB source range for each split, in this order along the range."""
