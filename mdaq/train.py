@@ -152,8 +152,12 @@ def train_lora(
 
     if not samples:
         raise ValueError("train_lora: no training samples")
-    acc = Accelerator(cpu=resolve_device(cfg.device) == "cpu")  # under `accelerate launch`: one process per device
-    world, rank, device = acc.num_processes, acc.process_index, acc.device
+    requested = resolve_device(cfg.device)
+    acc = Accelerator(cpu=requested == "cpu")  # under `accelerate launch`: one process per device
+    world, rank = acc.num_processes, acc.process_index
+    # accelerate's state is a per-process singleton: a second in-process run keeps the first run's device (a CPU
+    # run, then a `device: cuda` one, trained on the CPU). One process: the configured device; launched: its own.
+    device = acc.device if world > 1 else torch.device(requested)
     seed_everything(seed)  # same LoRA initialisation on every process
     hardware = configure_torch(cfg.precision, str(device), stage=f"train {Path(out_dir).name}")
     precision = hardware["precision"]

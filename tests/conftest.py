@@ -112,20 +112,27 @@ def midb_mirror() -> Path:
     return path
 
 
+def _tiny_asset(name: str, tmp_path_factory) -> Path:
+    """``name`` built once per session, or taken from ``MDAQ_TEST_ASSETS/name`` when that holds a finished build
+    (a machine that cannot build assets, e.g. a lent GPU machine: ``scripts/device_check.sh``)."""
+    from mdaq.assets import MANIFEST, build_asset
+
+    prebuilt = os.environ.get("MDAQ_TEST_ASSETS")
+    if prebuilt and (Path(prebuilt) / name / MANIFEST).is_file():
+        return Path(prebuilt) / name
+    return build_asset(name, tmp_path_factory.mktemp("base") / name)
+
+
 @pytest.fixture(scope="session")
 def tiny_lm(tmp_path_factory) -> Path:
     """A tiny random Llama with the real SmolLM2 tokenizer, built once per session."""
-    from mdaq.assets import build_asset
-
-    return build_asset("tiny-llama", tmp_path_factory.mktemp("base") / "tiny-llama")
+    return _tiny_asset("tiny-llama", tmp_path_factory)
 
 
 @pytest.fixture(scope="session")
 def tiny_encoder(tmp_path_factory) -> Path:
     """A tiny random BERT with the real multilingual-e5 tokenizer, built once per session."""
-    from mdaq.assets import build_asset
-
-    return build_asset("tiny-bert", tmp_path_factory.mktemp("base") / "tiny-bert")
+    return _tiny_asset("tiny-bert", tmp_path_factory)
 
 
 def planted_rows(n: int = 24, lang: str = "fr") -> list[dict]:

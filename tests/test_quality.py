@@ -174,7 +174,7 @@ def test_checkpoint_of_another_run_is_not_resumed(tiny_encoder, tmp_path):
 def test_bf16_scores_track_fp32_and_precision_is_saved(tiny_encoder, tmp_path):
     instr = [f"Décris {t}." for t in ("un chat", "la mer", "東京", "a b c d e f")]
     resp = ["Un chat noir.", "La mer est bleue " * 5, "東京は大きい都市です。", "x"]
-    fp32 = QualityModel(tiny_encoder, max_len=32).score(instr, resp)
+    fp32 = QualityModel(tiny_encoder, max_len=32, precision="fp32").score(instr, resp)  # not "auto": bf16 on AMX
     bf16 = QualityModel(tiny_encoder, max_len=32, precision="bf16").score(instr, resp)
     np.testing.assert_allclose(bf16, fp32, rtol=0.05, atol=0.05)
     assert not np.array_equal(bf16, fp32)  # the switch really changes the arithmetic

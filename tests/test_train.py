@@ -214,3 +214,25 @@ def test_epoch_batches_grouped_by_length():
     assert all(hi <= lo_next for (_, hi), (lo_next, _) in zip(spans, spans[1:], strict=False))  # disjoint ranges
     small = epoch_batches(lengths, 8, seed=1, epoch=0, group_by_length=2)  # chunks of 16 sorted separately
     assert sorted(np.concatenate(small).tolist()) == list(range(100)) and len(small) == 13
+
+
+def test_one_process_trains_on_the_configured_device_not_on_accelerates_earlier_one(tiny_lm, tmp_path, monkeypatch):
+    """accelerate's state is a per-process singleton: after one run it reports that run's device to every later
+    Accelerator (seen on a GPU machine: a `device: cuda` run after a CPU one trained on the CPU)."""
+    import accelerate
+    import torch
+
+    from mdaq.train import train_lora
+
+    real = accelerate.Accelerator
+
+    class StaleDevice(real):  # what a second in-process Accelerator reports: an earlier run's device
+        @property
+        def device(self):
+            return torch.device("meta")
+
+    monkeypatch.setattr(accelerate, "Accelerator", StaleDevice)
+    cfg = TrainConfig(lora_r=2, epochs=1, batch_size=4, max_seq_len=32, device="cpu")
+    out = train_lora(tiny_lm, _samples(4), cfg, tmp_path / "a", seed=0)
+    rec = json.loads((out / "train_record.json").read_text())
+    assert rec["hardware"]["device"] == "cpu" and np.isfinite(rec["losses"]).all()
