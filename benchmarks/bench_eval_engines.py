@@ -1,5 +1,5 @@
-"""Judge-free evaluation speed: lm-eval's tasks (mdaq/lm_eval_tasks through lm_eval.simple_evaluate) against mdaq's own
-scorer (mdaq.evaluate, LM head on response tokens only), same model, adapter, pairs and precision, same run.
+"""Judge-free evaluation speed: lm-eval's tasks (mdaq/evaluation/lm_eval_tasks through lm_eval.simple_evaluate) against mdaq's own
+scorer (mdaq.evaluation.heldout, LM head on response tokens only), same model, adapter, pairs and precision, same run.
 
 Each side is one whole call, model load included (both load the same model): one untimed warm-up call each (so
 lm-eval's import and task setup are outside the timed calls, as mdaq's imports are), then ``--repeats`` rounds in
@@ -18,9 +18,9 @@ import json
 from _timing import compare, machine
 
 from mdaq.config import EvaluateConfig
-from mdaq.evaluate import evaluate_heldout
+from mdaq.evaluation.harness import run_judge_free
+from mdaq.evaluation.heldout import evaluate_heldout
 from mdaq.io import read_jsonl
-from mdaq.lmeval import run_judge_free
 
 
 def main() -> None:

@@ -2,7 +2,7 @@
 
 Both runs train the default base model on the same pool samples, one epoch, same seed and config except
 ``group_by_length``; the script prints, for each, the share of batch positions that are padding, the wall time
-of ``mdaq.train.train_lora`` (model load included) and the ratio plain / grouped. A ratio above 1 means the
+of ``mdaq.training.lora.train_lora`` (model load included) and the ratio plain / grouped. A ratio above 1 means the
 grouped batches are faster. Both sides get an untimed warm-up run, then ``--repeats`` rounds in alternating
 order; the best time of each is compared (benchmarks/_timing.py).
 
@@ -22,7 +22,7 @@ from _timing import compare, machine
 
 from mdaq import load_params
 from mdaq.io import read_samples
-from mdaq.lm import encode_pair, epoch_batches, format_prompt
+from mdaq.models.lm import encode_pair, epoch_batches, format_prompt
 
 
 def padding_share(lengths: list[int], batch_size: int, k: int, seed: int) -> float:
@@ -36,7 +36,7 @@ def padding_share(lengths: list[int], batch_size: int, k: int, seed: int) -> flo
 def main() -> None:
     from transformers import AutoTokenizer
 
-    from mdaq.train import train_lora
+    from mdaq.training.lora import train_lora
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="artifacts/base/gemma-3-270m")

@@ -3,9 +3,9 @@
 Measures this machine's square-GEMM rate in the chosen precision (``--precision``, default what ``auto``
 resolves to here; the better of two sizes), then times, through the stages' own code and with the default
 profile's settings (params.yaml):
-- LoRA training: ``mdaq.train.train_lora`` on ``--train-samples`` pool samples (``train.batch_size``,
+- LoRA training: ``mdaq.training.lora.train_lora`` on ``--train-samples`` pool samples (``train.batch_size``,
   ``train.max_seq_len``, ``group_by_length``), after an untimed warm-up run;
-- held-out scoring, forward only: ``mdaq.evaluate.encoded_logprobs`` on ``--pairs`` held-out pairs (chosen and
+- held-out scoring, forward only: ``mdaq.evaluation.heldout.encoded_logprobs`` on ``--pairs`` held-out pairs (chosen and
   rejected, ``evaluate.batch_size``, ``evaluate.max_seq_len``), after an untimed warm-up batch;
 and prints achieved FLOP/s as a fraction of the GEMM rate (goal: >= 0.4 for both).
 
@@ -105,10 +105,10 @@ def main() -> None:
     ap.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"))
     ap.add_argument("--profile", action="store_true", help="also report the share of time in matmul kernels")
     args = ap.parse_args()
-    from mdaq.evaluate import encoded_logprobs
+    from mdaq.evaluation.heldout import encoded_logprobs
     from mdaq.io import read_jsonl, read_samples
-    from mdaq.lm import encode_pair, epoch_batches, format_prompt, length_batches, load_causal_lm
-    from mdaq.train import train_lora
+    from mdaq.models.lm import encode_pair, epoch_batches, format_prompt, length_batches, load_causal_lm
+    from mdaq.training.lora import train_lora
 
     params = load_params(args.params)
     base = require(args.base or f"artifacts/base/{params.base_model}", "dvc repro assets")

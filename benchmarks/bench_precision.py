@@ -5,7 +5,7 @@ Four workloads, each run in both precisions in the same process, warmed up, in a
 - a square GEMM (``--gemm`` wide);
 - a QSM training step (me5-small, triplet loss, ``--qsm-batch`` rows of ``--qsm-len`` tokens, AdamW);
 - a LoRA training step (the default base model, ``--lora-batch`` samples of ``--lora-len`` tokens, AdamW);
-- held-out scoring (forward only, LM head on response tokens: ``mdaq.lm.response_logprobs``).
+- held-out scoring (forward only, LM head on response tokens: ``mdaq.models.lm.response_logprobs``).
 Prints each ratio (fp32 seconds / bf16 seconds: > 1 means bf16 is faster), what ``auto`` resolved to, and
 ``auto_picks_faster`` per workload; exits 1 if ``auto`` chose the slower precision for any model workload by more
 than the noise margin (``--margin``). ``--shapes auto`` times the stages' own batch shapes where ``auto`` is bf16,
@@ -30,7 +30,6 @@ from _timing import compare, gemm_gflops, machine, require
 
 from mdaq.config import QSMConfig, TrainConfig
 from mdaq.hardware import resolve_precision
-
 
 # Batch shapes. stage: about the default profile's QSM (16 x 128-256 tokens) and LoRA/scoring (8 x 192-256) batches;
 # small: a few tokens, where per-call overhead (autocast re-casting frozen weights) weighs more than the GEMMs, so
@@ -88,8 +87,8 @@ def qsm_step(encoder: Path, rows: list[dict], max_len: int):
     """A closure per precision running one QSM optimizer step on ``rows``."""
     import torch
 
-    from mdaq.qsm_train import batch_loss
-    from mdaq.quality import QualityModel
+    from mdaq.quality.model import QualityModel
+    from mdaq.quality.train import batch_loss
 
     cfg = QSMConfig(max_len=max_len, dropout=0.0)
     model = QualityModel(encoder, max_len=max_len, device="cpu", precision="fp32", dropout=0.0).load_encoder()
@@ -113,8 +112,8 @@ def lora_steps(base: Path, samples: list, max_len: int, batch_size: int):
     """Closures per precision: one LoRA optimizer step, and one forward-only scoring pass of the same batch."""
     import torch
 
-    from mdaq.lm import collate, encode_pair, format_prompt, load_causal_lm, response_logprobs
-    from mdaq.train import add_lora
+    from mdaq.models.lm import collate, encode_pair, format_prompt, load_causal_lm, response_logprobs
+    from mdaq.training.lora import add_lora
 
     tok, model = load_causal_lm(base, "cpu")
     model = add_lora(model, TrainConfig(lora_dropout=0.0))

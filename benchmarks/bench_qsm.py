@@ -19,11 +19,11 @@ from dataclasses import asdict
 from pathlib import Path
 
 from mdaq.config import QSMConfig
+from mdaq.data.midb import available_langs, load_pairs, midb_path
+from mdaq.data.split import pool_sample
 from mdaq.io import write_samples
-from mdaq.midb import available_langs, load_pairs, midb_path
-from mdaq.qsm_train import train_qsm
-from mdaq.quality import QualityModel, anchor_text
-from mdaq.split import pool_sample
+from mdaq.quality.model import QualityModel, anchor_text
+from mdaq.quality.train import train_qsm
 
 
 def pool_samples(midb: Path, n: int) -> list:

@@ -20,7 +20,7 @@ import time
 
 import numpy as np
 
-from mdaq.diversity import cluster_labels, das_select, mmr_select, mmr_select_naive, split_budget
+from mdaq.selectors.algorithms import cluster_labels, das_select, mmr_select, mmr_select_naive, split_budget
 
 
 def peak_rss_gb() -> float:

@@ -14,7 +14,7 @@ from mdaq.errors import DataError, MissingAssetError
 
 
 def _data_fetch(args: argparse.Namespace) -> int:
-    from mdaq.fetch import fetch
+    from mdaq.data.fetch import fetch
 
     done = fetch(args.out, mirror=args.mirror)
     counts = {k: sum(1 for v in done.values() if v == k) for k in ("kept", "mirror", "download")}
@@ -23,7 +23,7 @@ def _data_fetch(args: argparse.Namespace) -> int:
 
 
 def _data_verify(args: argparse.Namespace) -> int:
-    from mdaq.fetch import verify
+    from mdaq.data.fetch import verify
 
     verify(args.path)
     print(f"{args.path}: all pinned files match their sha256")
@@ -31,7 +31,7 @@ def _data_verify(args: argparse.Namespace) -> int:
 
 
 def _data_validate(args: argparse.Namespace) -> int:
-    from mdaq.loaders import validate_file
+    from mdaq.data.loaders import validate_file
 
     summary = validate_file(args.path, fmt=args.format, lang=args.lang)
     print(json.dumps(summary, ensure_ascii=False, default=str))
@@ -39,10 +39,10 @@ def _data_validate(args: argparse.Namespace) -> int:
 
 
 def _assets_build(args: argparse.Namespace) -> int:
-    from mdaq.assets import build_assets
-    from mdaq.hub import HUB_MODELS, build_hub_model
+    from mdaq.models.assets import build_assets
+    from mdaq.models.hub import HUB_MODELS, build_hub_model
 
-    hub = [n for n in args.names if n in HUB_MODELS]  # paper-scale models: Hub downloads (mdaq.hub)
+    hub = [n for n in args.names if n in HUB_MODELS]  # paper-scale models: Hub downloads (mdaq.models.hub)
     for path in build_assets([n for n in args.names if n not in HUB_MODELS], Path(args.root), force=args.force):
         print(path)
     for name in hub:
@@ -53,9 +53,9 @@ def _assets_build(args: argparse.Namespace) -> int:
 def _qsm_eval(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from mdaq.midb import load_pairs, pair_problem
-    from mdaq.qsm_eval import evaluate_pairs
-    from mdaq.quality import QualityModel
+    from mdaq.data.midb import load_pairs, pair_problem
+    from mdaq.quality.evaluate import evaluate_pairs
+    from mdaq.quality.model import QualityModel
 
     pairs = load_pairs(args.pairs, args.lang or "und", gaps=())
     usable = [asdict(p) for p in pairs if pair_problem(p) is None]
@@ -67,9 +67,9 @@ def _qsm_eval(args: argparse.Namespace) -> int:
 
 
 def _read_pool(args: argparse.Namespace) -> list:
-    """Samples of ``--pool``: mdaq JSONL rows (with ``id``), or any format :func:`mdaq.loaders.load_any` reads."""
+    """Samples of ``--pool``: mdaq JSONL rows (with ``id``), or any format :func:`mdaq.data.loaders.load_any` reads."""
+    from mdaq.data.loaders import load_any
     from mdaq.io import iter_jsonl, read_samples
-    from mdaq.loaders import load_any
 
     path = Path(args.pool)
     if not path.exists():
@@ -94,17 +94,17 @@ def _features(args: argparse.Namespace, samples: list, needs: frozenset) -> dict
     if args.ifd:
         out["ifd"] = np.load(Path(args.ifd) / "ifd.npy", allow_pickle=False)
     if "quality" in needs and "quality" not in out and args.qsm:
-        from mdaq.quality import QualityModel
+        from mdaq.quality.model import QualityModel
 
         out["quality"] = QualityModel.load(args.qsm, device=args.device).score_samples(samples)
     if "embeddings" in needs and "embeddings" not in out and args.encoder:
-        from mdaq.embed import SentenceEmbedder, sample_text
+        from mdaq.features.embed import SentenceEmbedder, sample_text
 
         emb = SentenceEmbedder(args.encoder, device=args.device)
         out["embeddings"] = emb.encode([sample_text(s.instruction, s.input, s.output) for s in samples])
     if "ifd" in needs and "ifd" not in out and args.ifd_model:
         from mdaq.config import IFDConfig
-        from mdaq.ifd import compute_ifd
+        from mdaq.features.ifd import compute_ifd
 
         out["ifd"] = compute_ifd(args.ifd_model, samples, IFDConfig(device=args.device))["ifd"]
     return out
@@ -112,8 +112,8 @@ def _features(args: argparse.Namespace, samples: list, needs: frozenset) -> dict
 
 def _select(args: argparse.Namespace) -> int:
     from mdaq.io import write_jsonl
-    from mdaq.selection import select_samples
     from mdaq.selectors import SELECTORS
+    from mdaq.selectors.runner import select_samples
 
     requires = SELECTORS.get(args.method).requires
     samples = _read_pool(args)
@@ -136,7 +136,7 @@ def _select(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from mdaq.train import train_from_files
+    from mdaq.training.lora import train_from_files
 
     out = train_from_files(args.base_model, args.pool, args.selection, args.out, args.params, args.ckpt)
     if int(os.environ.get("RANK", "0")) == 0:  # under a launcher, only the main process reports
@@ -162,7 +162,7 @@ def _profile_use(args: argparse.Namespace) -> int:
 
 
 def _profile_check(args: argparse.Namespace) -> int:
-    from mdaq.dryrun import dry_run
+    from mdaq.pipeline.dryrun import dry_run
 
     path = Path(args.profiles) / f"{args.name}.yaml" if not args.name.endswith(".yaml") else Path(args.name)
     if not path.is_file():
@@ -174,7 +174,7 @@ def _profile_check(args: argparse.Namespace) -> int:
 
 
 def _profile_prune_lock(args: argparse.Namespace) -> int:
-    from mdaq.dryrun import prune_lock
+    from mdaq.pipeline.dryrun import prune_lock
 
     dropped = prune_lock(args.root)
     print(f"dvc.lock: dropped {len(dropped)} entries of stages the current profile does not have")
@@ -195,7 +195,7 @@ def _leaderboard(args: argparse.Namespace) -> int:
     import pandas as pd
 
     if args.update_readme:
-        from mdaq.leaderboard import update_readme
+        from mdaq.reporting.leaderboard import update_readme
 
         md = Path(args.path).with_suffix(".md")
         changed = update_readme(args.update_readme, md)
@@ -217,7 +217,7 @@ def _leaderboard(args: argparse.Namespace) -> int:
 
 
 def _winrate(args: argparse.Namespace) -> int:
-    from mdaq.winrate import json_safe, winrate_report
+    from mdaq.judging.winrate import json_safe, winrate_report
 
     report = winrate_report(args.path, lang_policy=args.lang_policy, by_group=args.by_group)
     print(json.dumps(json_safe(report), ensure_ascii=False))
@@ -225,7 +225,7 @@ def _winrate(args: argparse.Namespace) -> int:
 
 
 def _human_eval(args: argparse.Namespace) -> int:
-    from mdaq.human_eval import human_eval_report, read_human_csv, table1, table1_markdown
+    from mdaq.judging.human_eval import human_eval_report, read_human_csv, table1, table1_markdown
 
     if args.markdown:
         print(table1_markdown(table1(read_human_csv(args.path))), end="")

@@ -41,7 +41,7 @@ class PrepareConfig:
 
 @dataclass(frozen=True)
 class QSMConfig:
-    """The Quality Scoring Model (``mdaq.quality``): encoder, loss, optimisation, leave-languages-out."""
+    """The Quality Scoring Model (``mdaq.quality.model``): encoder, loss, optimisation, leave-languages-out."""
 
     encoder: str = "me5-small"  # asset name under artifacts/base (paper scale: an XLM-R-large folder)
     kind: str = "triplet"  # "triplet" (M-DaQ) or "regression" (CaR's IQS, ablation)
@@ -73,7 +73,7 @@ class FeaturesConfig:
 
 @dataclass(frozen=True)
 class IFDConfig:
-    """Instruction-following difficulty of pool samples (``mdaq.ifd``), scored with the profile's base model."""
+    """Instruction-following difficulty of pool samples (``mdaq.features.ifd``), scored with the profile's base model."""
 
     max_seq_len: int = 256
     batch_size: int = 8
@@ -86,7 +86,7 @@ class SelectConfig:
     """Selection budget per language, and the quotas of the pooled (cross-lingual) mode."""
 
     budget: int = 1000
-    pooled_quota: str = "equal"  # pooled mode: "equal", "proportional" or "temperature" (mdaq.budgets)
+    pooled_quota: str = "equal"  # pooled mode: "equal", "proportional" or "temperature" (mdaq.selectors.budgets)
     pooled_temperature: float = 1.0  # "temperature" quotas ∝ n_lang ** (1 / T)
 
 
@@ -117,7 +117,7 @@ class TrainConfig:
 class EvaluateConfig:
     """Judge-free evaluation on held-out MIDB pairs."""
 
-    engine: str = "lm_eval"  # "lm_eval": the lm-eval tasks of mdaq/lm_eval_tasks; "mdaq": mdaq.evaluate (faster)
+    engine: str = "lm_eval"  # "lm_eval": the lm-eval tasks of mdaq/evaluation/lm_eval_tasks; "mdaq": mdaq.evaluation.heldout (faster)
     batch_size: int = 8
     max_seq_len: int = 384
     device: str = "auto"
@@ -126,7 +126,7 @@ class EvaluateConfig:
 
 @dataclass(frozen=True)
 class GenerateConfig:
-    """Answers to translated AlpacaEval and MT-Bench prompts (``mdaq.generate``)."""
+    """Answers to translated AlpacaEval and MT-Bench prompts (``mdaq.evaluation.generate``)."""
 
     max_new_tokens: int = 256
     max_prompt_len: int = 1024  # prompt tokens kept (from the left, so the question itself survives)
@@ -142,7 +142,7 @@ class GenerateConfig:
 
 @dataclass(frozen=True)
 class SAHConfig:
-    """The quality-vs-quantity study (``mdaq.sah``): extra training-set sizes for curated and unfiltered methods."""
+    """The quality-vs-quantity study (``mdaq.pipeline.sah``): extra training-set sizes for curated and unfiltered methods."""
 
     methods: tuple[str, ...] = ()  # e.g. ("random", "mdaq_das"): unfiltered vs curated; each must be in `methods`
     sizes: tuple[int, ...] = ()  # sizes besides select.budget (main grid) and the whole pool (`full`)
@@ -153,7 +153,7 @@ LANG_POLICIES = ("ignore", "loss")
 
 @dataclass(frozen=True)
 class JudgeConfig:
-    """The pairwise LLM judge (``mdaq.judge``). ``backend: none`` skips the judge stages (offline profiles)."""
+    """The pairwise LLM judge (``mdaq.judging``). ``backend: none`` skips the judge stages (offline profiles)."""
 
     backend: str = "none"  # none | a registered judge that is not a test double (openai_compat: OpenAI, vLLM, ...)
     model: str = ""
@@ -261,7 +261,7 @@ def params_from_dict(data: dict[str, Any], path: str = "<params>") -> Params:
             raise DataError(path, f"{size} is not a positive training-set size", field=f"sah.sizes[{i}]")
     if params.evaluate.engine not in ("lm_eval", "mdaq"):
         raise DataError(path, f"{params.evaluate.engine!r} is not one of ('lm_eval', 'mdaq')", field="evaluate.engine")
-    from mdaq.judge import JUDGES, pipeline_backends
+    from mdaq.judging import JUDGES, pipeline_backends
 
     if params.judge.backend not in pipeline_backends():
         why = "is a test double, not a judge" if params.judge.backend in JUDGES.names() else "is not a judge backend"
@@ -270,7 +270,7 @@ def params_from_dict(data: dict[str, Any], path: str = "<params>") -> Params:
         raise DataError(path, f"{params.judge.lang_policy!r} is not one of {LANG_POLICIES}", field="judge.lang_policy")
     if params.judge.backend == "openai_compat" and not (params.judge.model and params.judge.base_url):
         raise DataError(path, "the openai_compat judge needs judge.model and judge.base_url", field="judge")
-    from mdaq.budgets import QUOTA_MODES
+    from mdaq.selectors.budgets import QUOTA_MODES
 
     if params.select.pooled_quota not in QUOTA_MODES:
         raise DataError(

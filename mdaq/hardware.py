@@ -30,7 +30,7 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-PRECISIONS = ("fp32", "bf16")  # what a forward pass runs in (mdaq.lm.autocast)
+PRECISIONS = ("fp32", "bf16")  # what a forward pass runs in (mdaq.models.lm.autocast)
 PRECISION_CHOICES = ("auto", *PRECISIONS)  # what params.yaml may say
 BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")  # x86 flags (/proc/cpuinfo) that mean bf16 matmuls in hardware
 MIN_BF16_CUDA_CAPABILITY = (8, 0)  # Ampere: bf16 tensor cores

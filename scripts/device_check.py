@@ -4,10 +4,10 @@ Runs on tiny random models (``mdaq assets build tiny-llama tiny-bert``: a few MB
 machine that cannot download anything) and checks, on each device present (``cpu`` always, ``cuda`` when torch sees
 one):
 - what ``precision: auto`` resolves to there, and a bf16 vs fp32 square GEMM (is ``auto`` the faster one?);
-- QSM training (``mdaq.qsm_train.train_qsm``) learns the planted direction, and its record names the device and the
+- QSM training (``mdaq.quality.train.train_qsm``) learns the planted direction, and its record names the device and the
   resolved precision;
-- LoRA training (``mdaq.train.train_lora``) lowers its loss, and its record says the same;
-- held-out scoring (``mdaq.evaluate.evaluate_heldout``) in the resolved precision tracks fp32 on the same device.
+- LoRA training (``mdaq.training.lora.train_lora``) lowers its loss, and its record says the same;
+- held-out scoring (``mdaq.evaluation.heldout.evaluate_heldout``) in the resolved precision tracks fp32 on the same device.
 Writes one JSON report (``--out``) and exits 1 when a check fails. Tiny models say nothing about speed at scale:
 the GEMM ratio is the only timing it reports.
 
@@ -67,8 +67,8 @@ def qsm_check(encoder: Path, device: str, work: Path) -> dict:
     from conftest import planted_rows
 
     from mdaq.config import QSMConfig
-    from mdaq.qsm_eval import evaluate_pairs
-    from mdaq.qsm_train import train_qsm
+    from mdaq.quality.evaluate import evaluate_pairs
+    from mdaq.quality.train import train_qsm
 
     cfg = QSMConfig(
         lr=2e-3, epochs=4, batch_size=8, max_len=32, warmup_ratio=0.0, checkpoint_every=0,
@@ -92,8 +92,8 @@ def lora_check(base: Path, device: str, work: Path) -> dict:
     import numpy as np
 
     from mdaq.config import EvaluateConfig, TrainConfig
-    from mdaq.evaluate import evaluate_heldout
-    from mdaq.train import train_lora
+    from mdaq.evaluation.heldout import evaluate_heldout
+    from mdaq.training.lora import train_lora
     from mdaq.types import Sample
 
     samples = [Sample.create("fr", f"Répète le mot {i}.", "", f"mot {i} " * 3) for i in range(12)]

@@ -9,7 +9,7 @@ case "${1:-}" in
 pack)
     .venv/bin/python -c "
 from pathlib import Path
-from mdaq.assets import build_asset
+from mdaq.models.assets import build_asset
 for n in ('tiny-llama', 'tiny-bert'):
     build_asset(n, Path('.devcheck') / n)"
     tar -C .devcheck -cJf .devcheck/assets.tar.xz tiny-llama tiny-bert

@@ -18,8 +18,8 @@ from pathlib import Path
 
 from mdaq.config import load_params
 from mdaq.io import read_jsonl
-from mdaq.qsm_eval import evaluate_scorers, summarize
-from mdaq.qsm_train import select_training_rows, train_qsm
+from mdaq.quality.evaluate import evaluate_scorers, summarize
+from mdaq.quality.train import select_training_rows, train_qsm
 
 
 def main(argv: list[str]) -> None:

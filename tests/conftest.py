@@ -115,7 +115,7 @@ def midb_mirror() -> Path:
 def _tiny_asset(name: str, tmp_path_factory) -> Path:
     """``name`` built once per session, or taken from ``MDAQ_TEST_ASSETS/name`` when that holds a finished build
     (a machine that cannot build assets, e.g. a lent GPU machine: ``scripts/device_check.sh``)."""
-    from mdaq.assets import MANIFEST, build_asset
+    from mdaq.models.assets import MANIFEST, build_asset
 
     prebuilt = os.environ.get("MDAQ_TEST_ASSETS")
     if prebuilt and (Path(prebuilt) / name / MANIFEST).is_file():

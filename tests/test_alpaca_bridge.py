@@ -1,4 +1,4 @@
-"""mdaq.alpaca_bridge: AlpacaEval via alpaca_eval.main.evaluate with a fake judge backend, both answer orders."""
+"""mdaq.judging.alpaca_bridge: AlpacaEval via alpaca_eval.main.evaluate with a fake judge backend, both answer orders."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ import pytest
 
 pytest.importorskip("alpaca_eval")
 
-from mdaq import alpaca_bridge  # noqa: E402
-from mdaq.alpaca_bridge import chatml_to_messages, combine_preferences, run_alpaca_eval  # noqa: E402
+from mdaq.judging import alpaca_bridge  # noqa: E402
+from mdaq.judging.alpaca_bridge import chatml_to_messages, combine_preferences, run_alpaca_eval  # noqa: E402
 
 # instruction -> (model answer, reference answer); the fake judge prefers the longer answer, [[1]] on equal length
 CASES = {

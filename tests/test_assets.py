@@ -1,4 +1,4 @@
-"""Tests of mdaq.assets: offline model folders built from PyPI packages (tiny-llama, me5-small; LMs marked slow)."""
+"""Tests of mdaq.models.assets: offline model folders built from PyPI packages (tiny-llama, me5-small; LMs marked slow)."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from mdaq import assets  # noqa: E402
 from mdaq.errors import ChecksumError, MissingAssetError  # noqa: E402
+from mdaq.models import assets  # noqa: E402
 
 TEXTS = [
     "The cat is sleeping on the warm windowsill.",

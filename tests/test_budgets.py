@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from mdaq import BaseSelector, Pool, Sample, get_selector
-from mdaq.budgets import language_quotas, pooled_pool, pooled_report, select_pooled
+from mdaq.selectors.budgets import language_quotas, pooled_pool, pooled_report, select_pooled
 
 COUNTS = {"de": 100, "fr": 50, "ja": 10}
 

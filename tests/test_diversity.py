@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from mdaq import Pool, Sample, get_selector
-from mdaq.diversity import (
+from mdaq.selectors.algorithms import (
     das_select,
     default_n_clusters,
     kcenter_greedy,
@@ -95,7 +95,7 @@ def _naive_score_first(x, order, budget, tau):
 @pytest.mark.parametrize("tau", [0.0, 0.3, 0.8, 1.01])
 @pytest.mark.parametrize("block", [1, 7, 512])
 def test_score_first_filter_matches_naive_walk(tau, block):
-    from mdaq.diversity import score_first_filter
+    from mdaq.selectors.algorithms import score_first_filter
 
     rng = np.random.default_rng(3)
     x = rng.normal(size=(300, 5)).astype(np.float32)

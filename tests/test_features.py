@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mdaq.embed import HashingEmbedder, SentenceEmbedder, sample_text
-from mdaq.features import load_pool, write_features
+from mdaq.features.embed import HashingEmbedder, SentenceEmbedder, sample_text
+from mdaq.features.pool import load_pool, write_features
 from mdaq.io import write_samples
 
 

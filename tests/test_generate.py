@@ -7,8 +7,8 @@ import json
 import pytest
 
 from mdaq.config import GenerateConfig
-from mdaq.generate import Generator, detect_language, generate_alpaca_eval, generate_mt_bench, turn2_prompt
-from mdaq.lm import format_prompt
+from mdaq.evaluation.generate import Generator, detect_language, generate_alpaca_eval, generate_mt_bench, turn2_prompt
+from mdaq.models.lm import format_prompt
 
 
 class FakeLM:

@@ -129,11 +129,11 @@ def probe(request, monkeypatch):
         seen.append(hardware.resolve_precision(precision, str(device)))
         return contextlib.nullcontext()
 
-    import mdaq.generate
-    import mdaq.lm
+    import mdaq.evaluation.generate
+    import mdaq.models.lm
 
-    monkeypatch.setattr(mdaq.lm, "autocast", spy)
-    monkeypatch.setattr(mdaq.generate, "autocast", spy)
+    monkeypatch.setattr(mdaq.models.lm, "autocast", spy)
+    monkeypatch.setattr(mdaq.evaluation.generate, "autocast", spy)
     return {"expect": "bf16" if fast else "fp32", "seen": seen}
 
 
@@ -152,8 +152,8 @@ def _samples(n=8):
 
 
 def test_qsm_training_resolves_auto(probe, tiny_encoder, tmp_path):
-    from mdaq.qsm_train import train_qsm
-    from mdaq.quality import QualityModel
+    from mdaq.quality.model import QualityModel
+    from mdaq.quality.train import train_qsm
 
     cfg = QSMConfig(batch_size=4, max_len=32, epochs=1, precision="auto", device="cpu")
     model = train_qsm(tiny_encoder, planted_rows(8), cfg, tmp_path / "qsm", seed=0)
@@ -165,9 +165,9 @@ def test_qsm_training_resolves_auto(probe, tiny_encoder, tmp_path):
 
 
 def test_features_resolve_auto(probe, tiny_encoder, tmp_path):
-    from mdaq.features import RECORD_FILE, compute_features, write_features
+    from mdaq.features.pool import RECORD_FILE, compute_features, write_features
     from mdaq.io import write_jsonl
-    from mdaq.quality import QualityModel
+    from mdaq.quality.model import QualityModel
 
     QualityModel(tiny_encoder, max_len=32, device="cpu").load_encoder().save(tmp_path / "q")  # untrained: enough
     pool = tmp_path / "pool.jsonl"
@@ -184,7 +184,7 @@ def test_features_resolve_auto(probe, tiny_encoder, tmp_path):
 
 
 def test_ifd_resolves_auto(probe, tiny_lm, tmp_path):
-    from mdaq.ifd import compute_ifd, write_ifd
+    from mdaq.features.ifd import compute_ifd, write_ifd
 
     scores = compute_ifd(tiny_lm, _samples(4), IFDConfig(max_seq_len=32, batch_size=2, device="cpu"))
     _check(probe, scores["hardware"])
@@ -193,7 +193,7 @@ def test_ifd_resolves_auto(probe, tiny_lm, tmp_path):
 
 
 def test_lora_training_resolves_auto(probe, tiny_lm, tmp_path):
-    from mdaq.train import train_lora
+    from mdaq.training.lora import train_lora
 
     cfg = TrainConfig(lora_r=2, epochs=1, batch_size=4, max_seq_len=32, device="cpu")
     out = train_lora(tiny_lm, _samples(), cfg, tmp_path / "a", seed=0)
@@ -201,8 +201,8 @@ def test_lora_training_resolves_auto(probe, tiny_lm, tmp_path):
 
 
 def test_evaluation_resolves_auto_and_decoding_keeps_its_rule(probe, tiny_lm):
-    from mdaq.evaluate import evaluate_heldout
-    from mdaq.generate import Generator
+    from mdaq.evaluation.generate import Generator
+    from mdaq.evaluation.heldout import evaluate_heldout
 
     rows = [{"instruction": f"Dis {i}.", "chosen": f"{i} " * 3, "rejected": "non"} for i in range(4)]
     metrics = evaluate_heldout(tiny_lm, None, rows, EvaluateConfig(batch_size=2, max_seq_len=32, device="cpu"))

@@ -9,7 +9,7 @@ import subprocess
 import pandas as pd
 import pytest
 
-from mdaq.html import page_data, render_html
+from mdaq.reporting.html import page_data, render_html
 
 BROWSERS = ("chromium-headless-shell", "chromium", "chromium-browser", "google-chrome")
 

@@ -13,7 +13,7 @@ import pytest
 
 from mdaq.cli import main
 from mdaq.errors import DataError
-from mdaq.human_eval import (
+from mdaq.judging.human_eval import (
     cohen_kappa,
     fleiss_kappa,
     human_win_rates,
@@ -200,7 +200,7 @@ def test_cli_human_eval(tmp_path, capsys):
 
 
 def test_human_eval_stage_without_judgments_says_so(tmp_path):
-    from mdaq.human_eval import run_human_eval_stage
+    from mdaq.judging.human_eval import run_human_eval_stage
 
     folder = tmp_path / "human_eval"
     folder.mkdir()
@@ -212,7 +212,7 @@ def test_human_eval_stage_without_judgments_says_so(tmp_path):
 
 
 def test_human_eval_stage_renders_table1_and_drops_stale_outputs(tmp_path):
-    from mdaq.human_eval import human_win_rates, run_human_eval_stage, table1, table1_markdown
+    from mdaq.judging.human_eval import human_win_rates, run_human_eval_stage, table1, table1_markdown
 
     folder = tmp_path / "human_eval"
     folder.mkdir()
@@ -232,7 +232,7 @@ def test_human_eval_stage_renders_table1_and_drops_stale_outputs(tmp_path):
 
 
 def test_human_eval_dir_rejects_a_verdict_given_twice_across_files(tmp_path):
-    from mdaq.human_eval import read_human_dir
+    from mdaq.judging.human_eval import read_human_dir
 
     assert read_human_dir(tmp_path) is None
     (tmp_path / "a.csv").write_bytes(EXAMPLE.read_bytes())

@@ -7,9 +7,9 @@ import pytest
 
 from mdaq import Sample
 from mdaq.config import EvaluateConfig, IFDConfig
-from mdaq.evaluate import sequence_logprobs
-from mdaq.ifd import ifd_scores, unconditional, write_ifd
-from mdaq.lm import IGNORE, encode_pair, format_prompt, load_causal_lm
+from mdaq.evaluation.heldout import sequence_logprobs
+from mdaq.features.ifd import ifd_scores, unconditional, write_ifd
+from mdaq.models.lm import IGNORE, encode_pair, format_prompt, load_causal_lm
 
 from .conftest import needs_fast_bf16
 
@@ -59,7 +59,7 @@ def test_bf16_precision_is_close_to_fp32(tiny_lm):
 
 
 def test_write_ifd_roundtrip_through_load_pool(tmp_path, toy_pool):
-    from mdaq.features import load_pool
+    from mdaq.features.pool import load_pool
     from mdaq.io import write_samples
 
     n = len(toy_pool)

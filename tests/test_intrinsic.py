@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from mdaq import Pool, Sample
-from mdaq.intrinsic import (
+from mdaq.evaluation.intrinsic import (
     METRICS,
     intrinsic_table,
     language_mix,
@@ -177,7 +177,7 @@ def _write_sel(path, pool, idx):
 
 
 def test_intrinsic_report_modes_and_figure(tmp_path):
-    from mdaq.intrinsic import intrinsic_report, plot_composition, write_intrinsic
+    from mdaq.evaluation.intrinsic import intrinsic_report, plot_composition, write_intrinsic
 
     pools = {"de": _pool()}
     fr = [Sample.create("fr", f"consigne {i}", "", "x" * (i + 1), meta={"is_revised": i % 2 == 0}) for i in range(4)]
@@ -200,7 +200,7 @@ def test_intrinsic_report_modes_and_figure(tmp_path):
 
 
 def test_intrinsic_report_errors_name_the_file(tmp_path):
-    from mdaq.intrinsic import intrinsic_report
+    from mdaq.evaluation.intrinsic import intrinsic_report
 
     pools = {"de": _pool()}
     with pytest.raises(FileNotFoundError, match="a/de.jsonl"):

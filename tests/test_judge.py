@@ -1,4 +1,4 @@
-"""Tests for mdaq.judge: verdict parsing, both orders, the doubles, make_judge, and the OpenAI-compatible client
+"""Tests for mdaq.judging: verdict parsing, both orders, the doubles, make_judge, and the OpenAI-compatible client
 against a loopback stub server (retries, errors, secrets, caching, concurrency, rate limit)."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from mdaq.judge import (
+from mdaq.judging import (
     JUDGES,
     RECORD_KEYS,
     ChatBackend,

@@ -10,8 +10,8 @@ import pytest
 
 from mdaq.config import JudgeConfig
 from mdaq.io import read_json, read_jsonl, write_json, write_jsonl
-from mdaq.judging import SKIP_MESSAGE, run_judge_stage, winrate_table
-from mdaq.winrate import winrate_report
+from mdaq.judging.stage import SKIP_MESSAGE, run_judge_stage, winrate_table
+from mdaq.judging.winrate import winrate_report
 from tests.test_judge import StubServer
 
 QUESTIONS = [{"question_id": 81, "turns": ["Schreibe ein Gedicht.", "Kürzer, bitte."]},
@@ -95,7 +95,7 @@ def test_language_policy_loss_turns_off_target_answers_into_losses(setup, tmp_pa
 
 def test_leaderboard_takes_win_rates_from_judge_json(tmp_path):
     from mdaq.config import params_from_dict
-    from mdaq.leaderboard import JUDGE, build_leaderboard, provenance, to_markdown
+    from mdaq.reporting.leaderboard import JUDGE, build_leaderboard, provenance, to_markdown
 
     params = params_from_dict({"profile": "t", "seed": 0, "languages": ["de"], "methods": ["full", "mdaq_das"],
                                "base_model": "x", "selectors": {"full": {}, "mdaq_das": {}}})  # fmt: skip

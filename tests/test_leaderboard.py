@@ -9,7 +9,7 @@ import pytest
 
 from mdaq import load_params
 from mdaq.io import write_json
-from mdaq.leaderboard import build_leaderboard, provenance, write_leaderboard
+from mdaq.reporting.leaderboard import build_leaderboard, provenance, write_leaderboard
 
 from .conftest import REPO
 
@@ -72,7 +72,7 @@ def test_missing_run_is_an_error(tmp_path, params):
 
 
 def test_update_readme_replaces_only_the_block(tmp_path):
-    from mdaq.leaderboard import readme_block, update_readme
+    from mdaq.reporting.leaderboard import readme_block, update_readme
 
     readme, md = tmp_path / "README.md", tmp_path / "lb.md"
     readme.write_text("intro\n<!-- leaderboard:start -->\nold\n<!-- leaderboard:end -->\noutro\n")
@@ -84,7 +84,7 @@ def test_update_readme_replaces_only_the_block(tmp_path):
 
 def test_readme_shows_the_committed_leaderboard():
     """The README's table is a copy of results/leaderboard.md (regenerate: mdaq leaderboard --update-readme)."""
-    from mdaq.leaderboard import readme_block
+    from mdaq.reporting.leaderboard import readme_block
 
     md = REPO / "results" / "leaderboard.md"
     assert readme_block(REPO / "README.md") == md.read_text(encoding="utf-8").strip()
@@ -140,7 +140,7 @@ def test_params_refuse_a_test_double_judge(tmp_path):
     import yaml
 
     from mdaq.errors import DataError
-    from mdaq.judge import JUDGES, pipeline_backends
+    from mdaq.judging import JUDGES, pipeline_backends
 
     data = yaml.safe_load((REPO / "profiles" / "smoke.yaml").read_text())
     assert set(pipeline_backends()) == {"none"} | {n for n in JUDGES.names() if not JUDGES.get(n).is_test_double}

@@ -1,4 +1,4 @@
-"""Judge-free metrics as lm-eval tasks on local files: equal to mdaq.evaluate on a tiny random LM, bad input."""
+"""Judge-free metrics as lm-eval tasks on local files: equal to mdaq.evaluation.heldout on a tiny random LM, bad input."""
 
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ import math
 
 import numpy as np
 import pytest
+from mdaq.lm_eval_tasks import utils as task_utils
 
 from mdaq.config import EvaluateConfig
 from mdaq.errors import DataError
-from mdaq.evaluate import evaluate_heldout, sequence_logprobs
-from mdaq.lm import format_prompt, load_causal_lm
-from mdaq.lm_eval_tasks import utils as task_utils
+from mdaq.evaluation.heldout import evaluate_heldout, sequence_logprobs
+from mdaq.models.lm import format_prompt, load_causal_lm
 
 pytest.importorskip("lm_eval")
 torch = pytest.importorskip("torch")
@@ -49,7 +49,7 @@ def heldout(tmp_path):
 
 
 def _assert_matches_evaluate(out, base, adapter, rows=ROWS, cfg=CFG):
-    """lm-eval's numbers equal mdaq.evaluate's: per pair (log-probs, token counts) and aggregated."""
+    """lm-eval's numbers equal mdaq.evaluation.heldout's: per pair (log-probs, token counts) and aggregated."""
     ref = evaluate_heldout(base, adapter, rows, cfg)
     assert out["n"] == ref["n"] == len(rows)
     assert out["expert_pref_acc"] == ref["expert_pref_acc"]
@@ -90,14 +90,14 @@ def test_task_functions_tie_rule_and_corpus_ratio():
 def test_task_templates_are_indexed_by_lm_eval():
     from lm_eval.tasks import TaskManager
 
-    from mdaq.lmeval import TASK_DIR, TASKS
+    from mdaq.evaluation.harness import TASK_DIR, TASKS
 
     manager = TaskManager(include_path=str(TASK_DIR), include_defaults=False)
     assert set(TASKS) <= set(manager.all_subtasks)
 
 
 def test_bad_heldout_files_raise_data_error_before_loading_a_model(tmp_path):
-    from mdaq.lmeval import read_heldout, run_judge_free
+    from mdaq.evaluation.harness import read_heldout, run_judge_free
 
     no_model = tmp_path / "no-model"  # a DataError must come first, not MissingAssetError
     bad = [dict(ROWS[0]), {k: v for k, v in ROWS[1].items() if k != "rejected"}]
@@ -120,7 +120,7 @@ def test_bad_heldout_files_raise_data_error_before_loading_a_model(tmp_path):
 
 
 def test_run_judge_free_equals_evaluate_heldout(tiny_lm, heldout):
-    from mdaq.lmeval import run_judge_free
+    from mdaq.evaluation.harness import run_judge_free
 
     out = run_judge_free(tiny_lm, None, heldout, batch_size=4, items=True)
     _assert_matches_evaluate(out, tiny_lm, None)
@@ -129,7 +129,7 @@ def test_run_judge_free_equals_evaluate_heldout(tiny_lm, heldout):
     assert out["tasks"]["mdaq_ref_nll"]["results"]["ref_tokens,none"] == out["n_ref_tokens"]
     json.dumps(out)  # storable as is
 
-    # first `limit` pairs; pairs longer than max_seq_len are cut exactly as mdaq.lm.encode_pair cuts them
+    # first `limit` pairs; pairs longer than max_seq_len are cut exactly as mdaq.models.lm.encode_pair cuts them
     short = run_judge_free(tiny_lm, None, heldout, batch_size=2, limit=5, max_seq_len=16, items=True)
     _assert_matches_evaluate(
         short, tiny_lm, None, ROWS[:5], EvaluateConfig(batch_size=2, max_seq_len=16, device="cpu")
@@ -140,7 +140,7 @@ def test_run_judge_free_with_lora_adapter_equals_evaluate_heldout(tiny_lm, heldo
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from mdaq.lmeval import run_judge_free
+    from mdaq.evaluation.harness import run_judge_free
 
     torch.manual_seed(0)
     base = AutoModelForCausalLM.from_pretrained(tiny_lm, dtype=torch.float32)
@@ -154,7 +154,7 @@ def test_run_judge_free_with_lora_adapter_equals_evaluate_heldout(tiny_lm, heldo
 
 def test_stock_lm_eval_tokenization_scores_the_newline_and_no_eos(tiny_lm, heldout):
     """With lm-eval's own encoding the prompt's trailing newline is scored and EOS is not (module docstring)."""
-    from mdaq.lmeval import run_judge_free
+    from mdaq.evaluation.harness import run_judge_free
 
     out = run_judge_free(tiny_lm, None, heldout, batch_size=4, tokenization="lm_eval", items=True)
     tok, _ = load_causal_lm(tiny_lm)

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from mdaq.errors import DataError
-from mdaq.loaders import (
+from mdaq.data.loaders import (
     clean_samples,
     load_alpaca,
     load_any,
@@ -20,8 +19,9 @@ from mdaq.loaders import (
     resolve_format,
     validate_file,
 )
+from mdaq.data.readers import check_lang, is_lang_code
+from mdaq.errors import DataError
 from mdaq.types import sample_id
-from mdaq.validate import check_lang, is_lang_code
 
 # Only local files are read; `datasets` is imported lazily by the loader, so this still takes effect.
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")

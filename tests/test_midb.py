@@ -9,8 +9,8 @@ import pytest
 
 from mdaq import ChecksumError, DataError
 from mdaq.cli import main
-from mdaq.fetch import fetch, load_manifest, verify
-from mdaq.midb import (
+from mdaq.data.fetch import fetch, load_manifest, verify
+from mdaq.data.midb import (
     SOURCE_GAPS,
     available_langs,
     detect_gap,

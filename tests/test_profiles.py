@@ -10,8 +10,8 @@ import pytest
 import yaml
 
 from mdaq.cli import main
-from mdaq.dryrun import dry_run
 from mdaq.errors import MissingAssetError
+from mdaq.pipeline.dryrun import dry_run
 
 REPO = Path(__file__).resolve().parents[1]
 PROFILES = sorted((REPO / "profiles").glob("*.yaml"))
@@ -65,7 +65,7 @@ def test_profile_check_cli(capsys, tmp_path):
 def test_hub_model_download_is_atomic_safetensors_only(tmp_path, monkeypatch, tiny_lm):
     import huggingface_hub
 
-    from mdaq.hub import HUB_MODELS, build_hub_model
+    from mdaq.models.hub import HUB_MODELS, build_hub_model
 
     calls = []
 
@@ -93,7 +93,7 @@ def test_hub_model_download_is_atomic_safetensors_only(tmp_path, monkeypatch, ti
 
 def test_committed_lock_has_only_the_active_profiles_stages():
     """DVC never drops a lock entry and rewrites the whole file after every stage: orphans cost seconds per stage."""
-    from mdaq.dryrun import stage_names
+    from mdaq.pipeline.dryrun import stage_names
 
     lock = yaml.safe_load((REPO / "dvc.lock").read_text())
     orphans = sorted(set(lock["stages"]) - set(stage_names(REPO)))
@@ -101,7 +101,7 @@ def test_committed_lock_has_only_the_active_profiles_stages():
 
 
 def test_prune_lock_drops_only_unknown_stages(tmp_path):
-    from mdaq.dryrun import prune_lock
+    from mdaq.pipeline.dryrun import prune_lock
 
     for name in ("dvc.yaml", "params.yaml"):
         shutil.copyfile(REPO / name, tmp_path / name)

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from mdaq.config import QSMConfig
-from mdaq.qsm_eval import evaluate_pairs, kendall_tau, length_scorer, pairwise_accuracy, random_scorer
-from mdaq.qsm_train import Interrupted, train_qsm
-from mdaq.quality import QualityModel
+from mdaq.quality.evaluate import evaluate_pairs, kendall_tau, length_scorer, pairwise_accuracy, random_scorer
+from mdaq.quality.model import QualityModel
+from mdaq.quality.train import Interrupted, train_qsm
 
 from .conftest import needs_fast_bf16, planted_rows
 
@@ -142,7 +142,7 @@ def test_score_jsonl_streams_in_chunks(tiny_encoder, tmp_path):
 
 
 def test_heldout_rows_are_accepted():
-    from mdaq.qsm_eval import pair_texts
+    from mdaq.quality.evaluate import pair_texts
 
     rows = [{"instruction": "i", "input": "x", "chosen": "good", "rejected": "bad", "distance": 3}]
     assert pair_texts(rows) == (["i\nx"], ["good"], ["bad"], [3])

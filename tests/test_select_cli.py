@@ -1,4 +1,4 @@
-"""`mdaq select` and `mdaq.selection`: per-language and pooled selection from a pool file, features in or computed."""
+"""`mdaq select` and `mdaq.selectors.runner`: per-language and pooled selection from a pool file, features in or computed."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 from mdaq.cli import main
 from mdaq.io import read_jsonl, write_samples
-from mdaq.selection import select_samples
+from mdaq.selectors.runner import select_samples
 
 
 def _write_features(d, n, seed=0):

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from mdaq.config import PrepareConfig, SplitConfig
+from mdaq.data.midb import SOURCE_GAPS, alignment_similarity, load_pairs, midb_path
+from mdaq.data.split import SPLITS, assign_split, prepare, split_bounds
 from mdaq.io import read_jsonl, read_samples
-from mdaq.midb import SOURCE_GAPS, alignment_similarity, load_pairs, midb_path
-from mdaq.split import SPLITS, assign_split, prepare, split_bounds
 
 
 def test_bounds_are_disjoint_with_guards():

@@ -10,8 +10,8 @@ import pytest
 
 from mdaq import Sample
 from mdaq.config import EvaluateConfig, TrainConfig
-from mdaq.evaluate import evaluate_heldout, preference_metrics
-from mdaq.lm import IGNORE, collate, encode_pair, format_prompt, load_causal_lm, response_logprobs
+from mdaq.evaluation.heldout import evaluate_heldout, preference_metrics
+from mdaq.models.lm import IGNORE, collate, encode_pair, format_prompt, load_causal_lm, response_logprobs
 
 torch = pytest.importorskip("torch")
 REPO = Path(__file__).resolve().parents[1]
@@ -55,7 +55,7 @@ def _samples(n=12):
 
 
 def test_train_lora_learns_saves_and_is_deterministic(tiny_lm, tmp_path):
-    from mdaq.train import train_lora
+    from mdaq.training.lora import train_lora
 
     cfg = TrainConfig(lora_r=4, lr=5e-3, epochs=3, batch_size=4, max_seq_len=64, warmup_ratio=0.0)
     a = train_lora(tiny_lm, _samples(), cfg, tmp_path / "a", seed=0)
@@ -77,7 +77,7 @@ def test_train_lora_learns_saves_and_is_deterministic(tiny_lm, tmp_path):
 
 
 def test_train_rejects_empty_selection(tiny_lm, tmp_path):
-    from mdaq.train import train_lora
+    from mdaq.training.lora import train_lora
 
     with pytest.raises(ValueError, match="no training samples"):
         train_lora(tiny_lm, [], TrainConfig(), tmp_path / "x")
@@ -96,7 +96,7 @@ def test_preference_metrics_hand_computed():
 def test_train_resume_reaches_the_same_adapter(tiny_lm, tmp_path, group_by_length):
     from safetensors.torch import load_file
 
-    from mdaq.train import Interrupted, train_lora
+    from mdaq.training.lora import Interrupted, train_lora
 
     cfg = TrainConfig(lora_r=4, lr=5e-3, epochs=2, batch_size=2, grad_accum=2, max_seq_len=64, checkpoint_every=2,
                       group_by_length=group_by_length)  # fmt: skip
@@ -166,7 +166,7 @@ def test_two_processes_reach_the_one_process_adapter(tiny_lm, tmp_path):
 
 
 def test_launch_command_uses_accelerate_with_the_config(tmp_path):
-    from mdaq.train import launch_command
+    from mdaq.training.lora import launch_command
 
     cfg = tmp_path / "acc.yaml"
     with pytest.raises(FileNotFoundError, match="accelerate config"):
@@ -189,7 +189,7 @@ def test_repo_accelerate_configs_are_valid():
 
 
 def test_epoch_batches_plain_is_the_seeded_permutation():
-    from mdaq.lm import epoch_batches
+    from mdaq.models.lm import epoch_batches
 
     perm = np.random.default_rng([5, 1]).permutation(21)
     got = epoch_batches([3] * 21, 8, seed=5, epoch=1)
@@ -197,7 +197,7 @@ def test_epoch_batches_plain_is_the_seeded_permutation():
 
 
 def test_epoch_batches_grouped_by_length():
-    from mdaq.lm import epoch_batches
+    from mdaq.models.lm import epoch_batches
 
     lengths = np.random.default_rng(0).integers(5, 200, size=100)
     plain = epoch_batches(lengths, 8, seed=1, epoch=0)
@@ -222,7 +222,7 @@ def test_one_process_trains_on_the_configured_device_not_on_accelerates_earlier_
     import accelerate
     import torch
 
-    from mdaq.train import train_lora
+    from mdaq.training.lora import train_lora
 
     real = accelerate.Accelerator
 

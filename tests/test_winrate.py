@@ -10,7 +10,7 @@ import pytest
 
 from mdaq.cli import main
 from mdaq.errors import DataError
-from mdaq.winrate import (
+from mdaq.judging.winrate import (
     combine_orders,
     judge_diagnostics,
     read_judgments,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mdaq.diversity import cluster_labels, default_n_clusters, kcenter_greedy, mmr_select
+from mdaq.selectors.algorithms import cluster_labels, default_n_clusters, kcenter_greedy, mmr_select
 from mdaq.selectors.base import SELECTORS, BaseSelector
 from mdaq.types import Pool
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mdaq.diversity import score_first_filter
+from mdaq.selectors.algorithms import score_first_filter
 from mdaq.selectors.base import SELECTORS, BaseSelector
 from mdaq.types import Pool
 

@@ -1,0 +1,1 @@
+"""Judge-free evaluation (held-out NLL / expert preference, two engines), answer generation and intrinsic selection metrics (stages `evaluate`, `generate`, `intrinsic`)."""

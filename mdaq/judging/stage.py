@@ -1,0 +1,171 @@
+"""The judge stage: every method's answers against the reference method's (``judge.reference``, the paper's vanilla
+``full`` model), per language, on translated AlpacaEval (through the ``alpaca_eval`` package) and MT-Bench rounds 1
+and 2 (through :func:`mdaq.judging.judge_both_orders`), each comparison in both answer orders.
+
+Without a judge (``judge.backend: none``, the offline profiles) the stage writes a ``skipped`` status with the
+reason, and the leaderboard keeps its judge-free metrics. Every completion goes through a persistent cache, so an
+interrupted run loses nothing and a rerun with unchanged answers costs nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+from mdaq.config import JudgeConfig
+from mdaq.io import iter_jsonl, read_json, write_json, write_jsonl
+
+log = logging.getLogger(__name__)
+
+BENCHMARKS = ("alpaca_eval", "mt_bench_r1", "mt_bench_r2")
+SKIP_MESSAGE = (
+    "no judge configured (judge.backend: none): win rates are not computed and the leaderboard shows the "
+    "judge-free metrics only. Set judge.backend/model/base_url in params.yaml (any OpenAI-compatible server: "
+    "OpenAI, vLLM, llama.cpp, Ollama) and the key's environment variable name in judge.api_key_env."
+)
+
+
+def make_stage_judge(cfg: JudgeConfig, cache_path: str | Path | None) -> Any:
+    """The configured judge with its persistent cache (``reference`` and ``lang_policy`` are stage settings)."""
+    from mdaq.judging import make_judge
+
+    fields = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("reference", "lang_policy")}
+    if cfg.backend != "openai_compat":
+        fields = {k: v for k, v in fields.items() if k in ("backend", "prompt")}
+    return make_judge({**fields, "cache_path": str(cache_path) if cache_path else None})
+
+
+def _alpaca_records(res: dict, model_rows: list[dict], ref_rows: list[dict], method: str, reference: str,
+                    lang: str, judge: Any) -> list[dict]:  # fmt: skip
+    """alpaca_eval's two orders as mdaq judgment records (main order: the model is ``output_2``)."""
+    from mdaq.judging import RECORD_KEYS
+
+    model_by, ref_by = {r["instruction"]: r for r in model_rows}, {r["instruction"]: r for r in ref_rows}
+    winner = {2.0: "model", 1.0: "reference", 1.5: "tie"}
+    out = []
+    for k, instr in enumerate(res["instructions"]):
+        m, r = model_by[instr], ref_by[instr]
+        for order, key in (("model_first", "swapped"), ("reference_first", "main")):
+            pref = res["preferences"][key][k]
+            rec = {
+                "benchmark": "alpaca_eval", "lang": lang, "item_id": str(k), "model": method, "reference": reference,
+                "order": order, "verdict": None, "winner": None if math.isnan(pref) else winner[float(pref)],
+                "raw": None, "judge_id": judge.id, "prompt_version": "alpaca_eval_config/pairwise_judge",
+                "prompt_sha": None, "model_len": len(m["output"]), "reference_len": len(r["output"]),
+                "model_lang": m.get("detected_lang"), "reference_lang": r.get("detected_lang"), "target_lang": lang,
+                "prompt_tokens": None, "completion_tokens": None, "cost_usd": None, "latency_s": None, "cached": None,
+            }  # fmt: skip
+            if rec["winner"] is not None:
+                first_wins = (rec["winner"] == "model") == (order == "model_first")
+                rec["verdict"] = 0 if rec["winner"] == "tie" else (1 if first_wins else 2)
+            out.append({k_: rec[k_] for k_ in RECORD_KEYS})
+    return out
+
+
+def _mt_bench_items(questions: dict[int, list[str]], model_rows: list[dict], ref_rows: list[dict], method: str,
+                    reference: str, lang: str) -> list[Any]:  # fmt: skip
+    """Round-1 and round-2 judge items; round 2 shows each assistant's whole dialogue."""
+    from mdaq.judging import JudgeItem
+
+    ref_by = {r["question_id"]: r for r in ref_rows}
+    items = []
+    for m in model_rows:
+        qid = m["question_id"]
+        if qid not in ref_by or qid not in questions:
+            continue
+        turns, m_ans, r_ans = questions[qid], m["choices"][0]["turns"], ref_by[qid]["choices"][0]["turns"]
+        m_lang, r_lang = m.get("detected_lang") or [None] * 2, ref_by[qid].get("detected_lang") or [None] * 2
+        common = {"lang": lang, "model": method, "reference": reference}
+        items.append(JudgeItem(item_id=str(qid), benchmark="mt_bench_r1", instruction=turns[0], model_answer=m_ans[0],
+                               reference_answer=r_ans[0], model_lang=m_lang[0], reference_lang=r_lang[0],
+                               **common))  # fmt: skip
+        if len(turns) > 1 and len(m_ans) > 1 and len(r_ans) > 1:
+            items.append(JudgeItem(item_id=str(qid), benchmark="mt_bench_r2", instruction=turns[1],
+                                   model_answer=m_ans[1], reference_answer=r_ans[1],
+                                   history=((turns[0], m_ans[0], r_ans[0]),), model_lang=m_lang[1],
+                                   reference_lang=r_lang[1], **common))  # fmt: skip
+    return items
+
+
+def judge_pair(judge: Any, method: str, lang: str, generations_dir: Path, questions: dict[int, list[str]],
+               cfg: JudgeConfig, out_dir: Path) -> dict[str, Any]:  # fmt: skip
+    """Judge ``method`` against ``cfg.reference`` in ``lang``; writes ``judgments.jsonl`` (both orders, all
+    benchmarks), alpaca_eval's ``annotations.json`` and ``judge.json`` (win rates and diagnostics) to ``out_dir``."""
+    from mdaq.judging.alpaca_bridge import run_alpaca_eval
+    from mdaq.judging.winrate import combine_orders, json_safe, judge_diagnostics, win_rate_stats
+
+    m_dir, r_dir = generations_dir / method / lang, generations_dir / cfg.reference / lang
+    model_rows, ref_rows = read_json(m_dir / "alpaca_eval.json"), read_json(r_dir / "alpaca_eval.json")
+    res = run_alpaca_eval(model_rows, ref_rows, judge, lang=lang, out_dir=out_dir, name=method)
+    records = _alpaca_records(res, model_rows, ref_rows, method, cfg.reference, lang, judge)
+    items = _mt_bench_items(questions, list(iter_jsonl(m_dir / "mt_bench.jsonl")),
+                            list(iter_jsonl(r_dir / "mt_bench.jsonl")), method, cfg.reference, lang)  # fmt: skip
+    records += judge.compare(items)
+    write_jsonl(out_dir / "judgments.jsonl", records)
+    combined = combine_orders(records, lang_policy=cfg.lang_policy)
+    summary: dict[str, Any] = {"status": "ok", "method": method, "lang": lang, "reference": cfg.reference,
+                               "judge_id": judge.id, "prompt_version": judge.prompt_version,
+                               "prompt_sha": judge.prompt_sha, "lang_policy": cfg.lang_policy,
+                               "test_double": bool(getattr(judge, "is_test_double", False))}  # fmt: skip
+    for bench in BENCHMARKS:
+        prefs = [it["preference"] for it in combined if it["benchmark"] == bench]
+        summary[bench] = win_rate_stats(prefs) if prefs else None
+    summary["alpaca_eval_package"] = res["leaderboard"]  # alpaca_eval's own numbers (main order only), a cross-check
+    summary["diagnostics"] = judge_diagnostics(records)["overall"]
+    write_json(out_dir / "judge.json", json_safe(summary))
+    return summary
+
+
+def run_judge_stage(
+    generations_dir: str | Path, midb_dir: str | Path, methods: list[str], languages: list[str], cfg: JudgeConfig,
+    out_dir: str | Path, cache_path: str | Path | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """Judge every method but the reference against it in every language; returns ``{method: {lang: summary}}``.
+
+    With ``cfg.backend == "none"``, writes ``{"status": "skipped", "reason": ...}`` per pair and logs why.
+    """
+    from mdaq.data.midb import LANG_FILES, load_mt_bench
+
+    out_dir = Path(out_dir)
+    out: dict[str, Any] = {}
+    judge = None if cfg.backend == "none" else make_stage_judge(cfg, cache_path)
+    if judge is None:
+        log.warning(SKIP_MESSAGE)
+        print(f"judge stage skipped: {SKIP_MESSAGE}")
+    for lang in languages:
+        questions = {}
+        if judge is not None:
+            qs, _ = load_mt_bench(Path(midb_dir) / "mt_bench" / f"{LANG_FILES[lang]}.json")
+            questions = {q["question_id"]: q["turns"] for q in qs}
+        for method in methods:
+            if method == cfg.reference:
+                continue
+            pair_dir = out_dir / method / lang
+            if judge is None:
+                summary = {"status": "skipped", "method": method, "lang": lang, "reason": SKIP_MESSAGE}
+                write_json(pair_dir / "judge.json", summary)
+            else:
+                summary = judge_pair(judge, method, lang, Path(generations_dir), questions, cfg, pair_dir)
+            out.setdefault(method, {})[lang] = summary
+    if judge is not None and hasattr(judge, "totals"):
+        write_json(out_dir / "totals.json", {"judge_id": judge.id, **judge.totals()})
+    return out
+
+
+def winrate_table(results: dict[str, Any]) -> Any:
+    """One row per (method, lang, benchmark) with win rate, SE, interval and counts, from :func:`run_judge_stage`."""
+    import pandas as pd
+
+    rows = []
+    for method, by_lang in results.items():
+        for lang, s in by_lang.items():
+            for bench in BENCHMARKS:
+                st = s.get(bench) if s.get("status") == "ok" else None
+                if st:
+                    rows.append({"method": method, "lang": lang, "benchmark": bench, **{k: st.get(k) for k in (
+                        "win_rate", "standard_error", "ci_low", "ci_high", "discrete_win_rate", "n_total",
+                        "n_unparsed")}})  # fmt: skip
+    return pd.DataFrame(rows)

@@ -1,0 +1,1 @@
+"""The leaderboard: tables, figures and the HTML page (stage `leaderboard`)."""

@@ -1,0 +1,1 @@
+"""LoRA fine-tuning of the base model on a selection (stage `train`)."""

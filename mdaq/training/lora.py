@@ -1,0 +1,303 @@
+"""LoRA supervised fine-tuning of a causal LM on selected samples (loss on response tokens only)."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import shutil
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mdaq.config import TrainConfig
+from mdaq.hardware import configure_torch
+from mdaq.io import write_json
+from mdaq.models import checkpoint
+from mdaq.models.checkpoint import Interrupted
+from mdaq.models.checkpoint import run_fingerprint as run_fingerprint_
+from mdaq.models.lm import (
+    collate,
+    encode_pair,
+    epoch_batches,
+    format_prompt,
+    load_causal_lm,
+    resolve_device,
+    response_logprobs,
+)
+from mdaq.types import Sample
+
+log = logging.getLogger(__name__)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch (CPU and CUDA)."""
+    import random
+
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)  # noqa: NPY002  (third-party code may draw from the legacy global state)
+    torch.manual_seed(seed)
+
+
+def add_lora(model: Any, cfg: TrainConfig) -> Any:
+    """Wrap ``model`` in a PEFT LoRA adapter with ``cfg``'s rank, alpha, dropout and target modules."""
+    from peft import LoraConfig, get_peft_model
+
+    lora = LoraConfig(
+        r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+        target_modules=list(cfg.target_modules), task_type="CAUSAL_LM",
+    )  # fmt: skip
+    return get_peft_model(model, lora)
+
+
+def run_fingerprint(
+    base_model: str | Path, samples: Sequence[Sample], cfg: TrainConfig, seed: int, world_size: int = 1
+) -> str:
+    """Hash of everything that determines a training run; a checkpoint is resumed only when it matches."""
+    return run_fingerprint_(Path(base_model).name, [s.id for s in samples], dataclasses.asdict(cfg), seed, world_size)
+
+
+def _save_checkpoint(acc: Any, ckpt: Path, model: Any, opt: Any, sched: Any, state: dict[str, Any]) -> None:
+    """Atomic checkpoint: LoRA weights (safetensors), optimizer/scheduler state and each process's RNG state."""
+    from peft import get_peft_model_state_dict
+    from safetensors.torch import save_file
+
+    if acc.is_main_process:
+        tmp = checkpoint.start(ckpt)
+        weights = {k: v.detach().contiguous().cpu() for k, v in get_peft_model_state_dict(model).items()}
+        save_file(weights, tmp / "adapter.safetensors")
+    acc.wait_for_everyone()
+    checkpoint.save_optim_state(checkpoint.tmp_dir(ckpt), opt, sched, rank=acc.process_index)
+    acc.wait_for_everyone()
+    if acc.is_main_process:
+        checkpoint.commit(ckpt, state)
+    acc.wait_for_everyone()
+
+
+def _load_checkpoint(acc: Any, ckpt: Path, model: Any, opt: Any, sched: Any) -> None:
+    """Restore :func:`_save_checkpoint` on every process."""
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    device = next(model.parameters()).device
+    set_peft_model_state_dict(model, load_file(ckpt / "adapter.safetensors", device=str(device)))
+    checkpoint.load_optim_state(ckpt, opt, sched, rank=acc.process_index)
+
+
+def _all_reduce_grads(params: Sequence[Any], extra: float, world_size: int) -> float:
+    """Sum the LoRA gradients (and the scalar ``extra``, the step loss) over processes in one flat all-reduce.
+
+    The adapter is small (Llama-3-8B, r=8 on q/k/v/o: 14M parameters), so one collective per optimizer step costs
+    little, needs no DDP wrapper around the model (whose forward :func:`mdaq.models.lm.response_logprobs` bypasses to
+    apply the LM head at response positions only), and makes ``k`` processes compute exactly the gradient that
+    one process accumulating the same micro-batches computes.
+    """
+    import torch
+
+    if world_size == 1:
+        return extra
+    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+    flat = torch.cat([g.flatten() for g in grads] + [torch.tensor([extra], device=grads[0].device)])
+    torch.distributed.all_reduce(flat)
+    offset = 0
+    for p, g in zip(params, grads, strict=True):
+        p.grad = flat[offset : offset + g.numel()].view_as(g).clone()
+        offset += g.numel()
+    return float(flat[-1])
+
+
+def train_lora(
+    base_model: str | Path, samples: Sequence[Sample], cfg: TrainConfig, out_dir: str | Path, *, seed: int = 0,
+    ckpt_dir: str | Path | None = None, stop_after: int | None = None,
+) -> Path:  # fmt: skip
+    """Fine-tune a LoRA adapter on ``samples`` and save it (safetensors) with a training record.
+
+    One code path for a laptop and a GPU node: run in-process on one device, or under ``accelerate launch`` (see
+    ``configs/accelerate/``) as ``k`` processes. Each optimizer step takes ``grad_accum * k`` micro-batches of
+    ``batch_size``; process ``r`` runs every ``k``-th of them and the LoRA gradients are summed over processes, so
+    ``k`` processes reach the adapter one process reaches with ``grad_accum * k`` (up to float summation order).
+
+    Parameters
+    ----------
+    base_model : path
+        Local causal-LM folder (built by ``mdaq assets build``).
+    samples : sequence of Sample
+        The selected training samples.
+    cfg : TrainConfig
+        Hyperparameters (``params.yaml: train``).
+    out_dir : path
+        Adapter folder; written atomically (a temp sibling renamed at the end).
+    seed : int
+        Seeds data order, LoRA initialisation and dropout.
+    ckpt_dir : path, optional
+        Checkpoint folder, rewritten every ``cfg.checkpoint_every`` optimizer steps (0: never). A checkpoint of
+        the same run (same base model, sample ids, config and seed) is resumed and reaches the same adapter as an
+        uninterrupted run; one of another run is deleted. Removed after the adapter is saved.
+    stop_after : int, optional
+        Raise :class:`Interrupted` after this many steps of this call (simulates a crash in tests).
+
+    Returns
+    -------
+    Path
+        ``out_dir``, holding ``adapter_model.safetensors``, ``adapter_config.json`` and ``train_record.json``.
+    """
+    import torch
+    from accelerate import Accelerator
+    from tqdm.auto import tqdm
+    from transformers import get_cosine_schedule_with_warmup
+
+    if not samples:
+        raise ValueError("train_lora: no training samples")
+    requested = resolve_device(cfg.device)
+    acc = Accelerator(cpu=requested == "cpu")  # under `accelerate launch`: one process per device
+    world, rank = acc.num_processes, acc.process_index
+    # accelerate's state is a per-process singleton: a second in-process run keeps the first run's device (a CPU
+    # run, then a `device: cuda` one, trained on the CPU). One process: the configured device; launched: its own.
+    device = acc.device if world > 1 else torch.device(requested)
+    seed_everything(seed)  # same LoRA initialisation on every process
+    hardware = configure_torch(cfg.precision, str(device), stage=f"train {Path(out_dir).name}")
+    precision = hardware["precision"]
+    tok, model = load_causal_lm(base_model, device, dtype=cfg.base_dtype)
+    model = add_lora(model, cfg)
+    torch.manual_seed(seed + 1_000_003 * rank)  # independent dropout streams per process; rank 0 as one process
+    encoded = [encode_pair(tok, format_prompt(s.instruction, s.input), s.output, cfg.max_seq_len) for s in samples]
+    lengths = [len(e.input_ids) for e in encoded]
+    n_micro = int(np.ceil(len(encoded) / cfg.batch_size))
+    group_size = cfg.grad_accum * world  # micro-batches per optimizer step, over all processes
+    per_epoch = int(np.ceil(n_micro / group_size))
+    n_steps = cfg.epochs * per_epoch
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = get_cosine_schedule_with_warmup(opt, int(cfg.warmup_ratio * n_steps), n_steps)
+    # the resolved precision, not "auto": a checkpoint from a bf16 machine is not resumed in fp32, nor vice versa
+    fingerprint = run_fingerprint(base_model, samples, dataclasses.replace(cfg, precision=precision), seed, world)
+    step, losses, n_tokens = 0, [], 0
+    ckpt = Path(ckpt_dir) if ckpt_dir else None
+    state = checkpoint.matching_checkpoint(ckpt, fingerprint) if acc.is_main_process else None
+    acc.wait_for_everyone()  # rank 0 may have deleted another run's checkpoint
+    if ckpt is not None and state is None:
+        state = checkpoint.matching_checkpoint(ckpt, fingerprint)
+    if state is not None:
+        _load_checkpoint(acc, ckpt, model, opt, sched)
+        step, losses, n_tokens = state["step"], state["losses"], state["n_tokens"]
+        log.info("resumed LoRA training from %s at step %d", ckpt, step)
+    model.train()
+    t0, start_step = time.perf_counter(), step
+    bar = tqdm(total=n_steps, initial=step, desc=f"train {Path(out_dir).name}", unit="step",
+               disable=not acc.is_local_main_process)  # fmt: skip
+    micro: list[np.ndarray] = []
+    while step < n_steps:
+        epoch, k = divmod(step, per_epoch)
+        if k == 0 or not micro:
+            micro = epoch_batches(lengths, cfg.batch_size, seed, epoch, cfg.group_by_length)
+        group = micro[k * group_size : (k + 1) * group_size]
+        total = sum(encoded[i].n_response for b in group for i in b)  # normaliser of the whole optimizer step
+        step_loss = 0.0
+        for b in group[rank::world]:
+            batch = {k_: v.to(device) for k_, v in collate([encoded[i] for i in b], tok.pad_token_id).items()}
+            token_lp, _ = response_logprobs(model, batch, precision)
+            loss = -token_lp.sum() / max(total, 1)  # token-level mean over the whole accumulated step
+            loss.backward()
+            step_loss += float(loss.detach())
+        step_loss = _all_reduce_grads(params, step_loss, world)
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+        losses.append(round(step_loss, 6))
+        n_tokens += sum(len(encoded[i].input_ids) for b in group for i in b)
+        step += 1
+        bar.update(1)
+        bar.set_postfix(loss=f"{step_loss:.3f}")
+        if ckpt is not None and cfg.checkpoint_every > 0 and step % cfg.checkpoint_every == 0 and step < n_steps:
+            state = {"step": step, "losses": losses, "n_tokens": n_tokens, "fingerprint": fingerprint}
+            _save_checkpoint(acc, ckpt, model, opt, sched, state)
+        if stop_after is not None and step - start_step >= stop_after and step < n_steps:
+            raise Interrupted(f"stopped after step {step}")
+    bar.close()
+    seconds = time.perf_counter() - t0
+    record = {
+        "base_model": str(base_model), "n_samples": len(samples), "sample_ids": [s.id for s in samples],
+        "config": dataclasses.asdict(cfg), "seed": seed, "device": str(device), "world_size": world,
+        "effective_batch_size": cfg.batch_size * group_size, "n_steps": len(losses),
+        "losses": losses, "seconds_this_run": round(seconds, 2), "resumed_from_step": start_step,
+        "tokens_per_s": round(n_tokens * (step - start_step) / max(step, 1) / max(seconds, 1e-9), 1),
+        "method": "lora", "hardware": hardware,
+    }  # fmt: skip
+    out = Path(out_dir)
+    if acc.is_main_process:
+        _save(model, record, out)
+        if ckpt is not None:
+            shutil.rmtree(ckpt, ignore_errors=True)
+    acc.wait_for_everyone()
+    return out
+
+
+def _save(model: Any, record: dict[str, Any], out_dir: Path) -> Path:
+    tmp = out_dir.with_name(f".{out_dir.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp, safe_serialization=True)
+    write_json(tmp / "train_record.json", record)
+    shutil.rmtree(out_dir, ignore_errors=True)
+    tmp.rename(out_dir)
+    log.info("saved adapter to %s (%d steps, %.1f s)", out_dir, record["n_steps"], record["seconds_this_run"])
+    return out_dir
+
+
+def train_from_files(
+    base_model: str | Path, pool_path: str | Path, selection_path: str | Path, out_dir: str | Path,
+    params_path: str | Path = "params.yaml", ckpt_dir: str | Path | None = None,
+) -> Path:  # fmt: skip
+    """The pipeline's training step: the selected samples of a pool, ``params.yaml: train`` and ``seed``.
+
+    ``ckpt_dir`` defaults to ``<out_dir>.ckpt`` (beside the DVC output, so ``dvc repro`` keeps it).
+    """
+    from mdaq.config import load_params
+    from mdaq.errors import DataError
+    from mdaq.io import read_samples
+    from mdaq.selectors import read_selection
+
+    params = load_params(params_path)
+    by_id = {s.id: s for s in read_samples(pool_path)}
+    ids = read_selection(selection_path)
+    missing = [i for i in ids if i not in by_id]
+    if missing:
+        raise DataError(selection_path, f"{len(missing)} selected ids are not in {pool_path}", record=missing[0])
+    ckpt = ckpt_dir if ckpt_dir is not None else f"{out_dir}.ckpt"
+    return train_lora(base_model, [by_id[i] for i in ids], params.train, out_dir, seed=params.seed, ckpt_dir=ckpt)
+
+
+def launch_command(accelerate_config: str | Path, args: Sequence[str]) -> list[str]:
+    """``accelerate launch`` command line that runs ``python -m mdaq train <args>`` under ``accelerate_config``."""
+    import sys
+
+    config = Path(accelerate_config)
+    if not config.is_file():
+        raise FileNotFoundError(f"accelerate config {config} not found (train.accelerate_config in params.yaml)")
+    return [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config),
+            "-m", "mdaq", "train", *args]  # fmt: skip
+
+
+def run_training_stage(
+    base_model: str | Path, pool_path: str | Path, selection_path: str | Path, out_dir: str | Path,
+    params_path: str | Path = "params.yaml",
+) -> Path:  # fmt: skip
+    """Train in this process, or, when ``train.accelerate_config`` is set, through ``accelerate launch`` (one
+    process per device, the same :func:`train_lora` in each)."""
+    import subprocess
+
+    from mdaq.config import load_params
+
+    params = load_params(params_path)
+    if not params.train.accelerate_config:
+        return train_from_files(base_model, pool_path, selection_path, out_dir, params_path)
+    args = ["--base-model", str(base_model), "--pool", str(pool_path), "--selection", str(selection_path),
+            "--out", str(out_dir), "--params", str(params_path)]  # fmt: skip
+    cmd = launch_command(params.train.accelerate_config, args)
+    log.info("launching: %s", " ".join(cmd))
+    subprocess.run(cmd, check=True)
+    return Path(out_dir)
