@@ -1,4 +1,5 @@
-"""Judge-free evaluation speed: lm-eval's tasks (mdaq/evaluation/lm_eval_tasks through lm_eval.simple_evaluate) against mdaq's own
+"""Judge-free evaluation speed: lm-eval's tasks (mdaq/evaluation/lm_eval_tasks through lm_eval.simple_evaluate)
+against mdaq's own
 scorer (mdaq.evaluation.heldout, LM head on response tokens only), same model, adapter, pairs and precision, same run.
 
 Each side is one whole call, model load included (both load the same model): one untimed warm-up call each (so

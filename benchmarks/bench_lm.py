@@ -5,7 +5,8 @@ resolves to here; the better of two sizes), then times, through the stages' own 
 profile's settings (params.yaml):
 - LoRA training: ``mdaq.training.lora.train_lora`` on ``--train-samples`` pool samples (``train.batch_size``,
   ``train.max_seq_len``, ``group_by_length``), after an untimed warm-up run;
-- held-out scoring, forward only: ``mdaq.evaluation.heldout.encoded_logprobs`` on ``--pairs`` held-out pairs (chosen and
+- held-out scoring, forward only: ``mdaq.evaluation.heldout.encoded_logprobs`` on ``--pairs`` held-out pairs (chosen
+and
   rejected, ``evaluate.batch_size``, ``evaluate.max_seq_len``), after an untimed warm-up batch;
 and prints achieved FLOP/s as a fraction of the GEMM rate (goal: >= 0.4 for both).
 

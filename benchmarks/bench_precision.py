@@ -43,10 +43,15 @@ SHAPES = {
     # me5-small (BertModel) and Gemma-3-270M's matmul shapes (a Llama of the same widths: same GEMMs, LM head incl.)
     "tiny-bert": {"hidden_size": 384, "num_hidden_layers": 12, "num_attention_heads": 12, "intermediate_size": 1536},
     "tiny-llama": {
-        "hidden_size": 640, "num_hidden_layers": 18, "num_attention_heads": 4, "num_key_value_heads": 1,
-        "head_dim": 256, "intermediate_size": 2048, "vocab_size": 262144,
+        "hidden_size": 640,
+        "num_hidden_layers": 18,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 1,
+        "head_dim": 256,
+        "intermediate_size": 2048,
+        "vocab_size": 262144,
     },
-}  # fmt: skip
+}
 
 
 def synthetic_model(src: Path, out: Path) -> Path:
@@ -72,8 +77,15 @@ def synthetic_text(n: int) -> tuple[list[dict], list]:
 
     words = "Die schnelle Antwort erklärt den Unterschied zwischen Wetter und Klima an einem Beispiel".split()
     text = [" ".join(words[(i + k) % len(words)] for k in range(120)) for i in range(n)]
-    rows = [{"revised_instruction": f"Erkläre Thema {i}.", "revised_input": "", "revised_response": t, "raw_response": t[::-1]}
-            for i, t in enumerate(text)]  # fmt: skip
+    rows = [
+        {
+            "revised_instruction": f"Erkläre Thema {i}.",
+            "revised_input": "",
+            "revised_response": t,
+            "raw_response": t[::-1],
+        }
+        for i, t in enumerate(text)
+    ]
     return rows, [Sample.create("de", f"Erkläre Thema {i}.", "", t) for i, t in enumerate(text)]
 
 
@@ -150,9 +162,13 @@ def main() -> int:
     ap.add_argument("--pool", default="artifacts/data/pool/de.jsonl")
     ap.add_argument("--synthetic", type=Path, help="folder with tiny-bert/ and tiny-llama/: random models, no data")
     ap.add_argument("--gemm", type=int, default=1024)
-    ap.add_argument("--shapes", choices=("auto", *SIZES), default="auto",
-                    help="batch shapes: stage (the stages' own), small (a few tokens), auto: stage where bf16 is "
-                         "fast, small where it is emulated (its stage-sized side would take an hour)")  # fmt: skip
+    ap.add_argument(
+        "--shapes",
+        choices=("auto", *SIZES),
+        default="auto",
+        help="batch shapes: stage (the stages' own), small (a few tokens), auto: stage where bf16 is "
+        "fast, small where it is emulated (its stage-sized side would take an hour)",
+    )
     ap.add_argument("--qsm-batch", type=int, help="overrides --shapes")
     ap.add_argument("--qsm-len", type=int)
     ap.add_argument("--lora-batch", type=int)
@@ -181,8 +197,13 @@ def main() -> int:
         qsm_rows = _rows(require(args.qsm_train, "dvc repro prepare"), args.qsm_batch)
         samples = read_samples(require(args.pool, "dvc repro prepare"))
     sizes = {k: getattr(args, k) for k in SIZES["stage"]}
-    res: dict = {"machine": machine(), "synthetic": bool(args.synthetic), "shapes": sizes, "auto_resolves_to": auto,
-                 "workloads": {}}  # fmt: skip
+    res: dict = {
+        "machine": machine(),
+        "synthetic": bool(args.synthetic),
+        "shapes": sizes,
+        "auto_resolves_to": auto,
+        "workloads": {},
+    }
 
     rates = {p: gemm_gflops(p, args.gemm) for p in ("fp32", "bf16")}
     res["workloads"]["gemm"] = {

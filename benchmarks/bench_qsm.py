@@ -80,13 +80,15 @@ def main() -> None:
         t_st = _best(lambda: st.encode(texts, batch_size=args.batch_size), args.repeats)
         qsm_bf16.score_jsonl(path, batch_size=args.batch_size)
         t_bf16 = _best(lambda: qsm_bf16.score_jsonl(path, batch_size=args.batch_size), args.repeats)
-        res.update({
-            "qsm_fp32_samples_per_s": round(len(samples) / t_qsm, 1),
-            "sentence_transformers_fp32_samples_per_s": round(len(samples) / t_st, 1),
-            "ratio_qsm_over_st": round(t_st / t_qsm, 3),
-            "qsm_bf16_samples_per_s": round(len(samples) / t_bf16, 1),
-            "ratio_qsm_bf16_over_st_fp32": round(t_st / t_bf16, 3),
-        })  # fmt: skip
+        res.update(
+            {
+                "qsm_fp32_samples_per_s": round(len(samples) / t_qsm, 1),
+                "sentence_transformers_fp32_samples_per_s": round(len(samples) / t_st, 1),
+                "ratio_qsm_over_st": round(t_st / t_qsm, 3),
+                "qsm_bf16_samples_per_s": round(len(samples) / t_bf16, 1),
+                "ratio_qsm_bf16_over_st_fp32": round(t_st / t_bf16, 3),
+            }
+        )
 
         rows = [asdict(p) for p in load_pairs(midb_path(args.midb, "MIDB_train", "fr"), "fr")]
         for precision in ("fp32", "bf16"):

@@ -57,9 +57,16 @@ def bench_das(n: int, d: int, k: int, budget: int) -> dict:
     t0 = time.perf_counter()
     sel = das_select(q, labels, n_q, n_d)
     t_select = time.perf_counter() - t0
-    return {"n": n, "d": d, "k": k, "budget": budget, "cluster_s": round(t_cluster, 2),
-            "select_s": round(t_select, 3), "n_selected": len(sel),
-            "peak_rss_gb": round(peak_rss_gb(), 2)}  # fmt: skip
+    return {
+        "n": n,
+        "d": d,
+        "k": k,
+        "budget": budget,
+        "cluster_s": round(t_cluster, 2),
+        "select_s": round(t_select, 3),
+        "n_selected": len(sel),
+        "peak_rss_gb": round(peak_rss_gb(), 2),
+    }
 
 
 def bench_mmr(n: int, d: int, budget: int, naive_steps: int) -> dict:
@@ -74,9 +81,16 @@ def bench_mmr(n: int, d: int, budget: int, naive_steps: int) -> dict:
     # naive step s costs ~s matrix-vector products: total over `budget` steps ~ budget^2 / 2 of them
     t_naive = t_naive_part * (budget**2 / 2) / max(naive_steps**2 / 2, 1)
     floor_s = n * budget * d * 2 / (matmul_gflops() * 1e9)
-    return {"n": n, "d": d, "budget": budget, "incremental_s": round(t_fast, 2),
-            "naive_s_extrapolated": round(t_naive, 1), "speedup_vs_naive": round(t_naive / t_fast, 1),
-            "floor_s": round(floor_s, 3), "ratio_to_floor": round(t_fast / floor_s, 2)}  # fmt: skip
+    return {
+        "n": n,
+        "d": d,
+        "budget": budget,
+        "incremental_s": round(t_fast, 2),
+        "naive_s_extrapolated": round(t_naive, 1),
+        "speedup_vs_naive": round(t_naive / t_fast, 1),
+        "floor_s": round(floor_s, 3),
+        "ratio_to_floor": round(t_fast / floor_s, 2),
+    }
 
 
 def main() -> None:
@@ -89,8 +103,10 @@ def main() -> None:
     ap.add_argument("--mmr-budget", type=int, default=1000)
     ap.add_argument("--naive-steps", type=int, default=60)
     args = ap.parse_args()
-    res = {"mmr": bench_mmr(args.mmr_n, args.d, args.mmr_budget, args.naive_steps),
-           "das": bench_das(args.n, args.d, args.k, args.budget)}  # fmt: skip
+    res = {
+        "mmr": bench_mmr(args.mmr_n, args.d, args.mmr_budget, args.naive_steps),
+        "das": bench_das(args.n, args.d, args.k, args.budget),
+    }
     print(json.dumps(res, indent=2))
 
 

@@ -18,10 +18,13 @@ import numpy as np
 VERDICTS = ("model", "reference", "tie")
 # (P(model wins), P(reference wins), P(tie)) of the latent verdict, per language and benchmark.
 LATENT = {
-    ("de", "alpaca_eval"): (0.60, 0.25, 0.15), ("de", "mt_bench_r1"): (0.50, 0.30, 0.20),
-    ("ja", "alpaca_eval"): (0.45, 0.40, 0.15), ("ja", "mt_bench_r1"): (0.40, 0.40, 0.20),
-    ("no", "alpaca_eval"): (0.70, 0.20, 0.10), ("no", "mt_bench_r1"): (0.55, 0.30, 0.15),
-}  # fmt: skip
+    ("de", "alpaca_eval"): (0.60, 0.25, 0.15),
+    ("de", "mt_bench_r1"): (0.50, 0.30, 0.20),
+    ("ja", "alpaca_eval"): (0.45, 0.40, 0.15),
+    ("ja", "mt_bench_r1"): (0.40, 0.40, 0.20),
+    ("no", "alpaca_eval"): (0.70, 0.20, 0.10),
+    ("no", "mt_bench_r1"): (0.55, 0.30, 0.15),
+}
 HEADER = ["language", "benchmark", "item", "annotator", "verdict", "model", "reference"]
 
 

@@ -9,6 +9,20 @@ from mdaq.types import Embedder, Pool, QualityScorer, Sample, sample_id
 __version__ = "0.1.0"
 
 __all__ = [
-    "BaseSelector", "ChecksumError", "DataError", "Embedder", "FEATURES", "MissingAssetError", "Params", "Pool",
-    "QualityScorer", "Registry", "SELECTORS", "Sample", "get_selector", "load_params", "sample_id", "__version__",
-]  # fmt: skip
+    "BaseSelector",
+    "ChecksumError",
+    "DataError",
+    "Embedder",
+    "FEATURES",
+    "MissingAssetError",
+    "Params",
+    "Pool",
+    "QualityScorer",
+    "Registry",
+    "SELECTORS",
+    "Sample",
+    "get_selector",
+    "load_params",
+    "sample_id",
+    "__version__",
+]

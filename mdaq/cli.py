@@ -122,16 +122,32 @@ def _select(args: argparse.Namespace) -> int:
     except json.JSONDecodeError as e:
         raise DataError("--params", f"not valid JSON: {e}") from None
     rows = select_samples(
-        samples, args.method, args.budget, params=params, seed=args.seed,
-        features=_features(args, samples, requires), pooled=args.pooled, quota=args.quota,
+        samples,
+        args.method,
+        args.budget,
+        params=params,
+        seed=args.seed,
+        features=_features(args, samples, requires),
+        pooled=args.pooled,
+        quota=args.quota,
         temperature=args.temperature,
-    )  # fmt: skip
+    )
     write_jsonl(args.out, rows)
     by_lang: dict = {}
     for r in rows:
         by_lang[r["lang"]] = by_lang.get(r["lang"], 0) + 1
-    print(json.dumps({"method": args.method, "pool": str(args.pool), "n_pool": len(samples), "n_selected": len(rows),
-                      "by_lang": by_lang, "out": str(args.out)}))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "method": args.method,
+                "pool": str(args.pool),
+                "n_pool": len(samples),
+                "n_selected": len(rows),
+                "by_lang": by_lang,
+                "out": str(args.out),
+            }
+        )
+    )
     return 0
 
 
@@ -143,8 +159,22 @@ def _train(args: argparse.Namespace) -> int:
         from mdaq.io import read_json
 
         rec = read_json(out / "train_record.json")
-        print(json.dumps({k: rec[k] for k in ("n_samples", "n_steps", "world_size", "effective_batch_size",
-                                              "seconds_this_run", "tokens_per_s")} | {"out": str(out)}))  # fmt: skip
+        print(
+            json.dumps(
+                {
+                    k: rec[k]
+                    for k in (
+                        "n_samples",
+                        "n_steps",
+                        "world_size",
+                        "effective_batch_size",
+                        "seconds_this_run",
+                        "tokens_per_s",
+                    )
+                }
+                | {"out": str(out)}
+            )
+        )
     return 0
 
 
@@ -207,8 +237,17 @@ def _leaderboard(args: argparse.Namespace) -> int:
         wide = df.pivot_table(index=["method", "language"], columns="metric", values="value", sort=False)
         status = df.groupby(["method", "language"], sort=False)["status"].first()
         df = wide[order].assign(status=status).reset_index()
-        show = ("method", "language", "expert_pref_acc", "ref_nll", "share_revised", "win_rate_alpaca_eval",
-                "win_rate_mt_bench_r1", "win_rate_mt_bench_r2", "status")  # fmt: skip
+        show = (
+            "method",
+            "language",
+            "expert_pref_acc",
+            "ref_nll",
+            "share_revised",
+            "win_rate_alpaca_eval",
+            "win_rate_mt_bench_r1",
+            "win_rate_mt_bench_r2",
+            "status",
+        )
         cols = [c for c in show if c in df.columns]
     else:
         cols = ["method", "lang", "expert_pref_acc", "expert_pref_acc_se", "ref_nll", "n", "status"]
@@ -314,8 +353,12 @@ def build_parser() -> argparse.ArgumentParser:
     lb.set_defaults(fn=_leaderboard)
     wr = sub.add_parser("winrate", help="AlpacaEval-style win rate of a judgment file (JSON to stdout)")
     wr.add_argument("path", help="mdaq judgment JSONL (both orders) or AlpacaEval annotations JSON")
-    wr.add_argument("--lang-policy", default="ignore", choices=("ignore", "loss"),
-                    help="loss: an off-target-language answer loses to an on-target one")  # fmt: skip
+    wr.add_argument(
+        "--lang-policy",
+        default="ignore",
+        choices=("ignore", "loss"),
+        help="loss: an off-target-language answer loses to an on-target one",
+    )
     wr.add_argument("--by-group", action="store_true", help="add per-(benchmark, lang, model, reference) stats")
     wr.set_defaults(fn=_winrate)
     he = sub.add_parser("human-eval", help="human win rates, annotator and judge agreement (JSON to stdout)")

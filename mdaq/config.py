@@ -73,7 +73,8 @@ class FeaturesConfig:
 
 @dataclass(frozen=True)
 class IFDConfig:
-    """Instruction-following difficulty of pool samples (``mdaq.features.ifd``), scored with the profile's base model."""
+    """Instruction-following difficulty of pool samples (``mdaq.features.ifd``), scored with the profile's base
+    model."""
 
     max_seq_len: int = 256
     batch_size: int = 8
@@ -117,7 +118,8 @@ class TrainConfig:
 class EvaluateConfig:
     """Judge-free evaluation on held-out MIDB pairs."""
 
-    engine: str = "lm_eval"  # "lm_eval": the lm-eval tasks of mdaq/evaluation/lm_eval_tasks; "mdaq": mdaq.evaluation.heldout (faster)
+    # "lm_eval": the lm-eval tasks of mdaq/evaluation/lm_eval_tasks; "mdaq": mdaq.evaluation.heldout (faster)
+    engine: str = "lm_eval"
     batch_size: int = 8
     max_seq_len: int = 384
     device: str = "auto"
@@ -142,7 +144,8 @@ class GenerateConfig:
 
 @dataclass(frozen=True)
 class SAHConfig:
-    """The quality-vs-quantity study (``mdaq.pipeline.sah``): extra training-set sizes for curated and unfiltered methods."""
+    """The quality-vs-quantity study (``mdaq.pipeline.sah``): extra training-set sizes for curated and unfiltered
+    methods."""
 
     methods: tuple[str, ...] = ()  # e.g. ("random", "mdaq_das"): unfiltered vs curated; each must be in `methods`
     sizes: tuple[int, ...] = ()  # sizes besides select.budget (main grid) and the whole pool (`full`)

@@ -94,9 +94,14 @@ def sample_from_dict(row: dict[str, Any], path: str | Path = "<memory>", record:
         if not isinstance(row.get(key), str):
             raise DataError(path, "missing or non-string", record=record, field=key)
     return Sample(
-        id=row["id"], lang=row["lang"], instruction=row["instruction"], input=row["input"], output=row["output"],
-        source=row.get("source", ""), meta=row.get("meta") or {},
-    )  # fmt: skip
+        id=row["id"],
+        lang=row["lang"],
+        instruction=row["instruction"],
+        input=row["input"],
+        output=row["output"],
+        source=row.get("source", ""),
+        meta=row.get("meta") or {},
+    )
 
 
 def read_samples(path: str | Path) -> list[Sample]:

@@ -7,7 +7,8 @@ one):
 - QSM training (``mdaq.quality.train.train_qsm``) learns the planted direction, and its record names the device and the
   resolved precision;
 - LoRA training (``mdaq.training.lora.train_lora``) lowers its loss, and its record says the same;
-- held-out scoring (``mdaq.evaluation.heldout.evaluate_heldout``) in the resolved precision tracks fp32 on the same device.
+- held-out scoring (``mdaq.evaluation.heldout.evaluate_heldout``) in the resolved precision tracks fp32 on the same
+device.
 Writes one JSON report (``--out``) and exits 1 when a check fails. Tiny models say nothing about speed at scale:
 the GEMM ratio is the only timing it reports.
 
@@ -71,9 +72,15 @@ def qsm_check(encoder: Path, device: str, work: Path) -> dict:
     from mdaq.quality.train import train_qsm
 
     cfg = QSMConfig(
-        lr=2e-3, epochs=4, batch_size=8, max_len=32, warmup_ratio=0.0, checkpoint_every=0,
-        freeze_embeddings=False, device=device,
-    )  # fmt: skip
+        lr=2e-3,
+        epochs=4,
+        batch_size=8,
+        max_len=32,
+        warmup_ratio=0.0,
+        checkpoint_every=0,
+        freeze_embeddings=False,
+        device=device,
+    )
     rows = planted_rows()
     model = train_qsm(encoder, rows, cfg, work / f"qsm-{device}", seed=0)
     rec = model.train_record_
@@ -100,7 +107,9 @@ def lora_check(base: Path, device: str, work: Path) -> dict:
     cfg = TrainConfig(lora_r=4, lr=5e-3, epochs=3, batch_size=4, max_seq_len=64, warmup_ratio=0.0, device=device)
     out = train_lora(base, samples, cfg, work / f"lora-{device}", seed=0)
     rec = json.loads((out / "train_record.json").read_text())
-    rows = [{"instruction": s.instruction, "input": "", "chosen": s.output, "rejected": "zzz qqq " * 3} for s in samples]
+    rows = [
+        {"instruction": s.instruction, "input": "", "chosen": s.output, "rejected": "zzz qqq " * 3} for s in samples
+    ]
     scores = {
         p: evaluate_heldout(base, out, rows, EvaluateConfig(batch_size=4, max_seq_len=64, device=device, precision=p))
         for p in ("auto", "fp32")

@@ -39,8 +39,15 @@ def stage_times(runs: Path, since: dt.datetime | None = None) -> tuple[dict[str,
         per[kind].append(((end - start).total_seconds(), startup))
         first = start if first is None or start < first else first
         last = end if last is None or end > last else last
-    table = {k: {"n": len(v), "minutes": sum(d for d, _ in v) / 60, "mean_s": sum(d for d, _ in v) / len(v),
-                 "startup_s": sum(s for _, s in v) / len(v)} for k, v in sorted(per.items())}  # fmt: skip
+    table = {
+        k: {
+            "n": len(v),
+            "minutes": sum(d for d, _ in v) / 60,
+            "mean_s": sum(d for d, _ in v) / len(v),
+            "startup_s": sum(s for _, s in v) / len(v),
+        }
+        for k, v in sorted(per.items())
+    }
     span = (last - first).total_seconds() / 60 if first and last else 0.0
     return table, span
 

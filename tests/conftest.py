@@ -48,6 +48,7 @@ def _bf16_probe(monkeypatch):
     fast = BF16_PROBE == "fast"
     monkeypatch.setattr(hardware, "cpu_fast_bf16", lambda info=None: (fast, f"test probe: {BF16_PROBE}"))
 
+
 TOY = {
     "de": [("Nenne eine Farbe.", "Blau."), ("Was ist 2+2?", "Vier."), ("Übersetze 'Haus'.", "house")],
     "ja": [("色を一つ挙げてください。", "青です。"), ("2+2は？", "4です。"), ("「家」を英訳して。", "house")],
@@ -76,11 +77,14 @@ def midb_record(i: int, lang: str, revised_same: bool = False) -> dict:
     """A synthetic MIDB revision record whose content encodes its source index (for alignment checks)."""
     raw = f"raw answer {i} in {lang} with number {1000 + i}"
     return {
-        "Raw Instruction": f"instruction {i} {lang}", "Raw Input": "", "Raw Response": raw,
-        "Revised Instruction": f"instruction {i} {lang}", "Revised Input": "",
+        "Raw Instruction": f"instruction {i} {lang}",
+        "Raw Input": "",
+        "Raw Response": raw,
+        "Revised Instruction": f"instruction {i} {lang}",
+        "Revised Input": "",
         "Revised Response": raw if revised_same else f"revised answer {i} in {lang}, longer, number {1000 + i}",
         "Distance": 10,
-    }  # fmt: skip
+    }
 
 
 @pytest.fixture
@@ -141,9 +145,18 @@ def planted_rows(n: int = 24, lang: str = "fr") -> list[dict]:
     rows = []
     for i in range(n):
         t = topics[i % len(topics)]
-        rows.append({
-            "lang": lang, "position": i, "source_index": i, "raw_instruction": f"Décris {t} {i}.",
-            "raw_input": "", "raw_response": f"zq{i} xv{i} wk{i} pl{i}", "revised_instruction": f"Décris {t} {i}.",
-            "revised_input": "", "revised_response": f"{t} {i} : {t}, {t}.", "distance": 10 + i,
-        })  # fmt: skip
+        rows.append(
+            {
+                "lang": lang,
+                "position": i,
+                "source_index": i,
+                "raw_instruction": f"Décris {t} {i}.",
+                "raw_input": "",
+                "raw_response": f"zq{i} xv{i} wk{i} pl{i}",
+                "revised_instruction": f"Décris {t} {i}.",
+                "revised_input": "",
+                "revised_response": f"{t} {i} : {t}, {t}.",
+                "distance": 10 + i,
+            }
+        )
     return rows

@@ -1,4 +1,5 @@
-"""mdaq.judging.alpaca_bridge: AlpacaEval via alpaca_eval.main.evaluate with a fake judge backend, both answer orders."""
+"""mdaq.judging.alpaca_bridge: AlpacaEval via alpaca_eval.main.evaluate with a fake judge backend, both answer
+orders."""
 
 from __future__ import annotations
 
@@ -147,8 +148,13 @@ def test_both_orders_combined_and_win_rate(tmp_path, monkeypatch, no_network):
     assert res["leaderboard"]["n_total"] == 5
     assert {"standard_error", "discrete_win_rate"} <= set(res["leaderboard"])
     assert res["summary"]["combined"] == {
-        "win_rate": pytest.approx(50.0), "n_total": 5, "n_wins": 1, "n_losses": 1, "n_draws": 3, "n_unparsed": 1,
-    }  # fmt: skip
+        "win_rate": pytest.approx(50.0),
+        "n_total": 5,
+        "n_wins": 1,
+        "n_losses": 1,
+        "n_draws": 3,
+        "n_unparsed": 1,
+    }
 
     # judge calls: both orders, minus the identical pair; prompts carry the language and the right answer order
     assert len(judge.conversations) == res["n_judge_calls"] == 2 * (len(CASES) - 1)
@@ -162,8 +168,10 @@ def test_both_orders_combined_and_win_rate(tmp_path, monkeypatch, no_network):
     ann = {(a["order"], a["instruction"]): a for a in res["annotations"]}
     swapped_long = ann[("swapped", "Nenne eine lange Farbe.")]
     assert (swapped_long["output_1"], swapped_long["generator_1"], swapped_long["preference"]) == (
-        "Dunkelblau wie die Nacht", "lora-mdaq", 1.0,
-    )  # fmt: skip
+        "Dunkelblau wie die Nacht",
+        "lora-mdaq",
+        1.0,
+    )
     assert ann[("main", "KAPUTT: Schreibe ein Gedicht.")]["preference"] is None
 
     # nothing written into cwd or the package, and alpaca_eval's root-logger level change is undone

@@ -1,4 +1,5 @@
-"""Tests of mdaq.models.assets: offline model folders built from PyPI packages (tiny-llama, me5-small; LMs marked slow)."""
+"""Tests of mdaq.models.assets: offline model folders built from PyPI packages (tiny-llama, me5-small; LMs marked
+slow)."""
 
 from __future__ import annotations
 
@@ -181,9 +182,11 @@ def test_smollm2_builds_and_chats(tmp_path: Path) -> None:
     model = AutoModelForCausalLM.from_pretrained(folder).eval()
     assert tok.pad_token == tok.eos_token and tok.chat_template
     prompt = tok.apply_chat_template(
-        [{"role": "user", "content": "Name three colors."}], add_generation_prompt=True, return_dict=True,
+        [{"role": "user", "content": "Name three colors."}],
+        add_generation_prompt=True,
+        return_dict=True,
         return_tensors="pt",
-    )  # fmt: skip
+    )
     out = model.generate(**prompt, max_new_tokens=16, do_sample=False)
     answer = tok.decode(out[0, prompt["input_ids"].shape[1] :], skip_special_tokens=True)
     assert len(answer.strip()) > 3

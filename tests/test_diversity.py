@@ -13,7 +13,7 @@ from mdaq.selectors.algorithms import (
     mmr_select,
     mmr_select_naive,
     split_budget,
-)  # fmt: skip
+)
 
 
 def test_default_clusters_and_budget_split():
@@ -62,8 +62,12 @@ def test_mdaq_das_selector_covers_clusters():
     centers = rng.normal(size=(5, 8)) * 10
     emb = np.repeat(centers, 20, axis=0) + rng.normal(size=(100, 8)) * 0.1
     quality = np.concatenate([np.full(20, 10.0), rng.normal(size=80)])  # cluster 0 is the best
-    pool = Pool("de", [Sample.create("de", f"i{i}", "", f"o{i}") for i in range(100)], quality=quality,
-                embeddings=emb.astype(np.float32))  # fmt: skip
+    pool = Pool(
+        "de",
+        [Sample.create("de", f"i{i}", "", f"o{i}") for i in range(100)],
+        quality=quality,
+        embeddings=emb.astype(np.float32),
+    )
     idx = get_selector("mdaq_das", {"n_quality_ratio": 6, "n_diversity_ratio": 1, "n_clusters": 5}).select(pool, 14)
     assert (idx[:12] < 20).all()  # quality part all from the best cluster
     assert len({int(i) // 20 for i in idx[12:]}) == 2 and all(i >= 20 for i in idx[12:])

@@ -43,8 +43,10 @@ def test_alpaca_eval_format_and_resume(tmp_path):
 
 
 def test_mt_bench_turn2_sees_the_models_own_turn1(tmp_path):
-    questions = [{"question_id": 81, "turns": ["Schreibe ein Gedicht.", "Mach es kürzer."]},
-                 {"question_id": 82, "turns": ["Nur eine Runde."]}]  # fmt: skip
+    questions = [
+        {"question_id": 81, "turns": ["Schreibe ein Gedicht.", "Mach es kürzer."]},
+        {"question_id": 82, "turns": ["Nur eine Runde."]},
+    ]
     lm = FakeLM()
     recs = generate_mt_bench(lm, questions, tmp_path / "mt.jsonl", model_id="m", lang="de", chunk=1)
     turn1 = recs[0]["choices"][0]["turns"][0]

@@ -41,8 +41,13 @@ def test_page_is_self_contained(tmp_path):
 
 def _dom(browser: str, page, fragment: str) -> str:
     url = page.resolve().as_uri() + fragment
-    out = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", url],
-                         capture_output=True, text=True, timeout=60, check=True)  # fmt: skip
+    out = subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     return out.stdout
 
 

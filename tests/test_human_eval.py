@@ -48,8 +48,11 @@ def _write(tmp_path, text: str, name: str = "human.csv"):
 
 @pytest.fixture
 def human(tmp_path):
-    lines = [f"{lang},alpaca_eval,{item},{lang}-{a},{v},m,r\n" for (lang, item), votes in VOTES.items()
-             for a, v in votes.items()]  # fmt: skip
+    lines = [
+        f"{lang},alpaca_eval,{item},{lang}-{a},{v},m,r\n"
+        for (lang, item), votes in VOTES.items()
+        for a, v in votes.items()
+    ]
     lines.append("de,alpaca_eval,4,de-A,Model ,m,r\n")  # one annotator only; case and spaces ignored
     return read_human_csv(_write(tmp_path, "# a comment line\n" + HEADER + "".join(lines)))
 
@@ -133,8 +136,18 @@ def test_cohen_kappa_textbook_and_sklearn():
 def test_fleiss_kappa_wikipedia_example():
     # Fleiss' kappa worked example on Wikipedia: 10 subjects, 14 raters, 5 categories. By hand: P-bar = 688/1820,
     # p_j = (20, 28, 39, 21, 32)/140 so P_e = 4170/19600; kappa = 4211/20059 = 0.2099 (Wikipedia rounds to 0.210).
-    counts = [[0, 0, 0, 0, 14], [0, 2, 6, 4, 2], [0, 0, 3, 5, 6], [0, 3, 9, 2, 0], [2, 2, 8, 1, 1],
-              [7, 7, 0, 0, 0], [3, 2, 6, 3, 0], [2, 5, 3, 2, 2], [6, 5, 2, 1, 0], [0, 2, 2, 3, 7]]  # fmt: skip
+    counts = [
+        [0, 0, 0, 0, 14],
+        [0, 2, 6, 4, 2],
+        [0, 0, 3, 5, 6],
+        [0, 3, 9, 2, 0],
+        [2, 2, 8, 1, 1],
+        [7, 7, 0, 0, 0],
+        [3, 2, 6, 3, 0],
+        [2, 5, 3, 2, 2],
+        [6, 5, 2, 1, 0],
+        [0, 2, 2, 3, 7],
+    ]
     p_bar, p_e = Fraction(688, 1820), Fraction(4170, 19600)
     assert (p_bar - p_e) / (1 - p_e) == Fraction(4211, 20059)
     assert fleiss_kappa(counts) == pytest.approx(4211 / 20059, rel=1e-12)
@@ -154,17 +167,38 @@ def test_inter_annotator_agreement(human):
 
 
 def _judgments() -> list[dict]:
-    verdict = {("model_first", "model"): 1, ("model_first", "reference"): 2, ("reference_first", "model"): 2,
-               ("reference_first", "reference"): 1, ("model_first", "tie"): 0,
-               ("reference_first", "tie"): 0}  # fmt: skip
-    plan = {("de", 1): ("model", "model"), ("de", 2): ("model", "reference"), ("de", 3): (None, "model"),
-            ("ja", 1): ("model", "model"), ("ja", 2): ("tie", "tie"), ("ja", 3): ("model", "model"),
-            ("ja", 9): ("model", "model")}  # fmt: skip
+    verdict = {
+        ("model_first", "model"): 1,
+        ("model_first", "reference"): 2,
+        ("reference_first", "model"): 2,
+        ("reference_first", "reference"): 1,
+        ("model_first", "tie"): 0,
+        ("reference_first", "tie"): 0,
+    }
+    plan = {
+        ("de", 1): ("model", "model"),
+        ("de", 2): ("model", "reference"),
+        ("de", 3): (None, "model"),
+        ("ja", 1): ("model", "model"),
+        ("ja", 2): ("tie", "tie"),
+        ("ja", 3): ("model", "model"),
+        ("ja", 9): ("model", "model"),
+    }
     out = []
     for (lang, item), winners in plan.items():
         for order, w in zip(("model_first", "reference_first"), winners, strict=True):
-            out.append({"benchmark": "alpaca_eval", "lang": lang, "item_id": item, "model": "m", "reference": "r",
-                        "order": order, "winner": w, "verdict": verdict.get((order, w))})  # fmt: skip
+            out.append(
+                {
+                    "benchmark": "alpaca_eval",
+                    "lang": lang,
+                    "item_id": item,
+                    "model": "m",
+                    "reference": "r",
+                    "order": order,
+                    "winner": w,
+                    "verdict": verdict.get((order, w)),
+                }
+            )
     return out
 
 

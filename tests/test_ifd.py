@@ -31,16 +31,23 @@ def test_ifd_is_the_ratio_of_the_two_losses(tiny_lm):
     assert set(out) == {"ifd", "loss_conditional", "loss_unconditional"}
     np.testing.assert_allclose(out["ifd"], out["loss_conditional"] / out["loss_unconditional"], rtol=1e-6)
     # the conditional loss equals the evaluation code's per-token NLL of the same pairs
-    s, n = sequence_logprobs(model, tok, [format_prompt(x.instruction) for x in samples],
-                             [x.output for x in samples], EvaluateConfig(max_seq_len=64, batch_size=3))  # fmt: skip
+    s, n = sequence_logprobs(
+        model,
+        tok,
+        [format_prompt(x.instruction) for x in samples],
+        [x.output for x in samples],
+        EvaluateConfig(max_seq_len=64, batch_size=3),
+    )
     np.testing.assert_allclose(out["loss_conditional"], -s / n, rtol=1e-5)
 
 
 def test_ifd_is_finite_and_independent_of_batch_size(tiny_lm):
     """Padding must not leak into the scores: batch size 1 and 2 give the same IFD."""
     tok, model = load_causal_lm(tiny_lm)
-    samples = [Sample.create("de", "Wiederhole: Hallo Welt", "", "Hallo Welt"),
-               Sample.create("de", "Nenne drei Farben.", "", "Rot, Grün, Blau.")]  # fmt: skip
+    samples = [
+        Sample.create("de", "Wiederhole: Hallo Welt", "", "Hallo Welt"),
+        Sample.create("de", "Nenne drei Farben.", "", "Rot, Grün, Blau."),
+    ]
     a = ifd_scores(model, tok, samples, IFDConfig(max_seq_len=64, batch_size=1))
     b = ifd_scores(model, tok, samples, IFDConfig(max_seq_len=64, batch_size=2))
     assert np.isfinite(a["ifd"]).all()

@@ -15,7 +15,7 @@ from mdaq.evaluation.intrinsic import (
     language_mix,
     mean_pairwise_cosine_distance,
     selection_metrics,
-)  # fmt: skip
+)
 
 
 def _pool(outputs=("a", "bb", "ccc", "dddddddddd"), revised=(True, False, True, False), emb=True, quality=True):

@@ -137,27 +137,49 @@ def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[StubServer]:
 def stub_judge(server: StubServer, **kwargs: Any) -> OpenAICompatJudge:
     """A judge on the stub with fast backoff and a 2 s timeout (overridable)."""
     cfg: dict[str, Any] = {
-        "model": "stub-judge", "base_url": server.base_url, "api_key_env": KEY_ENV, "max_retries": 2,
-        "backoff_base_s": 0.001, "backoff_max_s": 0.005, "timeout_s": 2.0, "n_concurrent": 2, "progress": False,
-        "price_per_1m_input": 2.0, "price_per_1m_output": 10.0,
-    }  # fmt: skip
+        "model": "stub-judge",
+        "base_url": server.base_url,
+        "api_key_env": KEY_ENV,
+        "max_retries": 2,
+        "backoff_base_s": 0.001,
+        "backoff_max_s": 0.005,
+        "timeout_s": 2.0,
+        "n_concurrent": 2,
+        "progress": False,
+        "price_per_1m_input": 2.0,
+        "price_per_1m_output": 10.0,
+    }
     return OpenAICompatJudge(**{**cfg, **kwargs})
 
 
 def items(n: int = 3, lang: str = "de") -> list[JudgeItem]:
     return [
-        JudgeItem(item_id=f"q{k}", lang=lang, benchmark="alpaca_eval", instruction=f"Frage {k}?",
-                  model_answer="Antwort " * (k + 2), reference_answer="Ref " * 3, model="m", reference="r",
-                  model_lang=lang, reference_lang="en")
+        JudgeItem(
+            item_id=f"q{k}",
+            lang=lang,
+            benchmark="alpaca_eval",
+            instruction=f"Frage {k}?",
+            model_answer="Antwort " * (k + 2),
+            reference_answer="Ref " * 3,
+            model="m",
+            reference="r",
+            model_lang=lang,
+            reference_lang="en",
+        )
         for k in range(n)
-    ]  # fmt: skip
+    ]
 
 
 def mt_item() -> JudgeItem:
     return JudgeItem(
-        item_id="81", lang="fr", benchmark="mt_bench_r2", instruction="Q2: et maintenant ?",
-        model_answer="M2 model turn two", reference_answer="R2", history=(("Q1: bonjour", "M1 model one", "R1 ref"),),
-    )  # fmt: skip
+        item_id="81",
+        lang="fr",
+        benchmark="mt_bench_r2",
+        instruction="Q2: et maintenant ?",
+        model_answer="M2 model turn two",
+        reference_answer="R2",
+        history=(("Q1: bonjour", "M1 model one", "R1 ref"),),
+    )
 
 
 # --------------------------------------------------------------------------- parsing, prompts, records
@@ -382,8 +404,14 @@ def test_openai_compat_cache_makes_rerun_free_and_identical(server: StubServer, 
     assert all(r["cached"] for r in second) and not any(r["cached"] for r in first)
     strip = [{k: v for k, v in r.items() if k != "cached"} for r in first]
     assert strip == [{k: v for k, v in r.items() if k != "cached"} for r in second]  # tokens, cost kept
-    assert judge.totals() == {"requests": 0, "cached": 6, "retries": 0, "prompt_tokens": 0,
-                              "completion_tokens": 0, "cost_usd": 0.0}  # fmt: skip
+    assert judge.totals() == {
+        "requests": 0,
+        "cached": 6,
+        "retries": 0,
+        "prompt_tokens": 0,
+        "completion_tokens": 0,
+        "cost_usd": 0.0,
+    }
     stub_judge(server, cache_path=cache_path, temperature=0.7).compare(items(1))  # new key: requested again
     assert server.count == 8
 

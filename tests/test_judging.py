@@ -14,20 +14,42 @@ from mdaq.judging.stage import SKIP_MESSAGE, run_judge_stage, winrate_table
 from mdaq.judging.winrate import winrate_report
 from tests.test_judge import StubServer
 
-QUESTIONS = [{"question_id": 81, "turns": ["Schreibe ein Gedicht.", "Kürzer, bitte."]},
-             {"question_id": 82, "turns": ["Erkläre Photosynthese.", "Für Kinder?"]}]  # fmt: skip
+QUESTIONS = [
+    {"question_id": 81, "turns": ["Schreibe ein Gedicht.", "Kürzer, bitte."]},
+    {"question_id": 82, "turns": ["Erkläre Photosynthese.", "Für Kinder?"]},
+]
 
 
 def _generations(root: Path, method: str, long: bool) -> None:
     d = root / method / "de"
     d.mkdir(parents=True)
     text = "Eine lange, ausführliche Antwort mit Details. " * (3 if long else 1)
-    write_json(d / "alpaca_eval.json", [
-        {"instruction": f"Frage {i}?", "output": f"{text}{i}", "generator": f"{method}-de", "lang": "de",
-         "detected_lang": "de"} for i in range(3)])  # fmt: skip
-    write_jsonl(d / "mt_bench.jsonl", [
-        {"question_id": q["question_id"], "model_id": f"{method}-de", "choices": [{"index": 0, "turns": [text, text]}],
-         "lang": "de", "detected_lang": ["de", "en"]} for q in QUESTIONS])  # fmt: skip
+    write_json(
+        d / "alpaca_eval.json",
+        [
+            {
+                "instruction": f"Frage {i}?",
+                "output": f"{text}{i}",
+                "generator": f"{method}-de",
+                "lang": "de",
+                "detected_lang": "de",
+            }
+            for i in range(3)
+        ],
+    )
+    write_jsonl(
+        d / "mt_bench.jsonl",
+        [
+            {
+                "question_id": q["question_id"],
+                "model_id": f"{method}-de",
+                "choices": [{"index": 0, "turns": [text, text]}],
+                "lang": "de",
+                "detected_lang": ["de", "en"],
+            }
+            for q in QUESTIONS
+        ],
+    )
 
 
 @pytest.fixture
@@ -97,16 +119,42 @@ def test_leaderboard_takes_win_rates_from_judge_json(tmp_path):
     from mdaq.config import params_from_dict
     from mdaq.reporting.leaderboard import JUDGE, build_leaderboard, provenance, to_markdown
 
-    params = params_from_dict({"profile": "t", "seed": 0, "languages": ["de"], "methods": ["full", "mdaq_das"],
-                               "base_model": "x", "selectors": {"full": {}, "mdaq_das": {}}})  # fmt: skip
+    params = params_from_dict(
+        {
+            "profile": "t",
+            "seed": 0,
+            "languages": ["de"],
+            "methods": ["full", "mdaq_das"],
+            "base_model": "x",
+            "selectors": {"full": {}, "mdaq_das": {}},
+        }
+    )
     for m in ("full", "mdaq_das"):
-        write_json(tmp_path / "runs" / m / "de" / "metrics.json", {
-            "method": m, "lang": "de", "expert_pref_acc": 0.6, "expert_pref_acc_se": 0.05, "ref_nll": 2.0, "n": 60,
-            "n_selected": 30, "share_revised": 0.5, **provenance(params, m)})  # fmt: skip
+        write_json(
+            tmp_path / "runs" / m / "de" / "metrics.json",
+            {
+                "method": m,
+                "lang": "de",
+                "expert_pref_acc": 0.6,
+                "expert_pref_acc_se": 0.05,
+                "ref_nll": 2.0,
+                "n": 60,
+                "n_selected": 30,
+                "share_revised": 0.5,
+                **provenance(params, m),
+            },
+        )
     stats = {"win_rate": 62.5}
-    write_json(tmp_path / "judge" / "mdaq_das" / "de" / "judge.json",
-               {"status": "ok", "judge_id": "openai_compat:j", "alpaca_eval": stats, "mt_bench_r1": stats,
-                "mt_bench_r2": None})  # fmt: skip
+    write_json(
+        tmp_path / "judge" / "mdaq_das" / "de" / "judge.json",
+        {
+            "status": "ok",
+            "judge_id": "openai_compat:j",
+            "alpaca_eval": stats,
+            "mt_bench_r1": stats,
+            "mt_bench_r2": None,
+        },
+    )
     df = build_leaderboard(tmp_path / "runs", params, params.methods, params.languages, judge_dir=tmp_path / "judge")
     row = df[(df.method == "mdaq_das") & (df.lang == "de")].iloc[0]
     assert row["win_rate_alpaca_eval"] == 62.5 and row["judge_id"] == "openai_compat:j" and row["status"] == "ok"

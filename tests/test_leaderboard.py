@@ -15,9 +15,21 @@ from .conftest import REPO
 
 
 def _metrics(method, lang, acc, params, se=0.05, **kw):
-    return {"method": method, "lang": lang, "expert_pref_acc": acc, "expert_pref_acc_se": se, "ref_nll": 2.0,
-            "n": 100, "n_selected": 10, "share_revised": 0.5, "win_rate": float("nan"), "selector_version": "1",
-            "base_model": "tiny", **provenance(params, method), **kw}  # fmt: skip
+    return {
+        "method": method,
+        "lang": lang,
+        "expert_pref_acc": acc,
+        "expert_pref_acc_se": se,
+        "ref_nll": 2.0,
+        "n": 100,
+        "n_selected": 10,
+        "share_revised": 0.5,
+        "win_rate": float("nan"),
+        "selector_version": "1",
+        "base_model": "tiny",
+        **provenance(params, method),
+        **kw,
+    }
 
 
 @pytest.fixture
@@ -47,8 +59,22 @@ def test_rows_mean_sorting_and_status(tmp_path, params):
     wide = pd.read_csv(tmp_path / "out" / "leaderboard_wide.csv")
     assert {"params_sha", "git_sha", "date"} <= set(wide.columns) and len(wide) == 6
     long = pd.read_csv(tmp_path / "out" / "leaderboard.csv")
-    assert list(long.columns) == ["method", "language", "metric", "value", "se", "ci_low", "ci_high", "n", "status",
-                                  "params_sha", "git_sha", "judge_id", "prompt_version", "date"]  # fmt: skip
+    assert list(long.columns) == [
+        "method",
+        "language",
+        "metric",
+        "value",
+        "se",
+        "ci_low",
+        "ci_high",
+        "n",
+        "status",
+        "params_sha",
+        "git_sha",
+        "judge_id",
+        "prompt_version",
+        "date",
+    ]
     acc = long[(long.metric == "expert_pref_acc") & (long.method == "random") & (long.language == "fr")].iloc[0]
     assert acc["value"] == 0.5 and acc["ci_low"] == pytest.approx(0.5 - 1.959964 * 0.05) and acc["n"] == 100
     assert not long["metric"].str.startswith("win_rate").any()  # no judge: no win-rate rows, not NaN rows
@@ -93,12 +119,16 @@ def test_readme_shows_the_committed_leaderboard():
 def test_intrinsic_metrics_join_the_rows(tmp_path, params):
     for lang, acc in (("fr", 0.5), ("ja", 0.7)):
         write_json(tmp_path / "random" / lang / "metrics.json", _metrics("random", lang, acc, params))
-    intrinsic = pd.DataFrame([
-        ("per_language", "random", "fr", "cluster_coverage", 0.4),
-        ("per_language", "random", "ja", "cluster_coverage", 0.6),
-        ("pooled", "random", "fr", "cluster_coverage", 0.9),  # another mode: must not leak into the rows
-        ("per_language", "random", "fr", "len_mean", 100.0), ("per_language", "random", "ja", "len_mean", 300.0),
-    ], columns=["mode", "method", "language", "metric", "value"])  # fmt: skip
+    intrinsic = pd.DataFrame(
+        [
+            ("per_language", "random", "fr", "cluster_coverage", 0.4),
+            ("per_language", "random", "ja", "cluster_coverage", 0.6),
+            ("pooled", "random", "fr", "cluster_coverage", 0.9),  # another mode: must not leak into the rows
+            ("per_language", "random", "fr", "len_mean", 100.0),
+            ("per_language", "random", "ja", "len_mean", 300.0),
+        ],
+        columns=["mode", "method", "language", "metric", "value"],
+    )
     df = build_leaderboard(tmp_path, params, ["random"], ["fr", "ja"], intrinsic=intrinsic).set_index("lang")
     assert df.loc["fr", "cluster_coverage"] == 0.4 and df.loc["all", "cluster_coverage"] == pytest.approx(0.5)
     assert df.loc["all", "len_mean"] == pytest.approx(200.0) and math.isnan(df.loc["fr", "mean_quality"])

@@ -1,4 +1,5 @@
-"""Judge-free metrics as lm-eval tasks on local files: equal to mdaq.evaluation.heldout on a tiny random LM, bad input."""
+"""Judge-free metrics as lm-eval tasks on local files: equal to mdaq.evaluation.heldout on a tiny random LM, bad
+input."""
 
 from __future__ import annotations
 
@@ -19,21 +20,57 @@ torch = pytest.importorskip("torch")
 
 # Mixed languages and scripts, an input field, a response starting with a newline and one with a leading space.
 ROWS = [
-    {"id": "de-1", "lang": "de", "instruction": "Nenne eine Farbe.", "input": "",
-     "chosen": "Blau ist eine Farbe.", "rejected": "Blue."},
-    {"id": "de-2", "lang": "de", "instruction": "Übersetze ins Englische.", "input": "Das Haus ist groß.",
-     "chosen": "The house is big.", "rejected": "The house is tall and big, yes."},
-    {"id": "ja-1", "lang": "ja", "instruction": "色を一つ挙げてください。", "input": "", "chosen": "青です。",
-     "rejected": "ブルー"},
+    {
+        "id": "de-1",
+        "lang": "de",
+        "instruction": "Nenne eine Farbe.",
+        "input": "",
+        "chosen": "Blau ist eine Farbe.",
+        "rejected": "Blue.",
+    },
+    {
+        "id": "de-2",
+        "lang": "de",
+        "instruction": "Übersetze ins Englische.",
+        "input": "Das Haus ist groß.",
+        "chosen": "The house is big.",
+        "rejected": "The house is tall and big, yes.",
+    },
+    {
+        "id": "ja-1",
+        "lang": "ja",
+        "instruction": "色を一つ挙げてください。",
+        "input": "",
+        "chosen": "青です。",
+        "rejected": "ブルー",
+    },
     {"id": "ja-2", "lang": "ja", "instruction": "2+2は？", "input": "", "chosen": "4です。", "rejected": "答えは四。"},
-    {"id": "ru-1", "lang": "ru", "instruction": "Как дела?", "input": "", "chosen": "Хорошо, спасибо!",
-     "rejected": "Good, thanks!"},
-    {"id": "ar-1", "lang": "ar", "instruction": "ما هي عاصمة فرنسا؟", "input": "",
-     "chosen": "باريس هي عاصمة فرنسا.", "rejected": "باريس"},
-    {"id": "zh-1", "lang": "zh", "instruction": "写一句问候。", "input": "对朋友", "chosen": "\n你好，朋友！",
-     "rejected": " 你好"},
+    {
+        "id": "ru-1",
+        "lang": "ru",
+        "instruction": "Как дела?",
+        "input": "",
+        "chosen": "Хорошо, спасибо!",
+        "rejected": "Good, thanks!",
+    },
+    {
+        "id": "ar-1",
+        "lang": "ar",
+        "instruction": "ما هي عاصمة فرنسا؟",
+        "input": "",
+        "chosen": "باريس هي عاصمة فرنسا.",
+        "rejected": "باريس",
+    },
+    {
+        "id": "zh-1",
+        "lang": "zh",
+        "instruction": "写一句问候。",
+        "input": "对朋友",
+        "chosen": "\n你好，朋友！",
+        "rejected": " 你好",
+    },
     {"id": "no-1", "lang": "no", "instruction": "Hva er 2+2?", "chosen": "Fire.", "rejected": "4"},  # no "input"
-]  # fmt: skip
+]
 
 CFG = EvaluateConfig(batch_size=4, device="cpu")
 
@@ -57,8 +94,12 @@ def _assert_matches_evaluate(out, base, adapter, rows=ROWS, cfg=CFG):
     assert out["ref_nll"] == pytest.approx(ref["ref_nll"], rel=1e-4)
     # lm-eval's SE of a mean uses n - 1; preference_metrics' binomial SE uses n (equal up to sqrt(n / (n - 1)))
     n, acc = out["n"], out["expert_pref_acc"]
-    wins = np.array([task_utils._win(i["logprob_chosen"] / i["n_chosen"], i["logprob_rejected"] / i["n_rejected"])
-                     for i in out["items"]])  # fmt: skip
+    wins = np.array(
+        [
+            task_utils._win(i["logprob_chosen"] / i["n_chosen"], i["logprob_rejected"] / i["n_rejected"])
+            for i in out["items"]
+        ]
+    )
     assert wins.mean() == acc
     assert out["expert_pref_acc_se"] == pytest.approx(wins.std(ddof=1) / math.sqrt(n))
     if not (wins == 0.5).any():
@@ -77,8 +118,10 @@ def _assert_matches_evaluate(out, base, adapter, rows=ROWS, cfg=CFG):
 def test_task_functions_tie_rule_and_corpus_ratio():
     doc = {"chosen": "abcd", "rejected": "ab", "n_tokens": [4, 2]}
     assert task_utils.expert_pref_results(doc, [(-4.0, False), (-2.0, False)]) == {
-        "expert_pref_acc": 0.5, "acc": 0.0, "acc_norm": 0.5,
-    }  # fmt: skip
+        "expert_pref_acc": 0.5,
+        "acc": 0.0,
+        "acc_norm": 0.5,
+    }
     assert task_utils.expert_pref_results(doc, [(-4.0, False), (-3.0, False)])["expert_pref_acc"] == 1.0
     items = [
         task_utils.ref_nll_results({"n_tokens": [n, 1]}, [(ll, False)])["ref_nll"] for ll, n in [(-1, 1), (-9, 3)]

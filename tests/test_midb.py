@@ -18,14 +18,15 @@ from mdaq.data.midb import (
     load_mt_bench,
     load_pairs,
     midb_path,
-)  # fmt: skip
+)
 
 
 def _manifest(files: dict[str, bytes]) -> dict:
     return {
-        "commit": "0" * 40, "url_template": "http://127.0.0.1:9/{commit}/{path}",
+        "commit": "0" * 40,
+        "url_template": "http://127.0.0.1:9/{commit}/{path}",
         "files": {k: hashlib.sha256(v).hexdigest() for k, v in files.items()},
-    }  # fmt: skip
+    }
 
 
 def _mirror(tmp_path, files: dict[str, bytes]):
@@ -94,8 +95,15 @@ def test_load_pairs_aliases_and_gap(synthetic_midb, tmp_path):
     de = load_pairs(midb_path(synthetic_midb, "MIDB_train", "de"), "de", gaps=(191,))
     assert [p.source_index for p in de[190:193]] == [190, 192, 193]
     assert "number 1192" in de[191].raw_response
-    rec = {"Istruzione Grezza": "a", "Input Grezzo": "", "Risposta Grezza": "b", "Istruzione Rivisitata": "a",
-           "Input Rivisitato": "", "Risposta Rivisitata": "c", "Distanza": "12"}  # fmt: skip
+    rec = {
+        "Istruzione Grezza": "a",
+        "Input Grezzo": "",
+        "Risposta Grezza": "b",
+        "Istruzione Rivisitata": "a",
+        "Input Rivisitato": "",
+        "Risposta Rivisitata": "c",
+        "Distanza": "12",
+    }
     path = tmp_path / "Italian.json"
     path.write_text(json.dumps([rec]), encoding="utf-8")
     (pair,) = load_pairs(path, "it")

@@ -28,15 +28,26 @@ def _sh(args, cwd, env, timeout=900):
 def smoke_repo(tmp_path_factory, midb_mirror):
     """A copy of the tracked/unignored files, with the smoke profile active and the data fetched."""
     dst = tmp_path_factory.mktemp("clone") / "mdaq"
-    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=REPO,
-                           capture_output=True, text=True, check=True).stdout.split()  # fmt: skip
+    files = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     for rel in files:
         if (REPO / rel).is_file():
             (dst / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO / rel, dst / rel)
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-           "MDAQ_DATA_MIRROR": str(midb_mirror), "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
-           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}  # fmt: skip
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "MDAQ_DATA_MIRROR": str(midb_mirror),
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@t",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@t",
+    }
     for args in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "copy"]):
         _sh(args, dst, env)
     _sh([sys.executable, "-m", "mdaq", "profile", "use", "smoke"], dst, env)
@@ -116,8 +127,13 @@ def test_judge_endpoint_and_a_new_method_reach_the_leaderboard(smoke_repo):
     _sh(["dvc", "repro"], dst, env)  # a no-op after the first test; the whole pipeline when this test runs alone
     server = StubServer()  # answers "[[1]]": a judge that always prefers the first answer
     try:
-        params["judge"] = {"backend": "openai_compat", "model": "stub-judge", "base_url": server.base_url,
-                           "n_concurrent": 2, "reference": "full"}  # fmt: skip
+        params["judge"] = {
+            "backend": "openai_compat",
+            "model": "stub-judge",
+            "base_url": server.base_url,
+            "n_concurrent": 2,
+            "reference": "full",
+        }
         params_path.write_text(yaml.safe_dump(params, sort_keys=False))
         out = _sh(["dvc", "repro"], dst, env)
         ran = set(re.findall(r"Running stage '([^']+)'", out))

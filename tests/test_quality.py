@@ -156,8 +156,9 @@ def test_freeze_embeddings_keeps_the_token_table(tiny_encoder, tmp_path):
     key = "embeddings.word_embeddings.weight"
     before, after = load_file(tiny_encoder / "model.safetensors"), load_file(tmp_path / "f" / "model.safetensors")
     assert (before[key] == after[key]).all()
-    assert not (before["encoder.layer.0.attention.self.query.weight"] == after[
-        "encoder.layer.0.attention.self.query.weight"]).all()  # fmt: skip
+    assert not (
+        before["encoder.layer.0.attention.self.query.weight"] == after["encoder.layer.0.attention.self.query.weight"]
+    ).all()
 
 
 @pytest.mark.slow  # suite budget: test_checkpoint_of_another_run_is_discarded covers the same rule

@@ -1,4 +1,5 @@
-"""`mdaq select` and `mdaq.selectors.runner`: per-language and pooled selection from a pool file, features in or computed."""
+"""`mdaq select` and `mdaq.selectors.runner`: per-language and pooled selection from a pool file, features in or
+computed."""
 
 from __future__ import annotations
 
@@ -25,8 +26,19 @@ def test_select_cli_per_language_quality_topk(tmp_path, toy_samples, capsys):
     write_samples(tmp_path / "pool.jsonl", toy_samples)
     q = _write_features(tmp_path / "feat", len(toy_samples))
     out = tmp_path / "sel.jsonl"
-    argv = ["select", "--method", "quality_topk", "--pool", str(tmp_path / "pool.jsonl"), "--budget", "3",
-            "--out", str(out), "--features", str(tmp_path / "feat")]  # fmt: skip
+    argv = [
+        "select",
+        "--method",
+        "quality_topk",
+        "--pool",
+        str(tmp_path / "pool.jsonl"),
+        "--budget",
+        "3",
+        "--out",
+        str(out),
+        "--features",
+        str(tmp_path / "feat"),
+    ]
     assert main(argv) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["n_selected"] == 9 and summary["by_lang"] == {"de": 3, "ja": 3, "no": 3}
@@ -44,8 +56,22 @@ def test_select_cli_pooled_quotas(tmp_path, toy_samples, capsys):
     write_samples(tmp_path / "pool.jsonl", toy_samples)
     _write_features(tmp_path / "feat", len(toy_samples))
     out = tmp_path / "sel.jsonl"
-    argv = ["select", "--method", "mdaq_das", "--pool", str(tmp_path / "pool.jsonl"), "--budget", "7", "--pooled",
-            "--quota", "equal", "--out", str(out), "--features", str(tmp_path / "feat")]  # fmt: skip
+    argv = [
+        "select",
+        "--method",
+        "mdaq_das",
+        "--pool",
+        str(tmp_path / "pool.jsonl"),
+        "--budget",
+        "7",
+        "--pooled",
+        "--quota",
+        "equal",
+        "--out",
+        str(out),
+        "--features",
+        str(tmp_path / "feat"),
+    ]
     assert main(argv) == 0
     counts = json.loads(capsys.readouterr().out)["by_lang"]
     assert sum(counts.values()) == 7 and max(counts.values()) - min(counts.values()) <= 1
@@ -56,8 +82,21 @@ def test_select_cli_reads_alpaca_and_computes_embeddings(tmp_path, tiny_encoder,
     recs = [{"instruction": f"Nenne Zahl {i}", "input": "", "output": f"{i} " * (i + 1)} for i in range(12)]
     pool.write_text(json.dumps(recs), encoding="utf-8")
     out = tmp_path / "sel.jsonl"
-    argv = ["select", "--method", "kcenter", "--pool", str(pool), "--lang", "de", "--budget", "4", "--out", str(out),
-            "--encoder", str(tiny_encoder)]  # fmt: skip
+    argv = [
+        "select",
+        "--method",
+        "kcenter",
+        "--pool",
+        str(pool),
+        "--lang",
+        "de",
+        "--budget",
+        "4",
+        "--out",
+        str(out),
+        "--encoder",
+        str(tiny_encoder),
+    ]
     assert main(argv) == 0
     rows = read_jsonl(out)
     assert len(rows) == 4 and len({r["index"] for r in rows}) == 4 and {r["lang"] for r in rows} == {"de"}
@@ -65,13 +104,38 @@ def test_select_cli_reads_alpaca_and_computes_embeddings(tmp_path, tiny_encoder,
 
 def test_select_cli_missing_feature_says_how_to_get_it(tmp_path, toy_samples, capsys):
     write_samples(tmp_path / "pool.jsonl", toy_samples)
-    argv = ["select", "--method", "deita", "--pool", str(tmp_path / "pool.jsonl"), "--budget", "2",
-            "--out", str(tmp_path / "x.jsonl")]  # fmt: skip
+    argv = [
+        "select",
+        "--method",
+        "deita",
+        "--pool",
+        str(tmp_path / "pool.jsonl"),
+        "--budget",
+        "2",
+        "--out",
+        str(tmp_path / "x.jsonl"),
+    ]
     assert main(argv) == 1
     err = capsys.readouterr().err
     assert "--qsm" in err and "--encoder" in err and not (tmp_path / "x.jsonl").exists()
-    assert main(["select", "--method", "random", "--pool", str(tmp_path / "pool.jsonl"), "--budget", "2",
-                 "--out", str(tmp_path / "x.jsonl"), "--params", "{bad"]) == 1  # fmt: skip
+    assert (
+        main(
+            [
+                "select",
+                "--method",
+                "random",
+                "--pool",
+                str(tmp_path / "pool.jsonl"),
+                "--budget",
+                "2",
+                "--out",
+                str(tmp_path / "x.jsonl"),
+                "--params",
+                "{bad",
+            ]
+        )
+        == 1
+    )
     assert "--params" in capsys.readouterr().err
 
 

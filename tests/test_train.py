@@ -67,8 +67,9 @@ def test_train_lora_learns_saves_and_is_deterministic(tiny_lm, tmp_path):
     assert rec["sample_ids"] == [s.id for s in _samples()]
     assert not list(tmp_path.glob(".*tmp"))  # atomic: no temp folder left
 
-    rows = [{"instruction": s.instruction, "input": "", "chosen": s.output, "rejected": "zzz qqq " * 3}
-            for s in _samples()]  # fmt: skip
+    rows = [
+        {"instruction": s.instruction, "input": "", "chosen": s.output, "rejected": "zzz qqq " * 3} for s in _samples()
+    ]
     ecfg = EvaluateConfig(batch_size=4, max_seq_len=64)
     tuned = evaluate_heldout(tiny_lm, a, rows, ecfg)
     base = evaluate_heldout(tiny_lm, None, rows, ecfg)
@@ -98,8 +99,16 @@ def test_train_resume_reaches_the_same_adapter(tiny_lm, tmp_path, group_by_lengt
 
     from mdaq.training.lora import Interrupted, train_lora
 
-    cfg = TrainConfig(lora_r=4, lr=5e-3, epochs=2, batch_size=2, grad_accum=2, max_seq_len=64, checkpoint_every=2,
-                      group_by_length=group_by_length)  # fmt: skip
+    cfg = TrainConfig(
+        lora_r=4,
+        lr=5e-3,
+        epochs=2,
+        batch_size=2,
+        grad_accum=2,
+        max_seq_len=64,
+        checkpoint_every=2,
+        group_by_length=group_by_length,
+    )
     full = train_lora(tiny_lm, _samples(), cfg, tmp_path / "full", seed=1, ckpt_dir=tmp_path / "ck_full")
     assert not (tmp_path / "ck_full").exists()  # removed once the adapter is saved
     with pytest.raises(Interrupted):
@@ -126,8 +135,16 @@ def _train_files(tmp_path, grad_accum: int):
     write_samples(tmp_path / "pool.jsonl", _samples())
     write_jsonl(tmp_path / "sel.jsonl", [{"id": s.id} for s in _samples()])
     params = yaml.safe_load((REPO / "profiles" / "smoke.yaml").read_text())
-    params["train"] = dict(params["train"], lora_dropout=0.0, batch_size=2, grad_accum=grad_accum, epochs=1,
-                           max_seq_len=64, checkpoint_every=2, lr=5e-3)  # fmt: skip
+    params["train"] = dict(
+        params["train"],
+        lora_dropout=0.0,
+        batch_size=2,
+        grad_accum=grad_accum,
+        epochs=1,
+        max_seq_len=64,
+        checkpoint_every=2,
+        lr=5e-3,
+    )
     path = tmp_path / f"params_ga{grad_accum}.yaml"
     path.write_text(yaml.safe_dump(params))
     return path
@@ -142,16 +159,30 @@ def test_two_processes_reach_the_one_process_adapter(tiny_lm, tmp_path):
 
     from safetensors.torch import load_file
 
-    common = ["--base-model", str(tiny_lm), "--pool", str(tmp_path / "pool.jsonl"), "--selection",
-              str(tmp_path / "sel.jsonl")]  # fmt: skip
+    common = [
+        "--base-model",
+        str(tiny_lm),
+        "--pool",
+        str(tmp_path / "pool.jsonl"),
+        "--selection",
+        str(tmp_path / "sel.jsonl"),
+    ]
     one = _train_files(tmp_path, grad_accum=2)
     two = _train_files(tmp_path, grad_accum=1)
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    subprocess.run([sys.executable, "-m", "mdaq", "train", *common, "--out", str(tmp_path / "a1"), "--params",
-                    str(one)], check=True, env=env, cwd=REPO)  # fmt: skip
+    subprocess.run(
+        [sys.executable, "-m", "mdaq", "train", *common, "--out", str(tmp_path / "a1"), "--params", str(one)],
+        check=True,
+        env=env,
+        cwd=REPO,
+    )
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
-    subprocess.run([*torchrun, "-m", "mdaq", "train", *common, "--out", str(tmp_path / "a2"), "--params", str(two)],
-                   check=True, env=env, cwd=REPO)  # fmt: skip
+    subprocess.run(
+        [*torchrun, "-m", "mdaq", "train", *common, "--out", str(tmp_path / "a2"), "--params", str(two)],
+        check=True,
+        env=env,
+        cwd=REPO,
+    )
     r1 = json.loads((tmp_path / "a1" / "train_record.json").read_text())
     r2 = json.loads((tmp_path / "a2" / "train_record.json").read_text())
     assert (r1["world_size"], r2["world_size"]) == (1, 2)

@@ -19,18 +19,39 @@ from mdaq.judging.winrate import (
     winrate_report,
 )
 
-_VERDICT = {("model_first", "model"): 1, ("model_first", "reference"): 2, ("reference_first", "model"): 2,
-            ("reference_first", "reference"): 1}  # fmt: skip
+_VERDICT = {
+    ("model_first", "model"): 1,
+    ("model_first", "reference"): 2,
+    ("reference_first", "model"): 2,
+    ("reference_first", "reference"): 1,
+}
 
 
 def rec(item, order, winner, *, lang="de", model="m", **kw) -> dict:
     """One judgment record with a verdict consistent with ``winner``."""
     verdict = 0 if winner == "tie" else _VERDICT.get((order, winner))
-    base = {"benchmark": "alpaca_eval", "lang": lang, "item_id": item, "model": model, "reference": "r",
-            "order": order, "verdict": verdict, "winner": winner, "raw": "", "judge_id": "fake", "model_len": 10,
-            "reference_len": 10, "model_lang": lang, "reference_lang": lang, "target_lang": lang,
-            "prompt_tokens": 100, "completion_tokens": 5, "cost_usd": 0.01, "latency_s": 0.1,
-            "cached": False}  # fmt: skip
+    base = {
+        "benchmark": "alpaca_eval",
+        "lang": lang,
+        "item_id": item,
+        "model": model,
+        "reference": "r",
+        "order": order,
+        "verdict": verdict,
+        "winner": winner,
+        "raw": "",
+        "judge_id": "fake",
+        "model_len": 10,
+        "reference_len": 10,
+        "model_lang": lang,
+        "reference_lang": lang,
+        "target_lang": lang,
+        "prompt_tokens": 100,
+        "completion_tokens": 5,
+        "cost_usd": 0.01,
+        "latency_s": 0.1,
+        "cached": False,
+    }
     return base | kw
 
 
@@ -89,8 +110,13 @@ def test_win_rate_stats_matches_alpaca_eval(seed):
 
 
 def test_combine_orders_agree_flip_unparsed_missing():
-    records = [*both("a", "model", "model"), *both("b", "model", "reference"), *both("c", "tie", "tie"),
-               *both("d", "reference", None), rec("e", "model_first", "model")]  # fmt: skip
+    records = [
+        *both("a", "model", "model"),
+        *both("b", "model", "reference"),
+        *both("c", "tie", "tie"),
+        *both("d", "reference", None),
+        rec("e", "model_first", "model"),
+    ]
     items = {it["item_id"]: it for it in combine_orders(records)}
     assert [items[k]["preference"] for k in "abc"] == [2.0, 1.5, 1.5]
     assert items["a"]["outcome"] == "model" and not items["a"]["flipped"]
@@ -162,8 +188,14 @@ def _write_jsonl(path, rows) -> None:
 def test_read_judgments_both_formats(tmp_path):
     alpaca = tmp_path / "annotations.json"
     prefs = [2, 1, 1.5, None, 1.7, 0]
-    alpaca.write_text(json.dumps([{"instruction": f"q{i}", "output_1": "ref", "output_2": "mine", "preference": p,
-                                   "generator_2": "m"} for i, p in enumerate(prefs)]))  # fmt: skip
+    alpaca.write_text(
+        json.dumps(
+            [
+                {"instruction": f"q{i}", "output_1": "ref", "output_2": "mine", "preference": p, "generator_2": "m"}
+                for i, p in enumerate(prefs)
+            ]
+        )
+    )
     jf = read_judgments(alpaca)
     assert jf.kind == "alpaca_eval" and jf.records[0]["model"] == "m" and math.isnan(jf.records[3]["preference"])
     report = winrate_report(alpaca)
@@ -205,8 +237,17 @@ def test_read_judgments_bad_files(tmp_path, name, text, where):
 
 
 def test_validate_record_accepts_minimal_record():
-    validate_record({"benchmark": "mt_bench_r2", "lang": "no", "item_id": 7, "model": "m", "reference": "r",
-                     "order": "reference_first", "winner": None})  # fmt: skip
+    validate_record(
+        {
+            "benchmark": "mt_bench_r2",
+            "lang": "no",
+            "item_id": 7,
+            "model": "m",
+            "reference": "r",
+            "order": "reference_first",
+            "winner": None,
+        }
+    )
 
 
 def test_cli_winrate(tmp_path, capsys):

@@ -1,1 +1,2 @@
-"""Input data: the pinned MIDB fetch, its readers, the train / held-out / pool split, and the loaders of other instruction files (stage `prepare`)."""
+"""Input data (stage `prepare`): the pinned MIDB fetch, file readers, the train / held-out / pool split, and
+loaders of other instruction files."""

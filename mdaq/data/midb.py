@@ -15,10 +15,23 @@ from mdaq.errors import DataError
 
 # File stem in the MIDB release -> ISO 639-1 code.
 LANG_FILES: dict[str, str] = {
-    "ar": "Arabic", "cs": "Czech", "de": "German", "el": "Greek", "es": "Spanish", "fr": "French",
-    "id": "Indonesian", "it": "Italian", "ja": "Japanese", "ko": "Korean", "ms": "Malay", "pt": "Portuguese",
-    "ru": "Russian", "th": "Thai", "tr": "Turkish", "vi": "Vietnamese",
-}  # fmt: skip
+    "ar": "Arabic",
+    "cs": "Czech",
+    "de": "German",
+    "el": "Greek",
+    "es": "Spanish",
+    "fr": "French",
+    "id": "Indonesian",
+    "it": "Italian",
+    "ja": "Japanese",
+    "ko": "Korean",
+    "ms": "Malay",
+    "pt": "Portuguese",
+    "ru": "Russian",
+    "th": "Thai",
+    "tr": "Turkish",
+    "vi": "Vietnamese",
+}
 
 # Source positions missing from a language's MIDB_train file (every other file lists all 2,301 items in one
 # order). Found with `detect_gap` (shared Latin words and numbers between a language and French at position p
@@ -125,7 +138,7 @@ def load_pairs(path: str | Path, lang: str, gaps: Sequence[int] | None = None) -
                 f["Revised Input"],
                 f["Revised Response"],
                 _distance(rec, path, i),
-            )  # fmt: skip
+            )
         )
     return pairs
 

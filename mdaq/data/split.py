@@ -61,20 +61,28 @@ def pool_sample(pair: RevisionPair, is_revised: bool, path: str) -> Sample:
     else:
         fields = (pair.raw_instruction, pair.raw_input, pair.raw_response)
     return Sample(
-        id=sample_id(pair.lang, *fields), lang=pair.lang, instruction=fields[0], input=fields[1], output=fields[2],
+        id=sample_id(pair.lang, *fields),
+        lang=pair.lang,
+        instruction=fields[0],
+        input=fields[1],
+        output=fields[2],
         source=f"midb:{path}#{pair.position}",
         meta={"source_index": pair.source_index, "is_revised": bool(is_revised)},
-    )  # fmt: skip
+    )
 
 
 def heldout_row(pair: RevisionPair) -> dict[str, Any]:
     """A 2-choice preference item: same (revised) prompt, chosen = revised response, rejected = raw response."""
     return {
         "id": sample_id(pair.lang, pair.revised_instruction, pair.revised_input, pair.revised_response),
-        "lang": pair.lang, "source_index": pair.source_index,
-        "instruction": pair.revised_instruction, "input": pair.revised_input,
-        "chosen": pair.revised_response, "rejected": pair.raw_response, "distance": pair.distance,
-    }  # fmt: skip
+        "lang": pair.lang,
+        "source_index": pair.source_index,
+        "instruction": pair.revised_instruction,
+        "input": pair.revised_input,
+        "chosen": pair.revised_response,
+        "rejected": pair.raw_response,
+        "distance": pair.distance,
+    }
 
 
 def _subsample(items: list, limit: int, rng: np.random.Generator) -> list:
@@ -134,10 +142,11 @@ def prepare(midb_root: str | Path, out_dir: str | Path, cfg: PrepareConfig, seed
         write_jsonl(out_dir / "heldout" / f"{lang}.jsonl", rows["heldout"])
         n_rev = sum(s.meta["is_revised"] for s in rows["pool"])
         report["languages"][lang] = {
-            "n_items": len(pairs), **{f"n_{s}": len(rows[s]) for s in SPLITS},
+            "n_items": len(pairs),
+            **{f"n_{s}": len(rows[s]) for s in SPLITS},
             "pool_share_revised": round(n_rev / max(1, len(rows["pool"])), 4),
             "dropped": dict(sorted(dropped.items())),
-        }  # fmt: skip
+        }
         log.info("%s: %s", lang, report["languages"][lang])
     write_json(out_dir / "report.json", report)
     return report

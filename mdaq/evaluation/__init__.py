@@ -1,1 +1,2 @@
-"""Judge-free evaluation (held-out NLL / expert preference, two engines), answer generation and intrinsic selection metrics (stages `evaluate`, `generate`, `intrinsic`)."""
+"""Judge-free evaluation (held-out NLL and expert preference, two engines), answer generation and intrinsic
+selection metrics (stages `evaluate`, `generate`, `intrinsic`)."""

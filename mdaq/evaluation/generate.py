@@ -55,9 +55,13 @@ class Generator:
     """
 
     def __init__(
-        self, base_model: str | Path, adapter: str | Path | None, cfg: GenerateConfig, *,
+        self,
+        base_model: str | Path,
+        adapter: str | Path | None,
+        cfg: GenerateConfig,
+        *,
         loaded: tuple[Any, Any] | None = None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         from mdaq.hardware import configure_torch
         from mdaq.models.lm import load_causal_lm, resolve_device
 
@@ -85,8 +89,13 @@ class Generator:
         out: list[str] = [""] * len(prompts)
         for start in range(0, len(order), self.cfg.batch_size):
             idx = order[start : start + self.cfg.batch_size]
-            batch = self.tok([prompts[i] for i in idx], return_tensors="pt", padding=True, truncation=True,
-                             max_length=self.cfg.max_prompt_len).to(self.device)  # fmt: skip
+            batch = self.tok(
+                [prompts[i] for i in idx],
+                return_tensors="pt",
+                padding=True,
+                truncation=True,
+                max_length=self.cfg.max_prompt_len,
+            ).to(self.device)
             kw: dict[str, Any] = {"max_new_tokens": self.cfg.max_new_tokens, "pad_token_id": self.tok.pad_token_id}
             if self.cfg.do_sample:
                 torch.manual_seed(seed + start)  # batch-level seed: same params, same answers
@@ -128,9 +137,15 @@ def _append(partial: Path, records: Sequence[dict], done: dict[str, dict]) -> No
 
 
 def generate_alpaca_eval(
-    generate: Callable[[Sequence[str], int], list[str]], instructions: Sequence[str], out_path: str | Path, *,
-    generator: str, lang: str, chunk: int = 32, seed: int = 0,
-) -> list[dict]:  # fmt: skip
+    generate: Callable[[Sequence[str], int], list[str]],
+    instructions: Sequence[str],
+    out_path: str | Path,
+    *,
+    generator: str,
+    lang: str,
+    chunk: int = 32,
+    seed: int = 0,
+) -> list[dict]:
     """Answer every AlpacaEval instruction and write AlpacaEval's model-outputs JSON.
 
     Work is appended to ``<out_path>.partial`` every ``chunk`` answers; a rerun skips what is there, so an
@@ -144,11 +159,25 @@ def generate_alpaca_eval(
     for start in range(0, len(todo), chunk):
         part = todo[start : start + chunk]
         answers = generate([format_prompt(instructions[i]) for i in part], seed + start)
-        _append(partial, [{"key": keys[i], "output": a, "detected_lang": detect_language(a)}
-                          for i, a in zip(part, answers, strict=True)], done)  # fmt: skip
-    records = [{"instruction": text, "output": done[k]["output"], "generator": generator,
-                "dataset": f"alpaca_eval_{lang}", "lang": lang, "detected_lang": done[k]["detected_lang"]}
-               for text, k in zip(instructions, keys, strict=True)]  # fmt: skip
+        _append(
+            partial,
+            [
+                {"key": keys[i], "output": a, "detected_lang": detect_language(a)}
+                for i, a in zip(part, answers, strict=True)
+            ],
+            done,
+        )
+    records = [
+        {
+            "instruction": text,
+            "output": done[k]["output"],
+            "generator": generator,
+            "dataset": f"alpaca_eval_{lang}",
+            "lang": lang,
+            "detected_lang": done[k]["detected_lang"],
+        }
+        for text, k in zip(instructions, keys, strict=True)
+    ]
     with atomic_path(out_path) as tmp:
         tmp.write_text(json.dumps(records, ensure_ascii=False, indent=1), encoding="utf-8")
     partial.unlink(missing_ok=True)
@@ -156,9 +185,15 @@ def generate_alpaca_eval(
 
 
 def generate_mt_bench(
-    generate: Callable[[Sequence[str], int], list[str]], questions: Sequence[dict], out_path: str | Path, *,
-    model_id: str, lang: str, chunk: int = 16, seed: int = 0,
-) -> list[dict]:  # fmt: skip
+    generate: Callable[[Sequence[str], int], list[str]],
+    questions: Sequence[dict],
+    out_path: str | Path,
+    *,
+    model_id: str,
+    lang: str,
+    chunk: int = 16,
+    seed: int = 0,
+) -> list[dict]:
     """Answer both MT-Bench turns (turn 2 sees the model's own turn-1 answer) and write the answer JSONL.
 
     Questions with one turn (a few in the translated release) get a one-turn answer. Resumable like
@@ -172,23 +207,41 @@ def generate_mt_bench(
         need1 = [q for q in part if f"{q['question_id']}:1" not in done]
         if need1:
             answers = generate([format_prompt(q["turns"][0]) for q in need1], seed + start)
-            _append(partial, [{"key": f"{q['question_id']}:1", "output": a, "detected_lang": detect_language(a)}
-                              for q, a in zip(need1, answers, strict=True)], done)  # fmt: skip
+            _append(
+                partial,
+                [
+                    {"key": f"{q['question_id']}:1", "output": a, "detected_lang": detect_language(a)}
+                    for q, a in zip(need1, answers, strict=True)
+                ],
+                done,
+            )
         need2 = [q for q in part if len(q["turns"]) > 1 and f"{q['question_id']}:2" not in done]
         if need2:
-            prompts = [turn2_prompt(q["turns"][0], done[f"{q['question_id']}:1"]["output"], q["turns"][1])
-                       for q in need2]  # fmt: skip
+            prompts = [
+                turn2_prompt(q["turns"][0], done[f"{q['question_id']}:1"]["output"], q["turns"][1]) for q in need2
+            ]
             answers = generate(prompts, seed + start + 100_000)
-            _append(partial, [{"key": f"{q['question_id']}:2", "output": a, "detected_lang": detect_language(a)}
-                              for q, a in zip(need2, answers, strict=True)], done)  # fmt: skip
+            _append(
+                partial,
+                [
+                    {"key": f"{q['question_id']}:2", "output": a, "detected_lang": detect_language(a)}
+                    for q, a in zip(need2, answers, strict=True)
+                ],
+                done,
+            )
     records = []
     for q in questions:
         turns = [done[f"{q['question_id']}:{t + 1}"] for t in range(len(q["turns"]))]
-        records.append({
-            "question_id": q["question_id"], "answer_id": _stable_id(model_id, lang, q["question_id"]),
-            "model_id": model_id, "choices": [{"index": 0, "turns": [t["output"] for t in turns]}],
-            "lang": lang, "detected_lang": [t["detected_lang"] for t in turns],
-        })  # fmt: skip
+        records.append(
+            {
+                "question_id": q["question_id"],
+                "answer_id": _stable_id(model_id, lang, q["question_id"]),
+                "model_id": model_id,
+                "choices": [{"index": 0, "turns": [t["output"] for t in turns]}],
+                "lang": lang,
+                "detected_lang": [t["detected_lang"] for t in turns],
+            }
+        )
     with atomic_path(out_path) as tmp:
         tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
     partial.unlink(missing_ok=True)

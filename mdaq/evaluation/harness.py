@@ -18,17 +18,20 @@ with ``peft=adapter``), writes a *prepared* JSONL (prompt, choices and the score
 Tokenisation. With ``tokenization="mdaq"`` (default) the model subclass encodes each (prompt, response) pair with
 :func:`mdaq.models.lm.encode_pair`: prompt and response tokenised separately (the tokenizer's own special tokens on the
 prompt, none on the response), EOS appended to the response and scored, and the same truncation at ``max_seq_len``.
-The numbers then equal :func:`mdaq.evaluation.heldout.evaluate_heldout` up to float rounding. ``tokenization="lm_eval"``
+The numbers then equal :func:`mdaq.evaluation.heldout.evaluate_heldout` up to float rounding.
+``tokenization="lm_eval"``
 keeps lm-eval's stock encoding instead, which differs in three ways: trailing whitespace of the prompt (the
 template's final newline) moves into the continuation and is scored, the continuation is the tail of the jointly
 tokenised ``prompt + response`` (BPE merges can cross the boundary), and no EOS is scored; inputs longer than
 ``max_seq_len`` lose prompt tokens from the left (the BOS token included).
 
 Standard error. ``expert_pref_acc_se`` is lm-eval's standard error of a mean (sample standard deviation with
-``n - 1``, over ``sqrt(n)``); :func:`mdaq.evaluation.heldout.preference_metrics` uses the binomial ``sqrt(p(1 - p) / n)``.
+``n - 1``, over ``sqrt(n)``); :func:`mdaq.evaluation.heldout.preference_metrics` uses the binomial ``sqrt(p(1 - p) /
+n)``.
 Without ties the two differ by the factor ``sqrt(n / (n - 1))``.
 
-Other differences from :func:`mdaq.evaluation.heldout.evaluate_heldout`: empty responses are rejected here (lm-eval cannot
+Other differences from :func:`mdaq.evaluation.heldout.evaluate_heldout`: empty responses are rejected here (lm-eval
+cannot
 score an empty continuation); ``dtype`` is the weight dtype handed to lm-eval, while ``precision="bf16"`` runs the
 forward passes under bfloat16 autocast as ``EvaluateConfig.precision`` does; when an adapter is given and the base
 config's ``vocab_size`` differs from the tokenizer's length, lm-eval resizes the embeddings before attaching it (not
@@ -204,11 +207,17 @@ def prepare_rows(rows: Sequence[dict[str, Any]], lm: Any) -> list[dict[str, Any]
     for i, r in enumerate(rows):
         prompt = format_prompt(r["instruction"], r.get("input", ""))
         n_tokens = [len(lm._encode_pair(prompt, r[key])[1]) for key in ("chosen", "rejected")]
-        out.append({
-            "id": str(r.get("id", i)), "lang": str(r.get("lang", "")), "prompt": prompt,
-            "chosen": r["chosen"], "rejected": r["rejected"], "choices": [r["chosen"], r["rejected"]],
-            "n_tokens": n_tokens,
-        })  # fmt: skip
+        out.append(
+            {
+                "id": str(r.get("id", i)),
+                "lang": str(r.get("lang", "")),
+                "prompt": prompt,
+                "chosen": r["chosen"],
+                "rejected": r["rejected"],
+                "choices": [r["chosen"], r["rejected"]],
+                "n_tokens": n_tokens,
+            }
+        )
     return out
 
 
@@ -320,15 +329,28 @@ def run_judge_free(
     precision = hardware["precision"]
     with _quiet(), tempfile.TemporaryDirectory(prefix="mdaq-lmeval-") as tmp:
         lm = build_lm(
-            base_model, adapter, batch_size=batch_size, device=device, dtype=dtype, max_seq_len=max_seq_len,
-            tokenization=tokenization, precision=precision,
-        )  # fmt: skip
+            base_model,
+            adapter,
+            batch_size=batch_size,
+            device=device,
+            dtype=dtype,
+            max_seq_len=max_seq_len,
+            tokenization=tokenization,
+            precision=precision,
+        )
         task_dir = write_task_dir(prepare_rows(rows, lm), tmp)
         manager = TaskManager(include_path=str(task_dir), include_defaults=False)
         results = simple_evaluate(
-            model=lm, tasks=list(TASKS), task_manager=manager, batch_size=batch_size, log_samples=items,
-            bootstrap_iters=1000, random_seed=None, numpy_random_seed=None, torch_random_seed=None,
-        )  # fmt: skip
+            model=lm,
+            tasks=list(TASKS),
+            task_manager=manager,
+            batch_size=batch_size,
+            log_samples=items,
+            bootstrap_iters=1000,
+            random_seed=None,
+            numpy_random_seed=None,
+            torch_random_seed=None,
+        )
     pref, nll = results["results"][EXPERT_PREF_TASK], results["results"][REF_NLL_TASK]
     n = int(results["n-samples"][EXPERT_PREF_TASK]["effective"])
     if n != len(rows) or int(results["n-samples"][REF_NLL_TASK]["effective"]) != n:
@@ -359,8 +381,14 @@ def _items(samples: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for s in sorted(samples, key=lambda s: s["doc_id"]):
         doc, ((ll_c, _), (ll_r, _)) = s["doc"], s["filtered_resps"]
-        out.append({
-            "id": doc["id"], "lang": doc["lang"], "logprob_chosen": float(ll_c), "logprob_rejected": float(ll_r),
-            "n_chosen": int(doc["n_tokens"][0]), "n_rejected": int(doc["n_tokens"][1]),
-        })  # fmt: skip
+        out.append(
+            {
+                "id": doc["id"],
+                "lang": doc["lang"],
+                "logprob_chosen": float(ll_c),
+                "logprob_rejected": float(ll_r),
+                "n_chosen": int(doc["n_tokens"][0]),
+                "n_rejected": int(doc["n_tokens"][1]),
+            }
+        )
     return out

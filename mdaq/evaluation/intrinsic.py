@@ -13,14 +13,27 @@ from mdaq.selectors.algorithms import cluster_labels, default_n_clusters
 from mdaq.types import Pool
 
 __all__ = [
-    "METRICS", "selection_metrics", "mean_pairwise_cosine_distance", "language_mix", "intrinsic_table",
-    "intrinsic_report", "write_intrinsic", "plot_composition",
-]  # fmt: skip
+    "METRICS",
+    "selection_metrics",
+    "mean_pairwise_cosine_distance",
+    "language_mix",
+    "intrinsic_table",
+    "intrinsic_report",
+    "write_intrinsic",
+    "plot_composition",
+]
 
 METRICS = (
-    "n_selected", "share_revised", "cluster_coverage", "mean_pairwise_distance", "pool_mean_pairwise_distance",
-    "mean_quality", "len_mean", "len_median", "len_p90",
-)  # fmt: skip
+    "n_selected",
+    "share_revised",
+    "cluster_coverage",
+    "mean_pairwise_distance",
+    "pool_mean_pairwise_distance",
+    "mean_quality",
+    "len_mean",
+    "len_median",
+    "len_p90",
+)
 NAN = float("nan")
 
 
@@ -248,9 +261,12 @@ def _selection_indices(path: Path, pool: Pool) -> np.ndarray:
 
 
 def intrinsic_report(
-    pools: Mapping[str, Pool], methods: Sequence[str], selection_dirs: Mapping[str, str | Path], *,
+    pools: Mapping[str, Pool],
+    methods: Sequence[str],
+    selection_dirs: Mapping[str, str | Path],
+    *,
     random_state: int = 0,
-) -> tuple[pd.DataFrame, pd.DataFrame]:  # fmt: skip
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Intrinsic metrics of every method's selection in every selection mode.
 
     Parameters
@@ -279,9 +295,10 @@ def intrinsic_report(
     """
     clusters = {
         lang: cluster_labels(pool.embeddings, default_n_clusters(len(pool)), random_state=random_state)
-        if pool.embeddings is not None and len(pool) else None
+        if pool.embeddings is not None and len(pool)
+        else None
         for lang, pool in pools.items()
-    }  # fmt: skip
+    }
     tables, mix_rows = [], []
     for mode, root in selection_dirs.items():
         rows = []

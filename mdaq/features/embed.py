@@ -25,8 +25,16 @@ class SentenceEmbedder:
         Matmul precision (:func:`mdaq.models.lm.autocast`; ``auto``: :func:`mdaq.hardware.resolve_precision`).
     """
 
-    def __init__(self, path: str | Path, *, prefix: str = "passage: ", max_len: int = 256, batch_size: int = 32,
-                 device: str = "auto", precision: str = "auto"):  # fmt: skip
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        prefix: str = "passage: ",
+        max_len: int = 256,
+        batch_size: int = 32,
+        device: str = "auto",
+        precision: str = "auto",
+    ):
         from mdaq.quality.model import QualityModel
 
         self.path, self.prefix, self.batch_size = Path(path), prefix, batch_size

@@ -35,11 +35,31 @@ from mdaq.judging.doubles import FakeJudge, LengthJudge
 from mdaq.judging.openai_compat import OpenAICompatJudge, RateLimiter
 
 __all__ = [
-    "BENCHMARKS", "JUDGES", "ORDERS", "RECORD_KEYS", "ChatBackend", "Completion", "FakeJudge", "Judge", "JudgeCache",
-    "JudgeError", "JudgeItem", "JudgeRequest", "LengthJudge", "OpenAICompatJudge", "Prompt", "RateLimiter",
-    "build_conversation", "cache_key", "judge_both_orders", "load_prompt", "make_judge", "parse_verdict",
-    "pipeline_backends", "winner_of",
-]  # fmt: skip
+    "BENCHMARKS",
+    "JUDGES",
+    "ORDERS",
+    "RECORD_KEYS",
+    "ChatBackend",
+    "Completion",
+    "FakeJudge",
+    "Judge",
+    "JudgeCache",
+    "JudgeError",
+    "JudgeItem",
+    "JudgeRequest",
+    "LengthJudge",
+    "OpenAICompatJudge",
+    "Prompt",
+    "RateLimiter",
+    "build_conversation",
+    "cache_key",
+    "judge_both_orders",
+    "load_prompt",
+    "make_judge",
+    "parse_verdict",
+    "pipeline_backends",
+    "winner_of",
+]
 
 log = logging.getLogger(__name__)
 

@@ -13,9 +13,23 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 from mdaq.registry import Registry
 
 __all__ = [
-    "BENCHMARKS", "JUDGES", "ORDERS", "RECORD_KEYS", "ChatBackend", "Completion", "Judge", "JudgeError", "JudgeItem",
-    "JudgeRequest", "Prompt", "build_conversation", "judge_both_orders", "load_prompt", "parse_verdict", "winner_of",
-]  # fmt: skip
+    "BENCHMARKS",
+    "JUDGES",
+    "ORDERS",
+    "RECORD_KEYS",
+    "ChatBackend",
+    "Completion",
+    "Judge",
+    "JudgeError",
+    "JudgeItem",
+    "JudgeRequest",
+    "Prompt",
+    "build_conversation",
+    "judge_both_orders",
+    "load_prompt",
+    "parse_verdict",
+    "winner_of",
+]
 
 JUDGES: Registry = Registry("judge")
 
@@ -26,10 +40,29 @@ DEFAULT_MULTITURN_PROMPT = "judge_pairwise_multiturn_v1"
 
 # The keys of one judgment record, in this order (the win-rate code reads them).
 RECORD_KEYS = (
-    "benchmark", "lang", "item_id", "model", "reference", "order", "verdict", "winner", "raw", "judge_id",
-    "prompt_version", "prompt_sha", "model_len", "reference_len", "model_lang", "reference_lang", "target_lang",
-    "prompt_tokens", "completion_tokens", "cost_usd", "latency_s", "cached",
-)  # fmt: skip
+    "benchmark",
+    "lang",
+    "item_id",
+    "model",
+    "reference",
+    "order",
+    "verdict",
+    "winner",
+    "raw",
+    "judge_id",
+    "prompt_version",
+    "prompt_sha",
+    "model_len",
+    "reference_len",
+    "model_lang",
+    "reference_lang",
+    "target_lang",
+    "prompt_tokens",
+    "completion_tokens",
+    "cost_usd",
+    "latency_s",
+    "cached",
+)
 
 
 class JudgeError(RuntimeError):
@@ -200,10 +233,13 @@ def build_conversation(item: JudgeItem, order: str, prompt: Prompt) -> list[dict
     first, second = (1, 2) if order == "model_first" else (2, 1)
     answers = (item.model_answer, item.reference_answer)
     values = {
-        "lang": item.lang, "instruction": item.instruction,
-        "answer_1": answers[first - 1], "answer_2": answers[second - 1],
-        "dialogue_1": _dialogue(item, first), "dialogue_2": _dialogue(item, second),
-    }  # fmt: skip
+        "lang": item.lang,
+        "instruction": item.instruction,
+        "answer_1": answers[first - 1],
+        "answer_2": answers[second - 1],
+        "dialogue_1": _dialogue(item, first),
+        "dialogue_2": _dialogue(item, second),
+    }
     return [{"role": "user", "content": prompt.render(**values)}]
 
 
@@ -300,12 +336,26 @@ def _record(judge: Judge, request: JudgeRequest, completion: Completion) -> dict
     """One judgment record (see :data:`RECORD_KEYS`)."""
     item, verdict = request.item, parse_verdict(completion.text)
     return {
-        "benchmark": item.benchmark, "lang": item.lang, "item_id": item.item_id, "model": item.model,
-        "reference": item.reference, "order": request.order, "verdict": verdict,
-        "winner": winner_of(verdict, request.order), "raw": completion.text, "judge_id": judge.id,
-        "prompt_version": request.prompt.name, "prompt_sha": request.prompt.sha,
-        "model_len": len(item.model_answer), "reference_len": len(item.reference_answer),
-        "model_lang": item.model_lang, "reference_lang": item.reference_lang, "target_lang": item.lang,
-        "prompt_tokens": completion.prompt_tokens, "completion_tokens": completion.completion_tokens,
-        "cost_usd": completion.cost_usd, "latency_s": completion.latency_s, "cached": completion.cached,
-    }  # fmt: skip
+        "benchmark": item.benchmark,
+        "lang": item.lang,
+        "item_id": item.item_id,
+        "model": item.model,
+        "reference": item.reference,
+        "order": request.order,
+        "verdict": verdict,
+        "winner": winner_of(verdict, request.order),
+        "raw": completion.text,
+        "judge_id": judge.id,
+        "prompt_version": request.prompt.name,
+        "prompt_sha": request.prompt.sha,
+        "model_len": len(item.model_answer),
+        "reference_len": len(item.reference_answer),
+        "model_lang": item.model_lang,
+        "reference_lang": item.reference_lang,
+        "target_lang": item.lang,
+        "prompt_tokens": completion.prompt_tokens,
+        "completion_tokens": completion.completion_tokens,
+        "cost_usd": completion.cost_usd,
+        "latency_s": completion.latency_s,
+        "cached": completion.cached,
+    }

@@ -79,9 +79,14 @@ class JudgeCache:
     def put(self, key: str, judge_id: str, completion: Completion) -> None:
         """Store (or replace) one completion; committed before returning."""
         values: tuple[Any, ...] = (
-            key, judge_id, completion.text, completion.prompt_tokens, completion.completion_tokens,
-            completion.cost_usd, completion.latency_s,
-        )  # fmt: skip
+            key,
+            judge_id,
+            completion.text,
+            completion.prompt_tokens,
+            completion.completion_tokens,
+            completion.cost_usd,
+            completion.latency_s,
+        )
         with self._lock:
             self._conn.execute(
                 "INSERT OR REPLACE INTO completions "

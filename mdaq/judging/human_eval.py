@@ -115,9 +115,16 @@ def human_win_rates(df: pd.DataFrame, *, n_boot: int = 2000, seed: int = 0) -> p
     rows = []
     for key, grp in item_scores(df).groupby(PAIR, sort=True):
         lo, hi = bootstrap_ci(grp["score"].to_numpy() * 100, n_boot, seed)
-        rows.append({**dict(zip(PAIR, key, strict=True)), "win_rate": float(grp["score"].mean() * 100),
-                     "ci_low": lo, "ci_high": hi, "n_items": len(grp),
-                     **{k: int(v) for k, v in votes.loc[key].items()}})  # fmt: skip
+        rows.append(
+            {
+                **dict(zip(PAIR, key, strict=True)),
+                "win_rate": float(grp["score"].mean() * 100),
+                "ci_low": lo,
+                "ci_high": hi,
+                "n_items": len(grp),
+                **{k: int(v) for k, v in votes.loc[key].items()},
+            }
+        )
     return pd.DataFrame(rows, columns=[*PAIR, "win_rate", "ci_low", "ci_high", "n_items", "n_annotators", "n_votes"])
 
 
@@ -218,16 +225,26 @@ def inter_annotator_agreement(df: pd.DataFrame) -> pd.DataFrame:
         if len(annotators) == 2:
             wide = sub.pivot(index=ITEM[1:], columns="annotator", values="verdict").dropna()
             cohen = cohen_kappa(wide[annotators[0]].tolist(), wide[annotators[1]].tolist())
-        rows.append({"lang": lang, "n_items": len(c), "n_annotators": len(annotators), "observed_agreement": observed,
-                     "fleiss_kappa": fleiss_kappa(c), "cohen_kappa": cohen})  # fmt: skip
-    return pd.DataFrame(rows, columns=["lang", "n_items", "n_annotators", "observed_agreement", "fleiss_kappa",
-                                       "cohen_kappa"])  # fmt: skip
+        rows.append(
+            {
+                "lang": lang,
+                "n_items": len(c),
+                "n_annotators": len(annotators),
+                "observed_agreement": observed,
+                "fleiss_kappa": fleiss_kappa(c),
+                "cohen_kappa": cohen,
+            }
+        )
+    return pd.DataFrame(
+        rows, columns=["lang", "n_items", "n_annotators", "observed_agreement", "fleiss_kappa", "cohen_kappa"]
+    )
 
 
 def judge_agreement(
     human_df: pd.DataFrame, judgment_records: Sequence[Mapping[str, Any]], *, lang_policy: str = "ignore"
 ) -> pd.DataFrame:
-    """Agreement of the LLM judge's combined outcome (:func:`mdaq.judging.winrate.combine_orders`) with the human majority.
+    """Agreement of the LLM judge's combined outcome (:func:`mdaq.judging.winrate.combine_orders`) with the human
+    majority.
 
     Items match on ``(lang, benchmark, item = item_id, model, reference)``. Items the judge left unparsed are
     excluded and counted in ``n_unparsed``; human items with no judgment are counted in ``n_unmatched``.
@@ -238,19 +255,25 @@ def judge_agreement(
         One row per language plus ``lang = "all"``: ``lang, n_items, n_unparsed, n_unmatched, agreement`` (share of
         items where the judge's outcome equals the human majority verdict) and ``cohen_kappa`` between the two.
     """
-    judged = {(it["lang"], it["benchmark"], it["item_id"], it["model"], it["reference"]): it["outcome"]
-              for it in combine_orders(judgment_records, lang_policy=lang_policy)}  # fmt: skip
+    judged = {
+        (it["lang"], it["benchmark"], it["item_id"], it["model"], it["reference"]): it["outcome"]
+        for it in combine_orders(judgment_records, lang_policy=lang_policy)
+    }
     items = item_scores(human_df)
     items["judge"] = [judged.get(tuple(r), "<unmatched>") for r in items[ITEM].itertuples(index=False)]
     rows = []
     for lang, sub in [*items.groupby("lang", sort=True), ("all", items)]:
         ok = sub[sub["judge"].isin(VERDICTS)]
-        rows.append({
-            "lang": lang, "n_items": len(ok), "n_unparsed": int(sub["judge"].isna().sum()),
-            "n_unmatched": int((sub["judge"] == "<unmatched>").sum()),
-            "agreement": float((ok["judge"] == ok["majority"]).mean()) if len(ok) else math.nan,
-            "cohen_kappa": cohen_kappa(ok["majority"].tolist(), ok["judge"].tolist()),
-        })  # fmt: skip
+        rows.append(
+            {
+                "lang": lang,
+                "n_items": len(ok),
+                "n_unparsed": int(sub["judge"].isna().sum()),
+                "n_unmatched": int((sub["judge"] == "<unmatched>").sum()),
+                "agreement": float((ok["judge"] == ok["majority"]).mean()) if len(ok) else math.nan,
+                "cohen_kappa": cohen_kappa(ok["majority"].tolist(), ok["judge"].tolist()),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -293,8 +316,12 @@ def read_human_dir(folder: str | Path) -> pd.DataFrame | None:
     dup = df.duplicated([*ITEM, "annotator"], keep=False)
     if dup.any():
         first = df[dup].iloc[0]
-        raise DataError(folder, f"one annotator's verdict on one item appears in {sorted(set(df[dup]['source']))}",
-                        record=f"{first['lang']}/{first['benchmark']}/{first['item']}", field="annotator")  # fmt: skip
+        raise DataError(
+            folder,
+            f"one annotator's verdict on one item appears in {sorted(set(df[dup]['source']))}",
+            record=f"{first['lang']}/{first['benchmark']}/{first['item']}",
+            field="annotator",
+        )
     return df
 
 
@@ -331,12 +358,15 @@ def plot_table1(win_rates: pd.DataFrame | None, path: str | Path, *, note: str =
     return _save(fig, path)
 
 
-NO_HUMAN_DATA = ("No human judgments: add CSVs in the format of docs/human-eval.md to {folder}/ and rerun "
-                 "`dvc repro` (the examples/ file is synthetic and never read here).")  # fmt: skip
+NO_HUMAN_DATA = (
+    "No human judgments: add CSVs in the format of docs/human-eval.md to {folder}/ and rerun "
+    "`dvc repro` (the examples/ file is synthetic and never read here)."
+)
 
 
-def run_human_eval_stage(folder: str | Path, out_dir: str | Path, figure: str | Path, *, n_boot: int = 2000,
-                         seed: int = 0) -> dict[str, Any]:  # fmt: skip
+def run_human_eval_stage(
+    folder: str | Path, out_dir: str | Path, figure: str | Path, *, n_boot: int = 2000, seed: int = 0
+) -> dict[str, Any]:
     """The ``human_eval`` stage: Table 1 (markdown and CSV), win rates, annotator agreement and the figure from
     the CSVs in ``folder``; with none, a ``skipped`` status and a figure that says so.
 
@@ -364,7 +394,12 @@ def run_human_eval_stage(folder: str | Path, out_dir: str | Path, figure: str | 
     with atomic_path(out / "table1.md") as tmp:
         tmp.write_text(table1_markdown(table1_from_win_rates(wr)), encoding="utf-8")
     plot_table1(wr, figure)
-    status = {"status": "ok", "files": sorted(set(df["source"])), "n_votes": len(df),
-              "n_items": int(wr["n_items"].sum()), "languages": sorted(set(df["lang"]))}  # fmt: skip
+    status = {
+        "status": "ok",
+        "files": sorted(set(df["source"])),
+        "n_votes": len(df),
+        "n_items": int(wr["n_items"].sum()),
+        "languages": sorted(set(df["lang"])),
+    }
     write_json(out / "status.json", status)
     return status

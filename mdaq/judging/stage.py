@@ -38,8 +38,9 @@ def make_stage_judge(cfg: JudgeConfig, cache_path: str | Path | None) -> Any:
     return make_judge({**fields, "cache_path": str(cache_path) if cache_path else None})
 
 
-def _alpaca_records(res: dict, model_rows: list[dict], ref_rows: list[dict], method: str, reference: str,
-                    lang: str, judge: Any) -> list[dict]:  # fmt: skip
+def _alpaca_records(
+    res: dict, model_rows: list[dict], ref_rows: list[dict], method: str, reference: str, lang: str, judge: Any
+) -> list[dict]:
     """alpaca_eval's two orders as mdaq judgment records (main order: the model is ``output_2``)."""
     from mdaq.judging import RECORD_KEYS
 
@@ -51,13 +52,29 @@ def _alpaca_records(res: dict, model_rows: list[dict], ref_rows: list[dict], met
         for order, key in (("model_first", "swapped"), ("reference_first", "main")):
             pref = res["preferences"][key][k]
             rec = {
-                "benchmark": "alpaca_eval", "lang": lang, "item_id": str(k), "model": method, "reference": reference,
-                "order": order, "verdict": None, "winner": None if math.isnan(pref) else winner[float(pref)],
-                "raw": None, "judge_id": judge.id, "prompt_version": "alpaca_eval_config/pairwise_judge",
-                "prompt_sha": None, "model_len": len(m["output"]), "reference_len": len(r["output"]),
-                "model_lang": m.get("detected_lang"), "reference_lang": r.get("detected_lang"), "target_lang": lang,
-                "prompt_tokens": None, "completion_tokens": None, "cost_usd": None, "latency_s": None, "cached": None,
-            }  # fmt: skip
+                "benchmark": "alpaca_eval",
+                "lang": lang,
+                "item_id": str(k),
+                "model": method,
+                "reference": reference,
+                "order": order,
+                "verdict": None,
+                "winner": None if math.isnan(pref) else winner[float(pref)],
+                "raw": None,
+                "judge_id": judge.id,
+                "prompt_version": "alpaca_eval_config/pairwise_judge",
+                "prompt_sha": None,
+                "model_len": len(m["output"]),
+                "reference_len": len(r["output"]),
+                "model_lang": m.get("detected_lang"),
+                "reference_lang": r.get("detected_lang"),
+                "target_lang": lang,
+                "prompt_tokens": None,
+                "completion_tokens": None,
+                "cost_usd": None,
+                "latency_s": None,
+                "cached": None,
+            }
             if rec["winner"] is not None:
                 first_wins = (rec["winner"] == "model") == (order == "model_first")
                 rec["verdict"] = 0 if rec["winner"] == "tie" else (1 if first_wins else 2)
@@ -65,8 +82,14 @@ def _alpaca_records(res: dict, model_rows: list[dict], ref_rows: list[dict], met
     return out
 
 
-def _mt_bench_items(questions: dict[int, list[str]], model_rows: list[dict], ref_rows: list[dict], method: str,
-                    reference: str, lang: str) -> list[Any]:  # fmt: skip
+def _mt_bench_items(
+    questions: dict[int, list[str]],
+    model_rows: list[dict],
+    ref_rows: list[dict],
+    method: str,
+    reference: str,
+    lang: str,
+) -> list[Any]:
     """Round-1 and round-2 judge items; round 2 shows each assistant's whole dialogue."""
     from mdaq.judging import JudgeItem
 
@@ -79,19 +102,44 @@ def _mt_bench_items(questions: dict[int, list[str]], model_rows: list[dict], ref
         turns, m_ans, r_ans = questions[qid], m["choices"][0]["turns"], ref_by[qid]["choices"][0]["turns"]
         m_lang, r_lang = m.get("detected_lang") or [None] * 2, ref_by[qid].get("detected_lang") or [None] * 2
         common = {"lang": lang, "model": method, "reference": reference}
-        items.append(JudgeItem(item_id=str(qid), benchmark="mt_bench_r1", instruction=turns[0], model_answer=m_ans[0],
-                               reference_answer=r_ans[0], model_lang=m_lang[0], reference_lang=r_lang[0],
-                               **common))  # fmt: skip
+        items.append(
+            JudgeItem(
+                item_id=str(qid),
+                benchmark="mt_bench_r1",
+                instruction=turns[0],
+                model_answer=m_ans[0],
+                reference_answer=r_ans[0],
+                model_lang=m_lang[0],
+                reference_lang=r_lang[0],
+                **common,
+            )
+        )
         if len(turns) > 1 and len(m_ans) > 1 and len(r_ans) > 1:
-            items.append(JudgeItem(item_id=str(qid), benchmark="mt_bench_r2", instruction=turns[1],
-                                   model_answer=m_ans[1], reference_answer=r_ans[1],
-                                   history=((turns[0], m_ans[0], r_ans[0]),), model_lang=m_lang[1],
-                                   reference_lang=r_lang[1], **common))  # fmt: skip
+            items.append(
+                JudgeItem(
+                    item_id=str(qid),
+                    benchmark="mt_bench_r2",
+                    instruction=turns[1],
+                    model_answer=m_ans[1],
+                    reference_answer=r_ans[1],
+                    history=((turns[0], m_ans[0], r_ans[0]),),
+                    model_lang=m_lang[1],
+                    reference_lang=r_lang[1],
+                    **common,
+                )
+            )
     return items
 
 
-def judge_pair(judge: Any, method: str, lang: str, generations_dir: Path, questions: dict[int, list[str]],
-               cfg: JudgeConfig, out_dir: Path) -> dict[str, Any]:  # fmt: skip
+def judge_pair(
+    judge: Any,
+    method: str,
+    lang: str,
+    generations_dir: Path,
+    questions: dict[int, list[str]],
+    cfg: JudgeConfig,
+    out_dir: Path,
+) -> dict[str, Any]:
     """Judge ``method`` against ``cfg.reference`` in ``lang``; writes ``judgments.jsonl`` (both orders, all
     benchmarks), alpaca_eval's ``annotations.json`` and ``judge.json`` (win rates and diagnostics) to ``out_dir``."""
     from mdaq.judging.alpaca_bridge import run_alpaca_eval
@@ -101,15 +149,28 @@ def judge_pair(judge: Any, method: str, lang: str, generations_dir: Path, questi
     model_rows, ref_rows = read_json(m_dir / "alpaca_eval.json"), read_json(r_dir / "alpaca_eval.json")
     res = run_alpaca_eval(model_rows, ref_rows, judge, lang=lang, out_dir=out_dir, name=method)
     records = _alpaca_records(res, model_rows, ref_rows, method, cfg.reference, lang, judge)
-    items = _mt_bench_items(questions, list(iter_jsonl(m_dir / "mt_bench.jsonl")),
-                            list(iter_jsonl(r_dir / "mt_bench.jsonl")), method, cfg.reference, lang)  # fmt: skip
+    items = _mt_bench_items(
+        questions,
+        list(iter_jsonl(m_dir / "mt_bench.jsonl")),
+        list(iter_jsonl(r_dir / "mt_bench.jsonl")),
+        method,
+        cfg.reference,
+        lang,
+    )
     records += judge.compare(items)
     write_jsonl(out_dir / "judgments.jsonl", records)
     combined = combine_orders(records, lang_policy=cfg.lang_policy)
-    summary: dict[str, Any] = {"status": "ok", "method": method, "lang": lang, "reference": cfg.reference,
-                               "judge_id": judge.id, "prompt_version": judge.prompt_version,
-                               "prompt_sha": judge.prompt_sha, "lang_policy": cfg.lang_policy,
-                               "test_double": bool(getattr(judge, "is_test_double", False))}  # fmt: skip
+    summary: dict[str, Any] = {
+        "status": "ok",
+        "method": method,
+        "lang": lang,
+        "reference": cfg.reference,
+        "judge_id": judge.id,
+        "prompt_version": judge.prompt_version,
+        "prompt_sha": judge.prompt_sha,
+        "lang_policy": cfg.lang_policy,
+        "test_double": bool(getattr(judge, "is_test_double", False)),
+    }
     for bench in BENCHMARKS:
         prefs = [it["preference"] for it in combined if it["benchmark"] == bench]
         summary[bench] = win_rate_stats(prefs) if prefs else None
@@ -120,9 +181,14 @@ def judge_pair(judge: Any, method: str, lang: str, generations_dir: Path, questi
 
 
 def run_judge_stage(
-    generations_dir: str | Path, midb_dir: str | Path, methods: list[str], languages: list[str], cfg: JudgeConfig,
-    out_dir: str | Path, cache_path: str | Path | None = None,
-) -> dict[str, Any]:  # fmt: skip
+    generations_dir: str | Path,
+    midb_dir: str | Path,
+    methods: list[str],
+    languages: list[str],
+    cfg: JudgeConfig,
+    out_dir: str | Path,
+    cache_path: str | Path | None = None,
+) -> dict[str, Any]:
     """Judge every method but the reference against it in every language; returns ``{method: {lang: summary}}``.
 
     With ``cfg.backend == "none"``, writes ``{"status": "skipped", "reason": ...}`` per pair and logs why.
@@ -165,7 +231,23 @@ def winrate_table(results: dict[str, Any]) -> Any:
             for bench in BENCHMARKS:
                 st = s.get(bench) if s.get("status") == "ok" else None
                 if st:
-                    rows.append({"method": method, "lang": lang, "benchmark": bench, **{k: st.get(k) for k in (
-                        "win_rate", "standard_error", "ci_low", "ci_high", "discrete_win_rate", "n_total",
-                        "n_unparsed")}})  # fmt: skip
+                    rows.append(
+                        {
+                            "method": method,
+                            "lang": lang,
+                            "benchmark": bench,
+                            **{
+                                k: st.get(k)
+                                for k in (
+                                    "win_rate",
+                                    "standard_error",
+                                    "ci_low",
+                                    "ci_high",
+                                    "discrete_win_rate",
+                                    "n_total",
+                                    "n_unparsed",
+                                )
+                            },
+                        }
+                    )
     return pd.DataFrame(rows)

@@ -25,8 +25,18 @@ LANG_POLICIES = ("ignore", "loss")
 PREFERENCE = {"model": 2.0, "reference": 1.0, "tie": 1.5}
 ITEM_KEYS = ("benchmark", "lang", "item_id", "model", "reference")
 GROUP_KEYS = ("benchmark", "lang", "model", "reference")
-STAT_KEYS = ("win_rate", "standard_error", "discrete_win_rate", "n_total", "n_wins", "n_wins_base", "n_draws",
-             "n_unparsed", "ci_low", "ci_high")  # fmt: skip
+STAT_KEYS = (
+    "win_rate",
+    "standard_error",
+    "discrete_win_rate",
+    "n_total",
+    "n_wins",
+    "n_wins_base",
+    "n_draws",
+    "n_unparsed",
+    "ci_low",
+    "ci_high",
+)
 _REQUIRED_STR = ("benchmark", "lang", "model", "reference")
 _OPTIONAL_LANG = ("model_lang", "reference_lang", "target_lang")
 _OPTIONAL_NUM = ("model_len", "reference_len", "prompt_tokens", "completion_tokens", "cost_usd", "latency_s")
@@ -113,10 +123,14 @@ def _combine_item(key: tuple, orders: dict[str, Mapping[str, Any]], lang_policy:
     recs = list(orders.values())
     item: dict[str, Any] = dict(zip(ITEM_KEYS, key, strict=True))
     item.update(
-        outcome=outcome, preference=PREFERENCE[outcome] if outcome else math.nan, flipped=flipped,
-        n_orders=len(orders), n_parsed=len(parsed), lang_rule=None,
+        outcome=outcome,
+        preference=PREFERENCE[outcome] if outcome else math.nan,
+        flipped=flipped,
+        n_orders=len(orders),
+        n_parsed=len(parsed),
+        lang_rule=None,
         **{k: _first_known(recs, k) for k in ("model_len", "reference_len", *_OPTIONAL_LANG)},
-    )  # fmt: skip
+    )
     if lang_policy == "loss":
         _apply_lang_loss(item)
     return item
@@ -231,9 +245,14 @@ def win_rate_stats(preferences: Sequence[float] | np.ndarray, n_boot: int = 2000
         "win_rate": float(x.mean() * 100) if n else math.nan,
         "standard_error": float(x.std(ddof=1) / math.sqrt(n) * 100) if n > 1 else math.nan,
         "discrete_win_rate": float(discrete.mean() * 100) if n else math.nan,
-        "n_total": n, "n_wins": int((x > 0.5).sum()), "n_wins_base": int((x < 0.5).sum()),
-        "n_draws": int((p == 1.5).sum()), "n_unparsed": int(is_nan.sum()), "ci_low": lo, "ci_high": hi,
-    }  # fmt: skip
+        "n_total": n,
+        "n_wins": int((x > 0.5).sum()),
+        "n_wins_base": int((x < 0.5).sum()),
+        "n_draws": int((p == 1.5).sum()),
+        "n_unparsed": int(is_nan.sum()),
+        "ci_low": lo,
+        "ci_high": hi,
+    }
 
 
 @dataclass(frozen=True)
@@ -270,10 +289,15 @@ def _read_alpaca(path: Path) -> list[dict[str, Any]]:
         for key in ("output_1", "output_2"):
             if not isinstance(row[key], str):
                 raise DataError(path, f"expected a string, got {type(row[key]).__name__}", record=i, field=key)
-        out.append({
-            "preference": math.nan if pref is None else float(pref), "model": row.get("generator_2"),
-            "instruction": row.get("instruction"), "output_1": row["output_1"], "output_2": row["output_2"],
-        })  # fmt: skip
+        out.append(
+            {
+                "preference": math.nan if pref is None else float(pref),
+                "model": row.get("generator_2"),
+                "instruction": row.get("instruction"),
+                "output_1": row["output_1"],
+                "output_2": row["output_2"],
+            }
+        )
     return out
 
 
@@ -285,8 +309,12 @@ def _read_mdaq(path: Path) -> list[dict[str, Any]]:
         validate_record(rec, path, f"line {n}")
         key = (*(str(rec[k]) for k in ITEM_KEYS), rec["order"])
         if key in seen:
-            raise DataError(path, f"second judgment of this item and order (first at line {seen[key]})",
-                            record=f"line {n}", field="order")  # fmt: skip
+            raise DataError(
+                path,
+                f"second judgment of this item and order (first at line {seen[key]})",
+                record=f"line {n}",
+                field="order",
+            )
         seen[key] = n
         out.append(rec)
     return out
@@ -343,8 +371,10 @@ def winrate_report(
         groups: dict[tuple, list[float]] = {}
         for it in items:
             groups.setdefault(tuple(it[k] for k in GROUP_KEYS), []).append(it["preference"])
-        report["groups"] = [{**dict(zip(GROUP_KEYS, key, strict=True)), **win_rate_stats(prefs, n_boot, seed)}
-                            for key, prefs in sorted(groups.items())]  # fmt: skip
+        report["groups"] = [
+            {**dict(zip(GROUP_KEYS, key, strict=True)), **win_rate_stats(prefs, n_boot, seed)}
+            for key, prefs in sorted(groups.items())
+        ]
     return report
 
 
@@ -355,8 +385,10 @@ def _share(flags: Sequence[float]) -> float:
 def _diagnostics(records: Sequence[Mapping[str, Any]], items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     parsed = [r for r in records if r["winner"] is not None]
     # A tie favours neither position: it counts ½, so an unbiased judge scores 0.5 with or without ties.
-    first = [0.5 if r["winner"] == "tie" else float((r["winner"] == "model") == (r["order"] == "model_first"))
-             for r in parsed]  # fmt: skip
+    first = [
+        0.5 if r["winner"] == "tie" else float((r["winner"] == "model") == (r["order"] == "model_first"))
+        for r in parsed
+    ]
     longer = []
     for r in parsed:
         m_len, r_len = r.get("model_len"), r.get("reference_len")
@@ -370,11 +402,12 @@ def _diagnostics(records: Sequence[Mapping[str, Any]], items: Sequence[Mapping[s
         "longer_preferred_rate": _share(longer),
         "parse_rate": len(parsed) / len(records) if records else math.nan,
         "off_target_lang_share": _share([float(not k) for k in known if k is not None]),
-        "n_items": len(items), "n_records": len(records),
+        "n_items": len(items),
+        "n_records": len(records),
         "cost_usd": float(sum(r.get("cost_usd") or 0.0 for r in records)),
         "prompt_tokens": int(sum(r.get("prompt_tokens") or 0 for r in records)),
         "completion_tokens": int(sum(r.get("completion_tokens") or 0 for r in records)),
-    }  # fmt: skip
+    }
 
 
 def judge_diagnostics(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -403,8 +436,10 @@ def judge_diagnostics(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         by_group.setdefault(tuple(str(r[k]) for k in GROUP_KEYS), ([], []))[0].append(r)
     for it in items:
         by_group[tuple(it[k] for k in GROUP_KEYS)][1].append(it)
-    groups = [{**dict(zip(GROUP_KEYS, key, strict=True)), **_diagnostics(recs, its)}
-              for key, (recs, its) in sorted(by_group.items())]  # fmt: skip
+    groups = [
+        {**dict(zip(GROUP_KEYS, key, strict=True)), **_diagnostics(recs, its)}
+        for key, (recs, its) in sorted(by_group.items())
+    ]
     return {"overall": _diagnostics(records, items), "groups": groups}
 
 

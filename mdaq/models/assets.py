@@ -242,9 +242,15 @@ def tiny_llama_config(vocab_size: int, **overrides: Any) -> Any:
     from transformers import LlamaConfig
 
     kwargs: dict[str, Any] = dict(
-        vocab_size=vocab_size, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=4,
-        intermediate_size=128, max_position_embeddings=512, tie_word_embeddings=True,
-    )  # fmt: skip
+        vocab_size=vocab_size,
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        intermediate_size=128,
+        max_position_embeddings=512,
+        tie_word_embeddings=True,
+    )
     kwargs.update(overrides)
     return LlamaConfig(**kwargs)
 
@@ -289,9 +295,10 @@ def _verified_sources(name: str, spec: AssetSpec) -> dict[Path, str]:
         actual = _sha256_file(path)
         if actual != source.sha256:
             raise ChecksumError(
-                path, f"sha256 mismatch for asset {name!r}: expected {source.sha256}, got {actual}; "
-                "reinstall the pinned package version"
-            )  # fmt: skip
+                path,
+                f"sha256 mismatch for asset {name!r}: expected {source.sha256}, got {actual}; "
+                "reinstall the pinned package version",
+            )
         log.info("%s: verified %s (sha256 %s...)", name, path.name, actual[:12])
         out[path] = actual
     return out
@@ -347,14 +354,21 @@ def _move_into_place(work: Path, out_dir: Path) -> None:
 # ----------------------------------------------------------------------------------------------- me5-small
 
 _E5_EMBEDDINGS = {
-    "emb.word": "embeddings.word_embeddings.weight", "emb.pos": "embeddings.position_embeddings.weight",
-    "emb.ln.w": "embeddings.LayerNorm.weight", "emb.ln.b": "embeddings.LayerNorm.bias",
-}  # fmt: skip
+    "emb.word": "embeddings.word_embeddings.weight",
+    "emb.pos": "embeddings.position_embeddings.weight",
+    "emb.ln.w": "embeddings.LayerNorm.weight",
+    "emb.ln.b": "embeddings.LayerNorm.bias",
+}
 _E5_LAYER_PARTS = {
-    "q": "attention.self.query", "k": "attention.self.key", "v": "attention.self.value",
-    "ao": "attention.output.dense", "aln": "attention.output.LayerNorm",
-    "fi": "intermediate.dense", "fo": "output.dense", "oln": "output.LayerNorm",
-}  # fmt: skip
+    "q": "attention.self.query",
+    "k": "attention.self.key",
+    "v": "attention.self.value",
+    "ao": "attention.output.dense",
+    "aln": "attention.output.LayerNorm",
+    "fi": "intermediate.dense",
+    "fo": "output.dense",
+    "oln": "output.LayerNorm",
+}
 _E5_HEADER = ("H", "NL", "NH", "FF", "VOC", "MAXP", "TVS")
 
 
@@ -433,9 +447,14 @@ def _write_me5_tokenizer(work: Path, tokenizer_json: Path) -> None:
     config = {
         "tokenizer_class": "XLMRobertaTokenizerFast",
         "model_max_length": 512,
-        "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>", "sep_token": "</s>",
-        "pad_token": "<pad>", "cls_token": "<s>", "mask_token": "<mask>",
-    }  # fmt: skip
+        "bos_token": "<s>",
+        "eos_token": "</s>",
+        "unk_token": "<unk>",
+        "sep_token": "</s>",
+        "pad_token": "<pad>",
+        "cls_token": "<s>",
+        "mask_token": "<mask>",
+    }
     _write_json(work / "tokenizer_config.json", config)
 
 
@@ -448,9 +467,12 @@ def _write_sentence_transformers_layout(work: Path, hidden: int) -> None:
     _write_json(work / "modules.json", modules)
     _write_json(work / "sentence_bert_config.json", {"max_seq_length": 512, "do_lower_case": False})
     pooling = {
-        "word_embedding_dimension": hidden, "pooling_mode_cls_token": False, "pooling_mode_mean_tokens": True,
-        "pooling_mode_max_tokens": False, "pooling_mode_mean_sqrt_len_tokens": False,
-    }  # fmt: skip
+        "word_embedding_dimension": hidden,
+        "pooling_mode_cls_token": False,
+        "pooling_mode_mean_tokens": True,
+        "pooling_mode_max_tokens": False,
+        "pooling_mode_mean_sqrt_len_tokens": False,
+    }
     (work / "1_Pooling").mkdir()
     _write_json(work / "1_Pooling" / "config.json", pooling)
     (work / "2_Normalize").mkdir()
@@ -465,12 +487,22 @@ def _build_me5(work: Path, sources: list[Path]) -> dict[str, str]:
     log.info("me5-small: dequantized %d tensors (%d layers, hidden %d)", len(state), head["NL"], head["H"])
     save_file(state, str(work / "model.safetensors"), metadata={"format": "pt"})
     config = BertConfig(
-        vocab_size=head["VOC"], hidden_size=head["H"], num_hidden_layers=head["NL"], num_attention_heads=head["NH"],
-        intermediate_size=head["FF"], hidden_act="gelu", max_position_embeddings=head["MAXP"],
-        type_vocab_size=max(2, head["TVS"]), layer_norm_eps=head["eps"], pad_token_id=head["pad"],
-        hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1, initializer_range=0.02,
-        position_embedding_type="absolute", architectures=["BertModel"],
-    )  # fmt: skip
+        vocab_size=head["VOC"],
+        hidden_size=head["H"],
+        num_hidden_layers=head["NL"],
+        num_attention_heads=head["NH"],
+        intermediate_size=head["FF"],
+        hidden_act="gelu",
+        max_position_embeddings=head["MAXP"],
+        type_vocab_size=max(2, head["TVS"]),
+        layer_norm_eps=head["eps"],
+        pad_token_id=head["pad"],
+        hidden_dropout_prob=0.1,
+        attention_probs_dropout_prob=0.1,
+        initializer_range=0.02,
+        position_embedding_type="absolute",
+        architectures=["BertModel"],
+    )
     config.save_pretrained(work)
     _write_me5_tokenizer(work, tokenizer_json)
     _write_sentence_transformers_layout(work, head["H"])
@@ -563,8 +595,15 @@ def _build_tiny_bert(work: Path, sources: list[Path]) -> dict[str, str]:
 
     _write_me5_tokenizer(work, sources[0])
     vocab = len(json.loads(sources[0].read_text(encoding="utf-8"))["model"]["vocab"])
-    config = BertConfig(vocab_size=vocab, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=512, pad_token_id=1)  # fmt: skip
+    config = BertConfig(
+        vocab_size=vocab,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=512,
+        pad_token_id=1,
+    )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         model = BertModel(config, add_pooling_layer=False)

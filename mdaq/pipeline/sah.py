@@ -24,9 +24,18 @@ METRICS = ("expert_pref_acc", "expert_pref_acc_se", "ref_nll", "n")
 
 
 def run_sah_point(
-    method: str, size: int, lang: str, *, base_model: str | Path, pool_path: str | Path, features_dir: str | Path,
-    ifd_dir: str | Path, heldout_path: str | Path, params: Params, out_path: str | Path,
-) -> dict[str, Any]:  # fmt: skip
+    method: str,
+    size: int,
+    lang: str,
+    *,
+    base_model: str | Path,
+    pool_path: str | Path,
+    features_dir: str | Path,
+    ifd_dir: str | Path,
+    heldout_path: str | Path,
+    params: Params,
+    out_path: str | Path,
+) -> dict[str, Any]:
     """Select ``size`` samples of ``lang``'s pool with ``method``, train an adapter on them, evaluate it on the
     held-out pairs (``params.evaluate``), and write the metrics to ``out_path``."""
     from mdaq import get_selector
@@ -43,12 +52,25 @@ def run_sah_point(
     chosen = [pool.samples[i] for i in selector.select(pool, size)]
     out_path = Path(out_path)
     with tempfile.TemporaryDirectory(prefix="mdaq-sah-") as tmp:
-        adapter = train_lora(base_model, chosen, params.train, Path(tmp) / "adapter", seed=params.seed,
-                             ckpt_dir=out_path.with_name(out_path.name + ".ckpt"))  # fmt: skip
+        adapter = train_lora(
+            base_model,
+            chosen,
+            params.train,
+            Path(tmp) / "adapter",
+            seed=params.seed,
+            ckpt_dir=out_path.with_name(out_path.name + ".ckpt"),
+        )
         cfg = params.evaluate
         if cfg.engine == "lm_eval":
-            metrics = run_judge_free(base_model, adapter, heldout_path, batch_size=cfg.batch_size, device=cfg.device,
-                                     max_seq_len=cfg.max_seq_len, precision=cfg.precision)  # fmt: skip
+            metrics = run_judge_free(
+                base_model,
+                adapter,
+                heldout_path,
+                batch_size=cfg.batch_size,
+                device=cfg.device,
+                max_seq_len=cfg.max_seq_len,
+                precision=cfg.precision,
+            )
             metrics.pop("tasks")
         else:
             metrics = evaluate_heldout(base_model, adapter, read_jsonl(heldout_path), cfg)
@@ -58,9 +80,16 @@ def run_sah_point(
     return metrics
 
 
-def sah_table(runs_dir: str | Path, sah_dir: str | Path, methods: Sequence[str], languages: Sequence[str],
-              full_method: str = "full", *, sah_methods: Sequence[str] = (),
-              sizes: Sequence[int] = ()) -> Any:  # fmt: skip
+def sah_table(
+    runs_dir: str | Path,
+    sah_dir: str | Path,
+    methods: Sequence[str],
+    languages: Sequence[str],
+    full_method: str = "full",
+    *,
+    sah_methods: Sequence[str] = (),
+    sizes: Sequence[int] = (),
+) -> Any:
     """Points of the SAH curves: one row per (method, lang, size) with the metrics of :data:`METRICS`.
 
     Sources: ``sah_dir/<method>/<size>/<lang>/metrics.json`` (the ``sah`` stage) for the methods in
@@ -88,8 +117,15 @@ def sah_table(runs_dir: str | Path, sah_dir: str | Path, methods: Sequence[str],
             if full_m is not None:
                 points.append((int(full_m["n_selected"]), full_m, f"{full_method} (whole pool)"))
             for size, m, source in points:
-                rows.append({"method": method, "lang": lang, "size": size, "source": source,
-                             **{k: m.get(k, math.nan) for k in METRICS}})  # fmt: skip
+                rows.append(
+                    {
+                        "method": method,
+                        "lang": lang,
+                        "size": size,
+                        "source": source,
+                        **{k: m.get(k, math.nan) for k in METRICS},
+                    }
+                )
     df = pd.DataFrame(rows, columns=["method", "lang", "size", "source", *METRICS])
     df = df.drop_duplicates(["method", "lang", "size"]).sort_values(["method", "lang", "size"])
     return df.reset_index(drop=True)

@@ -80,17 +80,22 @@ def random_scorer(random_state: int = 0) -> ScoreFn:
     import hashlib
 
     def fn(instructions: Sequence[str], responses: Sequence[str]) -> np.ndarray:
-        keys = [hashlib.sha256(f"{random_state}\0{i}\0{r}".encode()).digest()[:8] for i, r in
-                zip(instructions, responses, strict=True)]  # fmt: skip
+        keys = [
+            hashlib.sha256(f"{random_state}\0{i}\0{r}".encode()).digest()[:8]
+            for i, r in zip(instructions, responses, strict=True)
+        ]
         return np.array([int.from_bytes(k, "little") / 2**64 for k in keys])
 
     return fn
 
 
 def evaluate_scorers(
-    scorers: dict[str, ScoreFn], rows_by_lang: dict[str, list[dict]], unseen: Sequence[str] = (),
-    *, random_state: int = 0,
-) -> list[dict[str, Any]]:  # fmt: skip
+    scorers: dict[str, ScoreFn],
+    rows_by_lang: dict[str, list[dict]],
+    unseen: Sequence[str] = (),
+    *,
+    random_state: int = 0,
+) -> list[dict[str, Any]]:
     """One result row per (scorer, language), each tagged ``seen``/``unseen`` by whether training used it."""
     table = []
     for name, fn in scorers.items():
@@ -108,9 +113,15 @@ def summarize(table: list[dict[str, Any]]) -> list[dict[str, Any]]:
         for group in ("seen", "unseen", "all"):
             sub = rows if group == "all" else [r for r in rows if r["split"] == group]
             if sub:
-                out.append({"scorer": scorer, "group": group, "n_langs": len(sub),
-                            "pairwise_accuracy": float(np.mean([r["pairwise_accuracy"] for r in sub])),
-                            "kendall_tau": float(np.nanmean([r["kendall_tau"] for r in sub]))})  # fmt: skip
+                out.append(
+                    {
+                        "scorer": scorer,
+                        "group": group,
+                        "n_langs": len(sub),
+                        "pairwise_accuracy": float(np.mean([r["pairwise_accuracy"] for r in sub])),
+                        "kendall_tau": float(np.nanmean([r["kendall_tau"] for r in sub])),
+                    }
+                )
     return out
 
 

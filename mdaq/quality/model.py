@@ -66,7 +66,8 @@ class QualityModel:
     device : str
         ``"auto"``, ``"cpu"`` or ``"cuda"``.
     precision : {"auto", "fp32", "bf16"}
-        Matmul precision of forward passes (:func:`mdaq.models.lm.autocast`); pooled vectors are always float32. ``auto``
+        Matmul precision of forward passes (:func:`mdaq.models.lm.autocast`); pooled vectors are always float32.
+        ``auto``
         is resolved for the device when the encoder is loaded (:func:`mdaq.hardware.resolve_precision`) into
         ``precision_``; a saved QSM keeps the requested value, so ``auto`` re-resolves on the machine that loads it.
     dropout : float, optional
@@ -78,10 +79,18 @@ class QualityModel:
     name = "qsm"
 
     def __init__(
-        self, encoder: str | Path, *, kind: str = "triplet", pooling: str = "mean", query_prefix: str = "query: ",
-        passage_prefix: str = "passage: ", max_len: int = 256, device: str = "auto", precision: str = "auto",
+        self,
+        encoder: str | Path,
+        *,
+        kind: str = "triplet",
+        pooling: str = "mean",
+        query_prefix: str = "query: ",
+        passage_prefix: str = "passage: ",
+        max_len: int = 256,
+        device: str = "auto",
+        precision: str = "auto",
         dropout: float | None = None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         from mdaq.hardware import PRECISION_CHOICES
 
         if kind not in KINDS:
@@ -121,8 +130,9 @@ class QualityModel:
             for key, value in list(vars(config).items()):
                 if "dropout" in key and isinstance(value, float):
                     setattr(config, key, float(self.dropout))
-        self.model_ = AutoModel.from_pretrained(self.encoder, config=config, use_safetensors=True,
-                                                add_pooling_layer=False)  # fmt: skip
+        self.model_ = AutoModel.from_pretrained(
+            self.encoder, config=config, use_safetensors=True, add_pooling_layer=False
+        )
         self.model_.to(self.device)
         if self.kind == "regression":
             self.head_ = torch.nn.Linear(self.model_.config.hidden_size, 1).to(self.device)
@@ -138,8 +148,9 @@ class QualityModel:
         """Pooled vectors of ``texts`` (a tensor with gradients if the model is in training mode)."""
         from mdaq.models.lm import autocast
 
-        batch = self.tokenizer_(list(texts), padding=True, truncation=True, max_length=self.max_len,
-                                return_tensors="pt").to(self.device)  # fmt: skip
+        batch = self.tokenizer_(
+            list(texts), padding=True, truncation=True, max_length=self.max_len, return_tensors="pt"
+        ).to(self.device)
         with autocast(self.device, self.precision_):
             states = self.model_(**batch).last_hidden_state
         return self._pool(states, batch["attention_mask"])
@@ -237,9 +248,14 @@ class QualityModel:
     # ---- persistence ---------------------------------------------------------------------------------------------
     def config(self) -> dict[str, Any]:
         """Constructor arguments (minus the path and device), saved next to the weights."""
-        return {"kind": self.kind, "pooling": self.pooling, "query_prefix": self.query_prefix,
-                "passage_prefix": self.passage_prefix, "max_len": self.max_len,
-                "precision": self.precision}  # fmt: skip
+        return {
+            "kind": self.kind,
+            "pooling": self.pooling,
+            "query_prefix": self.query_prefix,
+            "passage_prefix": self.passage_prefix,
+            "max_len": self.max_len,
+            "precision": self.precision,
+        }
 
     def save(self, out_dir: str | Path, record: dict[str, Any] | None = None) -> Path:
         """Write encoder (safetensors), tokenizer, head and ``qsm_config.json`` (with the training record)."""
@@ -266,8 +282,11 @@ class QualityModel:
         if not cfg_file.is_file():
             raise MissingAssetError(f"{path} is not a saved QSM (no {CONFIG_FILE}); train one with `dvc repro qsm`")
         cfg = json.loads(cfg_file.read_text(encoding="utf-8"))
-        model = cls(path, device=device, **{k: cfg[k] for k in ("kind", "pooling", "query_prefix",
-                                                                 "passage_prefix", "max_len")},
-                    precision=precision or cfg.get("precision", "fp32"))  # fmt: skip
+        model = cls(
+            path,
+            device=device,
+            **{k: cfg[k] for k in ("kind", "pooling", "query_prefix", "passage_prefix", "max_len")},
+            precision=precision or cfg.get("precision", "fp32"),
+        )
         model.train_record_ = cfg.get("train_record", {})
         return model.load_encoder()

@@ -35,8 +35,7 @@ def plot_accuracy_by_lang(table: Any, path: str | Path) -> Any:
         sub = table[table["scorer"] == scorer].set_index("lang").loc[langs]
         x = np.arange(len(langs)) + (k - (len(scorers) - 1) / 2) * width
         err = np.vstack([sub["pairwise_accuracy"] - sub["ci_low"], sub["ci_high"] - sub["pairwise_accuracy"]])
-        ax.bar(x, sub["pairwise_accuracy"], width, yerr=err, capsize=2, label=scorer,
-               color=SCORER_COLORS.get(scorer))  # fmt: skip
+        ax.bar(x, sub["pairwise_accuracy"], width, yerr=err, capsize=2, label=scorer, color=SCORER_COLORS.get(scorer))
     ax.axhline(0.5, color="k", lw=0.6, ls=":")
     ax.set_xticks(np.arange(len(langs)), [f"{lang}*" if lang in unseen else lang for lang in langs])
     ax.set_ylim(0, 1)

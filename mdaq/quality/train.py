@@ -89,8 +89,9 @@ def _load_checkpoint(ckpt: Path, state: dict[str, Any], model: QualityModel, opt
     """Restore a checkpoint written by :func:`_save_checkpoint` (safetensors and ``weights_only`` loads)."""
     from safetensors.torch import load_file
 
-    model.model_.load_state_dict(load_file(ckpt / "model" / "model.safetensors", device=str(model.device)),
-                                 strict=False)  # fmt: skip
+    model.model_.load_state_dict(
+        load_file(ckpt / "model" / "model.safetensors", device=str(model.device)), strict=False
+    )
     if model.head_ is not None:
         model.head_.load_state_dict(load_file(ckpt / "model" / "qsm_head.safetensors", device=str(model.device)))
     checkpoint.load_optim_state(ckpt, opt, sched)
@@ -99,9 +100,15 @@ def _load_checkpoint(ckpt: Path, state: dict[str, Any], model: QualityModel, opt
 
 
 def train_qsm(
-    encoder: str | Path, rows: Sequence[dict[str, Any]], cfg: QSMConfig, out_dir: str | Path, *, seed: int = 0,
-    ckpt_dir: str | Path | None = None, stop_after: int | None = None,
-) -> QualityModel:  # fmt: skip
+    encoder: str | Path,
+    rows: Sequence[dict[str, Any]],
+    cfg: QSMConfig,
+    out_dir: str | Path,
+    *,
+    seed: int = 0,
+    ckpt_dir: str | Path | None = None,
+    stop_after: int | None = None,
+) -> QualityModel:
     """Fine-tune a QSM on revision pairs and save it to ``out_dir``.
 
     Parameters
@@ -184,11 +191,16 @@ def train_qsm(
     seconds = time.perf_counter() - t0
     model.model_.eval()
     model.train_record_ = {
-        "n_pairs": len(rows), "langs": dict(Counter(r["lang"] for r in rows)), "seed": seed, "n_steps": n_steps,
-        "config": dataclasses.asdict(cfg), "losses": losses, "seconds_this_run": round(seconds, 2),
+        "n_pairs": len(rows),
+        "langs": dict(Counter(r["lang"] for r in rows)),
+        "seed": seed,
+        "n_steps": n_steps,
+        "config": dataclasses.asdict(cfg),
+        "losses": losses,
+        "seconds_this_run": round(seconds, 2),
         "pairs_per_s": round((step - start_step) * cfg.batch_size / max(seconds, 1e-9), 2),
         "hardware": hardware,
-    }  # fmt: skip
+    }
     _save_final(model, Path(out_dir))
     return model
 

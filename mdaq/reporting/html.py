@@ -13,12 +13,18 @@ from pathlib import Path
 from typing import Any
 
 LABELS = {
-    "expert_pref_acc": "expert-pref. acc. ↑", "ref_nll": "NLL revised ↓", "share_revised": "share revised",
-    "cluster_coverage": "coverage", "mean_pairwise_distance": "diversity", "mean_quality": "mean QSM score",
-    "len_mean": "mean length", "share_target_lang": "answers in target lang.",
-    "win_rate_alpaca_eval": "AlpacaEval win %", "win_rate_mt_bench_r1": "MT-Bench R1 win %",
+    "expert_pref_acc": "expert-pref. acc. ↑",
+    "ref_nll": "NLL revised ↓",
+    "share_revised": "share revised",
+    "cluster_coverage": "coverage",
+    "mean_pairwise_distance": "diversity",
+    "mean_quality": "mean QSM score",
+    "len_mean": "mean length",
+    "share_target_lang": "answers in target lang.",
+    "win_rate_alpaca_eval": "AlpacaEval win %",
+    "win_rate_mt_bench_r1": "MT-Bench R1 win %",
     "win_rate_mt_bench_r2": "MT-Bench R2 win %",
-}  # fmt: skip
+}
 
 _CSS = """
 body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:1200px;color:#222;padding:0 1rem}
@@ -117,19 +123,28 @@ def page_data(long_df: Any) -> dict[str, Any]:
     languages = ["all", *sorted(lang for lang in set(long_df["language"]) if lang != "all")]
     rows: dict[tuple[str, str], dict[str, Any]] = {}
     for r in long_df.to_dict("records"):
-        row = rows.setdefault((r["method"], r["language"]), {"method": r["method"], "language": r["language"],
-                                                             "values": {}, "intervals": {}})  # fmt: skip
+        row = rows.setdefault(
+            (r["method"], r["language"]),
+            {"method": r["method"], "language": r["language"], "values": {}, "intervals": {}},
+        )
         row["values"][r["metric"]] = _clean(float(r["value"]))
         lo, hi = _clean(r.get("ci_low")), _clean(r.get("ci_high"))
         if lo is not None and hi is not None:
             row["intervals"][r["metric"]] = [float(lo), float(hi)]
     sort = "win_rate_alpaca_eval" if "win_rate_alpaca_eval" in metrics else "expert_pref_acc"
-    return {"metrics": metrics, "labels": {m: LABELS[m] for m in metrics}, "languages": languages,
-            "rows": list(rows.values()), "default_sort": sort, "lower_is_better": ["ref_nll"]}  # fmt: skip
+    return {
+        "metrics": metrics,
+        "labels": {m: LABELS[m] for m in metrics},
+        "languages": languages,
+        "rows": list(rows.values()),
+        "default_sort": sort,
+        "lower_is_better": ["ref_nll"],
+    }
 
 
-def render_html(long_df: Any, *, title: str, meta: Mapping[str, Any], note: str = "",
-                figures: Sequence[str | Path] = ()) -> str:  # fmt: skip
+def render_html(
+    long_df: Any, *, title: str, meta: Mapping[str, Any], note: str = "", figures: Sequence[str | Path] = ()
+) -> str:
     """A self-contained HTML page for the long-format leaderboard (:func:`mdaq.reporting.leaderboard.to_long`).
 
     Parameters
@@ -151,8 +166,10 @@ def render_html(long_df: Any, *, title: str, meta: Mapping[str, Any], note: str 
     for f in map(Path, figures):
         if f.is_file():
             b64 = base64.b64encode(f.read_bytes()).decode()
-            figs.append(f'<figure><img alt="{html.escape(f.stem)}" src="data:image/png;base64,{b64}">'
-                        f"<figcaption>{html.escape(f.name)}</figcaption></figure>")  # fmt: skip
+            figs.append(
+                f'<figure><img alt="{html.escape(f.stem)}" src="data:image/png;base64,{b64}">'
+                f"<figcaption>{html.escape(f.name)}</figcaption></figure>"
+            )
     payload = json.dumps(data, ensure_ascii=False).replace("</", "<\\/")
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">

@@ -19,13 +19,44 @@ GENERATION = ("share_target_lang",)  # from generation.json (language fidelity o
 JUDGE = ("win_rate_alpaca_eval", "win_rate_mt_bench_r1", "win_rate_mt_bench_r2")  # vs judge.reference, percent
 JUDGE_STATS = tuple(f"{c}_{s}" for c in JUDGE for s in ("se", "ci_low", "ci_high", "n"))  # per win rate
 COLUMNS = [
-    "method", "lang", "expert_pref_acc", "expert_pref_acc_se", "ref_nll", "n", "n_selected", "share_revised",
-    *INTRINSIC, *GENERATION, *JUDGE, "judge_id", "prompt_version", "status", "selector_version", "base_model",
-    "params_sha", "git_sha", "date", *JUDGE_STATS,
-]  # fmt: skip
+    "method",
+    "lang",
+    "expert_pref_acc",
+    "expert_pref_acc_se",
+    "ref_nll",
+    "n",
+    "n_selected",
+    "share_revised",
+    *INTRINSIC,
+    *GENERATION,
+    *JUDGE,
+    "judge_id",
+    "prompt_version",
+    "status",
+    "selector_version",
+    "base_model",
+    "params_sha",
+    "git_sha",
+    "date",
+    *JUDGE_STATS,
+]
 LONG_METRICS = ("expert_pref_acc", "ref_nll", "share_revised", *INTRINSIC, *GENERATION, *JUDGE)
-LONG_COLUMNS = ["method", "language", "metric", "value", "se", "ci_low", "ci_high", "n", "status", "params_sha",
-                "git_sha", "judge_id", "prompt_version", "date"]  # fmt: skip
+LONG_COLUMNS = [
+    "method",
+    "language",
+    "metric",
+    "value",
+    "se",
+    "ci_low",
+    "ci_high",
+    "n",
+    "status",
+    "params_sha",
+    "git_sha",
+    "judge_id",
+    "prompt_version",
+    "date",
+]
 Z95 = 1.959963984540054
 MEAN_FIELDS = ("expert_pref_acc", "ref_nll", "share_revised", *INTRINSIC, *GENERATION, *JUDGE)
 
@@ -41,12 +72,26 @@ def run_sections(method: str) -> tuple[str, ...]:
 def git_sha(root: str | Path = ".") -> str:
     """``HEAD`` commit (short), ``-dirty`` if tracked code/pipeline files differ from it; ``unknown`` without git."""
     try:
-        sha = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True, text=True,
-                             check=True).stdout.strip()  # fmt: skip
+        sha = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no", "--", "mdaq", "notebooks", "dvc.yaml",
-             "params.yaml"], cwd=root, capture_output=True, text=True, check=True,
-        ).stdout.strip()  # fmt: skip
+            [
+                "git",
+                "status",
+                "--porcelain",
+                "--untracked-files=no",
+                "--",
+                "mdaq",
+                "notebooks",
+                "dvc.yaml",
+                "params.yaml",
+            ],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return f"{sha}-dirty" if dirty else sha
@@ -57,9 +102,11 @@ def provenance(params: Params, method: str) -> dict[str, Any]:
     from mdaq import __version__
 
     return {
-        "params_sha": section_sha(params, *run_sections(method)), "git_sha": git_sha(),
-        "mdaq_version": __version__, "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-    }  # fmt: skip
+        "params_sha": section_sha(params, *run_sections(method)),
+        "git_sha": git_sha(),
+        "mdaq_version": __version__,
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
 
 
 def _row(metrics: dict[str, Any], params: Params) -> dict[str, Any]:
@@ -101,8 +148,14 @@ def _mean_row(method: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
         if _isnan(out[c]) or any(_isnan(x) for x in ses):
             continue
         se = float(np.sqrt(np.sum(np.square(ses))) / len(ses))
-        out.update({f"{c}_se": se, f"{c}_ci_low": out[c] - Z95 * se, f"{c}_ci_high": out[c] + Z95 * se,
-                    f"{c}_n": int(sum(r[f"{c}_n"] for r in rows))})  # fmt: skip
+        out.update(
+            {
+                f"{c}_se": se,
+                f"{c}_ci_low": out[c] - Z95 * se,
+                f"{c}_ci_high": out[c] + Z95 * se,
+                f"{c}_n": int(sum(r[f"{c}_n"] for r in rows)),
+            }
+        )
     out["n_selected"] = int(sum(r["n_selected"] for r in rows))
     statuses = {r["status"] for r in rows}
     out["status"] = next((s for s in ("invalid", "stale", "partial") if s in statuses), "ok")
@@ -114,9 +167,13 @@ def _mean_row(method: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def build_leaderboard(
-    runs_dir: str | Path, params: Params, methods: Sequence[str], langs: Sequence[str], intrinsic: Any = None,
+    runs_dir: str | Path,
+    params: Params,
+    methods: Sequence[str],
+    langs: Sequence[str],
+    intrinsic: Any = None,
     judge_dir: str | Path | None = None,
-):  # fmt: skip
+):
     """One row per (method, lang) plus a ``lang = all`` macro-average per method, best method first.
 
     ``intrinsic`` (the long table of :func:`mdaq.evaluation.intrinsic.intrinsic_report`) adds the per-language-mode
@@ -234,8 +291,19 @@ def to_long(df) -> Any:
                 n = r.get(f"{m}_n")
             elif m in GENERATION:
                 n = float("nan")
-            rows.append({"method": r["method"], "language": r["lang"], "metric": m, "value": value, "se": se,
-                         "ci_low": lo, "ci_high": hi, "n": n, **base})  # fmt: skip
+            rows.append(
+                {
+                    "method": r["method"],
+                    "language": r["lang"],
+                    "metric": m,
+                    "value": value,
+                    "se": se,
+                    "ci_low": lo,
+                    "ci_high": hi,
+                    "n": n,
+                    **base,
+                }
+            )
     return pd.DataFrame(rows, columns=LONG_COLUMNS)
 
 

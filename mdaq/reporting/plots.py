@@ -22,8 +22,9 @@ def _save(fig: Any, path: str | Path) -> Path:
     return path
 
 
-def plot_metric_by_language(long_df: Any, metric: str, path: str | Path, *, title: str = "",
-                            reference_line: float | None = None) -> Path:  # fmt: skip
+def plot_metric_by_language(
+    long_df: Any, metric: str, path: str | Path, *, title: str = "", reference_line: float | None = None
+) -> Path:
     """Grouped bars: one group per language (and ``all``), one bar per method, 95% intervals as error bars."""
     import matplotlib
 
@@ -64,8 +65,14 @@ def plot_win_rates(long_df: Any, path: str | Path) -> Path:
     if judged.empty:
         fig, ax = plt.subplots(figsize=(6, 1.2))
         ax.axis("off")
-        ax.text(0.5, 0.5, "No LLM judge configured (judge.backend: none): no win rates.\n"
-                "The leaderboard shows judge-free metrics only.", ha="center", va="center")  # fmt: skip
+        ax.text(
+            0.5,
+            0.5,
+            "No LLM judge configured (judge.backend: none): no win rates.\n"
+            "The leaderboard shows judge-free metrics only.",
+            ha="center",
+            va="center",
+        )
         return _save(fig, path)
     benches = [b for b in ("win_rate_alpaca_eval", "win_rate_mt_bench_r1") if b in set(judged["metric"])]
     fig, axes = plt.subplots(1, len(benches), figsize=(6.5 * len(benches), 3.6), squeeze=False)
@@ -78,14 +85,28 @@ def plot_win_rates(long_df: Any, path: str | Path) -> Path:
             rows = sub[sub["method"] == m].set_index("language").reindex(langs)
             x = np.arange(len(langs)) + (k - (len(methods) - 1) / 2) * width
             err = np.vstack([rows["value"] - rows["ci_low"], rows["ci_high"] - rows["value"]])
-            ax.bar(x, rows["value"], width, yerr=np.where(np.isfinite(err), err, 0.0), capsize=1.5, label=m,
-                   error_kw={"lw": 0.6})  # fmt: skip
+            ax.bar(
+                x,
+                rows["value"],
+                width,
+                yerr=np.where(np.isfinite(err), err, 0.0),
+                capsize=1.5,
+                label=m,
+                error_kw={"lw": 0.6},
+            )
         ax.axhline(50, color="black", lw=0.8, ls="--")
         ax.set_xticks(np.arange(len(langs)), langs)
         ax.set_ylim(0, 100)
         ax.set_ylabel("win rate vs reference (%)")
         ax.set_title(bench.removeprefix("win_rate_"))
     handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, fontsize=7, ncol=min(8, len(labels)), loc="lower center", bbox_to_anchor=(0.5, -0.08),
-               frameon=False)  # fmt: skip
+    fig.legend(
+        handles,
+        labels,
+        fontsize=7,
+        ncol=min(8, len(labels)),
+        loc="lower center",
+        bbox_to_anchor=(0.5, -0.08),
+        frameon=False,
+    )
     return _save(fig, path)

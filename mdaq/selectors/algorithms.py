@@ -29,8 +29,9 @@ def cluster_labels(
     if n <= 20_000:
         km = KMeans(n_clusters=k, n_init=1, random_state=random_state, max_iter=max_iter)
     else:
-        km = MiniBatchKMeans(n_clusters=k, n_init=1, random_state=random_state, batch_size=batch_size,
-                             max_iter=max_iter)  # fmt: skip
+        km = MiniBatchKMeans(
+            n_clusters=k, n_init=1, random_state=random_state, batch_size=batch_size, max_iter=max_iter
+        )
     return km.fit_predict(np.asarray(embeddings, dtype=np.float32)).astype(np.int64)
 
 
@@ -103,9 +104,15 @@ def kcenter_greedy(embeddings: np.ndarray, budget: int, first: int = 0) -> np.nd
 
 
 def mmr_select(
-    quality: np.ndarray, embeddings: np.ndarray, budget: int, lam: float = 0.7, *, block: int = 128, chunk: int = 256,
+    quality: np.ndarray,
+    embeddings: np.ndarray,
+    budget: int,
+    lam: float = 0.7,
+    *,
+    block: int = 128,
+    chunk: int = 256,
     rows: int = 8192,
-) -> np.ndarray:  # fmt: skip
+) -> np.ndarray:
     """Exact greedy Maximal Marginal Relevance (Carbonell & Goldstein, SIGIR 1998).
 
     Picks ``argmax_i  lam · q_i − (1 − lam) · max_{j ∈ S} cos(x_i, x_j)`` at every step, ``q`` min-max scaled to

@@ -226,8 +226,9 @@ def select_pooled(
 
 def _subpool(joint: Pool, rows: np.ndarray) -> Pool:
     """The rows ``rows`` of ``joint`` as a pool of their own (features sliced alongside)."""
-    features = {name: None if getattr(joint, name) is None else np.asarray(getattr(joint, name))[rows]
-                for name in FEATURES}  # fmt: skip
+    features = {
+        name: None if getattr(joint, name) is None else np.asarray(getattr(joint, name))[rows] for name in FEATURES
+    }
     return Pool(joint.lang, [joint.samples[i] for i in rows], **features)
 
 

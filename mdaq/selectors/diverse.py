@@ -111,8 +111,9 @@ class CaRSelector(BaseSelector):
 
     def _select(self, pool: Pool, budget: int) -> np.ndarray:
         n = len(pool)
-        labels = cluster_labels(pool.embeddings, self.n_clusters or default_n_clusters(n),
-                                random_state=self.random_state)  # fmt: skip
+        labels = cluster_labels(
+            pool.embeddings, self.n_clusters or default_n_clusters(n), random_state=self.random_state
+        )
         order = np.lexsort((np.arange(n), -np.asarray(pool.quality)))
         rank_in_cluster = np.zeros(n, dtype=np.int64)
         seen: dict[int, int] = {}

@@ -29,8 +29,9 @@ class MdaqSelector(BaseSelector):
     version = "1"
     requires = frozenset({"quality", "embeddings"})
 
-    def __init__(self, *, n_quality_ratio: float = 6, n_diversity_ratio: float = 1, n_clusters: int = 0,
-                 random_state: int = 0):  # fmt: skip
+    def __init__(
+        self, *, n_quality_ratio: float = 6, n_diversity_ratio: float = 1, n_clusters: int = 0, random_state: int = 0
+    ):
         self.n_quality_ratio = n_quality_ratio
         self.n_diversity_ratio = n_diversity_ratio
         self.n_clusters = n_clusters

@@ -41,10 +41,17 @@ def group_by_language(
 
 
 def select_samples(
-    samples: Sequence[Sample], method: str, budget: int, *, params: Mapping[str, Any] | None = None, seed: int = 0,
-    features: Mapping[str, np.ndarray | None] | None = None, pooled: bool = False, quota: str = "equal",
+    samples: Sequence[Sample],
+    method: str,
+    budget: int,
+    *,
+    params: Mapping[str, Any] | None = None,
+    seed: int = 0,
+    features: Mapping[str, np.ndarray | None] | None = None,
+    pooled: bool = False,
+    quota: str = "equal",
     temperature: float = 1.0,
-) -> list[dict[str, Any]]:  # fmt: skip
+) -> list[dict[str, Any]]:
     """Run one selector over ``samples`` and return selection rows ``{rank, index, id, lang, method}``.
 
     Parameters
@@ -84,7 +91,8 @@ def select_samples(
     rows, rank = [], 0
     for lang, (pool, positions) in groups.items():
         for i in picked[lang]:
-            rows.append({"rank": rank, "index": int(positions[i]), "id": pool.samples[i].id, "lang": lang,
-                         "method": method})  # fmt: skip
+            rows.append(
+                {"rank": rank, "index": int(positions[i]), "id": pool.samples[i].id, "lang": lang, "method": method}
+            )
             rank += 1
     return rows

@@ -48,9 +48,12 @@ def add_lora(model: Any, cfg: TrainConfig) -> Any:
     from peft import LoraConfig, get_peft_model
 
     lora = LoraConfig(
-        r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
-        target_modules=list(cfg.target_modules), task_type="CAUSAL_LM",
-    )  # fmt: skip
+        r=cfg.lora_r,
+        lora_alpha=cfg.lora_alpha,
+        lora_dropout=cfg.lora_dropout,
+        target_modules=list(cfg.target_modules),
+        task_type="CAUSAL_LM",
+    )
     return get_peft_model(model, lora)
 
 
@@ -111,9 +114,15 @@ def _all_reduce_grads(params: Sequence[Any], extra: float, world_size: int) -> f
 
 
 def train_lora(
-    base_model: str | Path, samples: Sequence[Sample], cfg: TrainConfig, out_dir: str | Path, *, seed: int = 0,
-    ckpt_dir: str | Path | None = None, stop_after: int | None = None,
-) -> Path:  # fmt: skip
+    base_model: str | Path,
+    samples: Sequence[Sample],
+    cfg: TrainConfig,
+    out_dir: str | Path,
+    *,
+    seed: int = 0,
+    ckpt_dir: str | Path | None = None,
+    stop_after: int | None = None,
+) -> Path:
     """Fine-tune a LoRA adapter on ``samples`` and save it (safetensors) with a training record.
 
     One code path for a laptop and a GPU node: run in-process on one device, or under ``accelerate launch`` (see
@@ -187,8 +196,13 @@ def train_lora(
         log.info("resumed LoRA training from %s at step %d", ckpt, step)
     model.train()
     t0, start_step = time.perf_counter(), step
-    bar = tqdm(total=n_steps, initial=step, desc=f"train {Path(out_dir).name}", unit="step",
-               disable=not acc.is_local_main_process)  # fmt: skip
+    bar = tqdm(
+        total=n_steps,
+        initial=step,
+        desc=f"train {Path(out_dir).name}",
+        unit="step",
+        disable=not acc.is_local_main_process,
+    )
     micro: list[np.ndarray] = []
     while step < n_steps:
         epoch, k = divmod(step, per_epoch)
@@ -221,13 +235,22 @@ def train_lora(
     bar.close()
     seconds = time.perf_counter() - t0
     record = {
-        "base_model": str(base_model), "n_samples": len(samples), "sample_ids": [s.id for s in samples],
-        "config": dataclasses.asdict(cfg), "seed": seed, "device": str(device), "world_size": world,
-        "effective_batch_size": cfg.batch_size * group_size, "n_steps": len(losses),
-        "losses": losses, "seconds_this_run": round(seconds, 2), "resumed_from_step": start_step,
+        "base_model": str(base_model),
+        "n_samples": len(samples),
+        "sample_ids": [s.id for s in samples],
+        "config": dataclasses.asdict(cfg),
+        "seed": seed,
+        "device": str(device),
+        "world_size": world,
+        "effective_batch_size": cfg.batch_size * group_size,
+        "n_steps": len(losses),
+        "losses": losses,
+        "seconds_this_run": round(seconds, 2),
+        "resumed_from_step": start_step,
         "tokens_per_s": round(n_tokens * (step - start_step) / max(step, 1) / max(seconds, 1e-9), 1),
-        "method": "lora", "hardware": hardware,
-    }  # fmt: skip
+        "method": "lora",
+        "hardware": hardware,
+    }
     out = Path(out_dir)
     if acc.is_main_process:
         _save(model, record, out)
@@ -249,9 +272,13 @@ def _save(model: Any, record: dict[str, Any], out_dir: Path) -> Path:
 
 
 def train_from_files(
-    base_model: str | Path, pool_path: str | Path, selection_path: str | Path, out_dir: str | Path,
-    params_path: str | Path = "params.yaml", ckpt_dir: str | Path | None = None,
-) -> Path:  # fmt: skip
+    base_model: str | Path,
+    pool_path: str | Path,
+    selection_path: str | Path,
+    out_dir: str | Path,
+    params_path: str | Path = "params.yaml",
+    ckpt_dir: str | Path | None = None,
+) -> Path:
     """The pipeline's training step: the selected samples of a pool, ``params.yaml: train`` and ``seed``.
 
     ``ckpt_dir`` defaults to ``<out_dir>.ckpt`` (beside the DVC output, so ``dvc repro`` keeps it).
@@ -278,14 +305,26 @@ def launch_command(accelerate_config: str | Path, args: Sequence[str]) -> list[s
     config = Path(accelerate_config)
     if not config.is_file():
         raise FileNotFoundError(f"accelerate config {config} not found (train.accelerate_config in params.yaml)")
-    return [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config),
-            "-m", "mdaq", "train", *args]  # fmt: skip
+    return [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--config_file",
+        str(config),
+        "-m",
+        "mdaq",
+        "train",
+        *args,
+    ]
 
 
 def run_training_stage(
-    base_model: str | Path, pool_path: str | Path, selection_path: str | Path, out_dir: str | Path,
+    base_model: str | Path,
+    pool_path: str | Path,
+    selection_path: str | Path,
+    out_dir: str | Path,
     params_path: str | Path = "params.yaml",
-) -> Path:  # fmt: skip
+) -> Path:
     """Train in this process, or, when ``train.accelerate_config`` is set, through ``accelerate launch`` (one
     process per device, the same :func:`train_lora` in each)."""
     import subprocess
@@ -295,8 +334,18 @@ def run_training_stage(
     params = load_params(params_path)
     if not params.train.accelerate_config:
         return train_from_files(base_model, pool_path, selection_path, out_dir, params_path)
-    args = ["--base-model", str(base_model), "--pool", str(pool_path), "--selection", str(selection_path),
-            "--out", str(out_dir), "--params", str(params_path)]  # fmt: skip
+    args = [
+        "--base-model",
+        str(base_model),
+        "--pool",
+        str(pool_path),
+        "--selection",
+        str(selection_path),
+        "--out",
+        str(out_dir),
+        "--params",
+        str(params_path),
+    ]
     cmd = launch_command(params.train.accelerate_config, args)
     log.info("launching: %s", " ".join(cmd))
     subprocess.run(cmd, check=True)

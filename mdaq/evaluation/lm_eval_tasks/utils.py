@@ -2,7 +2,8 @@
 
 lm-eval's loglikelihood requests return only ``(logprob, is_greedy)`` per continuation, so the number of scored
 tokens cannot be seen here. Each prepared document therefore carries ``n_tokens = [n_chosen, n_rejected]``, counted
-by :mod:`mdaq.evaluation.harness` with the evaluated model's own pair encoding (the very ``_encode_pair`` that lm-eval calls),
+by :mod:`mdaq.evaluation.harness` with the evaluated model's own pair encoding (the very ``_encode_pair`` that lm-eval
+calls),
 so the counts are exactly the lengths of the scored continuations.
 """
 
