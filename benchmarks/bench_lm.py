@@ -106,9 +106,15 @@ def main() -> None:
     ap.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"))
     ap.add_argument("--profile", action="store_true", help="also report the share of time in matmul kernels")
     args = ap.parse_args()
-    from mdaq.evaluation.heldout import encoded_logprobs
     from mdaq.io import read_jsonl, read_samples
-    from mdaq.models.lm import encode_pair, epoch_batches, format_prompt, length_batches, load_causal_lm
+    from mdaq.models.lm import (
+        encode_pair,
+        encoded_logprobs,
+        epoch_batches,
+        format_prompt,
+        length_batches,
+        load_causal_lm,
+    )
     from mdaq.training.lora import train_lora
 
     params = load_params(args.params)

@@ -185,7 +185,9 @@ def _profile_use(args: argparse.Namespace) -> int:
     if not src.is_file():
         names = sorted(p.stem for p in Path(args.profiles).glob("*.yaml"))
         raise DataError(src, f"unknown profile {args.name!r}; available: {', '.join(names)}")
-    load_params(src)  # validate before replacing the active params
+    from mdaq.judging import check_backend
+
+    check_backend(load_params(src).judge.backend, src)  # validate before replacing the active params
     shutil.copyfile(src, args.params)
     print(f"{args.params} <- {src}")
     return 0
@@ -209,6 +211,14 @@ def _profile_prune_lock(args: argparse.Namespace) -> int:
     dropped = prune_lock(args.root)
     print(f"dvc.lock: dropped {len(dropped)} entries of stages the current profile does not have")
     return 0
+
+
+def _profile_deps(args: argparse.Namespace) -> int:
+    from mdaq.pipeline.imports import missing_deps, stage_closures
+
+    gaps = missing_deps(args.root)
+    print(json.dumps({"missing": gaps, "closures": stage_closures(args.root)} if args.all else gaps, indent=1))
+    return 1 if gaps else 0
 
 
 def _ls(args: argparse.Namespace) -> int:
@@ -346,6 +356,10 @@ def build_parser() -> argparse.ArgumentParser:
     pl = pr.add_parser("prune-lock", help="drop dvc.lock entries of stages the active profile does not have")
     pl.add_argument("--root", default=".", help="repository root holding dvc.yaml, params.yaml and dvc.lock")
     pl.set_defaults(fn=_profile_prune_lock)
+    pd = pr.add_parser("deps", help="dvc.yaml stages whose deps miss a file of their import closure (exit 1 if any)")
+    pd.add_argument("--root", default=".")
+    pd.add_argument("--all", action="store_true", help="also print each stage's closure (folders and root modules)")
+    pd.set_defaults(fn=_profile_deps)
     sub.add_parser("ls", help="list selection methods").set_defaults(fn=_ls)
     lb = sub.add_parser("leaderboard", help="print the leaderboard")
     lb.add_argument("--path", default="results/leaderboard.csv")

@@ -14,6 +14,19 @@ from mdaq.errors import DataError
 from mdaq.types import Sample
 
 
+def save_figure(fig: Any, path: str | Path, *, dpi: int = 120, close: bool = True) -> Path:
+    """Write a matplotlib figure as PNG atomically and close it (notebooks show the file:
+    ``IPython.display.Image(path)``). Never switches the backend: that is the caller's kernel's business."""
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png")
+    if close:
+        plt.close(fig)
+    return path
+
+
 @contextmanager
 def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success rename it onto ``path``, on error delete it."""

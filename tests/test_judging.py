@@ -117,7 +117,8 @@ def test_language_policy_loss_turns_off_target_answers_into_losses(setup, tmp_pa
 
 def test_leaderboard_takes_win_rates_from_judge_json(tmp_path):
     from mdaq.config import params_from_dict
-    from mdaq.reporting.leaderboard import JUDGE, build_leaderboard, provenance, to_markdown
+    from mdaq.provenance import provenance
+    from mdaq.reporting.leaderboard import JUDGE, build_leaderboard, to_markdown
 
     params = params_from_dict(
         {

@@ -9,7 +9,8 @@ import pytest
 
 from mdaq import load_params
 from mdaq.io import write_json
-from mdaq.reporting.leaderboard import build_leaderboard, provenance, write_leaderboard
+from mdaq.provenance import provenance
+from mdaq.reporting.leaderboard import build_leaderboard, write_leaderboard
 
 from .conftest import REPO
 
@@ -170,7 +171,8 @@ def test_params_refuse_a_test_double_judge(tmp_path):
     import yaml
 
     from mdaq.errors import DataError
-    from mdaq.judging import JUDGES, pipeline_backends
+    from mdaq.judging import JUDGES, check_backend, pipeline_backends
+    from mdaq.judging.stage import run_judge_stage
 
     data = yaml.safe_load((REPO / "profiles" / "smoke.yaml").read_text())
     assert set(pipeline_backends()) == {"none"} | {n for n in JUDGES.names() if not JUDGES.get(n).is_test_double}
@@ -178,5 +180,9 @@ def test_params_refuse_a_test_double_judge(tmp_path):
     for backend, message in (("fake", "test double"), ("length", "test double"), ("gpt", "not a judge backend")):
         data["judge"]["backend"] = backend
         (tmp_path / "p.yaml").write_text(yaml.safe_dump(data))
+        with pytest.raises(DataError, match=message):  # where a profile is adopted, checked or judged
+            check_backend(load_params(tmp_path / "p.yaml").judge.backend, tmp_path / "p.yaml")
         with pytest.raises(DataError, match=message):
-            load_params(tmp_path / "p.yaml")
+            run_judge_stage(
+                tmp_path, tmp_path, ["full"], ["de"], load_params(tmp_path / "p.yaml").judge, tmp_path / "j"
+            )

@@ -8,11 +8,11 @@ import math
 
 import numpy as np
 import pytest
-from mdaq.lm_eval_tasks import utils as task_utils
 
 from mdaq.config import EvaluateConfig
 from mdaq.errors import DataError
 from mdaq.evaluation.heldout import evaluate_heldout, sequence_logprobs
+from mdaq.evaluation.lm_eval_tasks import utils as task_utils
 from mdaq.models.lm import format_prompt, load_causal_lm
 
 pytest.importorskip("lm_eval")

@@ -49,7 +49,7 @@ def assign_split(source_index: int, bounds: dict[str, tuple[int, int]]) -> str |
     return None
 
 
-def _lang_rng(seed: int, lang: str, purpose: str) -> np.random.Generator:
+def lang_rng(seed: int, lang: str, purpose: str) -> np.random.Generator:
     """Independent, order-free stream per (seed, language, purpose)."""
     return np.random.default_rng([seed, zlib.crc32(lang.encode()), zlib.crc32(purpose.encode())])
 
@@ -110,11 +110,11 @@ def split_language(
             continue
         by_split[split].append(pair)
     lang = pairs[0].lang if pairs else "?"
-    pool_pairs = _subsample(by_split["pool"], cfg.max_pool, _lang_rng(seed, lang, "pool-subsample"))
-    held_pairs = _subsample(by_split["heldout"], cfg.max_heldout, _lang_rng(seed, lang, "heldout-subsample"))
+    pool_pairs = _subsample(by_split["pool"], cfg.max_pool, lang_rng(seed, lang, "pool-subsample"))
+    held_pairs = _subsample(by_split["heldout"], cfg.max_heldout, lang_rng(seed, lang, "heldout-subsample"))
     dropped["pool:max_pool"] += len(by_split["pool"]) - len(pool_pairs)
     dropped["heldout:max_heldout"] += len(by_split["heldout"]) - len(held_pairs)
-    coins = _lang_rng(seed, lang, "pool-coin").random(len(pool_pairs)) < cfg.p_revised
+    coins = lang_rng(seed, lang, "pool-coin").random(len(pool_pairs)) < cfg.p_revised
     rows = {
         "qsm_train": [asdict(p) for p in by_split["qsm_train"]],
         "pool": [pool_sample(p, bool(c), path) for p, c in zip(pool_pairs, coins, strict=True)],

@@ -13,14 +13,11 @@ import numpy as np
 from mdaq.config import EvaluateConfig
 from mdaq.hardware import configure_torch
 from mdaq.models.lm import (
-    Encoded,
-    collate,
     encode_pair,
+    encoded_logprobs,
     format_prompt,
-    length_batches,
     load_causal_lm,
     resolve_device,
-    response_logprobs,
 )
 
 log = logging.getLogger(__name__)
@@ -35,27 +32,6 @@ def sequence_logprobs(model: Any, tok: Any, prompts: Sequence[str], responses: S
     """
     encoded = [encode_pair(tok, p, r, cfg.max_seq_len) for p, r in zip(prompts, responses, strict=True)]
     return encoded_logprobs(model, tok, encoded, cfg.batch_size, cfg.precision)
-
-
-def encoded_logprobs(
-    model: Any, tok: Any, encoded: Sequence[Encoded], batch_size: int, precision: str = "fp32", desc: str = "score"
-) -> tuple[np.ndarray, np.ndarray]:
-    """Summed log-probability and count of the labelled tokens of each encoded sequence, in length-sorted
-    batches without gradients."""
-    import torch
-    from tqdm.auto import tqdm
-
-    device = next(model.parameters()).device
-    sums, counts = np.zeros(len(encoded)), np.zeros(len(encoded), dtype=np.int64)
-    model.eval()
-    batches = list(length_batches([len(e.input_ids) for e in encoded], batch_size))
-    with torch.inference_mode():
-        for idx in tqdm(batches, desc=desc, unit="batch"):
-            batch = {k: v.to(device) for k, v in collate([encoded[i] for i in idx], tok.pad_token_id).items()}
-            token_lp, row = response_logprobs(model, batch, precision)
-            sums[idx] = torch.zeros(len(idx), dtype=torch.float64).index_add_(0, row.cpu(), token_lp.double().cpu())
-            counts[idx] = np.bincount(row.cpu().numpy(), minlength=len(idx))
-    return sums, counts
 
 
 def preference_metrics(chosen: tuple[np.ndarray, np.ndarray], rejected: tuple[np.ndarray, np.ndarray]) -> dict:

@@ -333,12 +333,9 @@ def plot_composition(table: pd.DataFrame, path: str | Path, mode: str = "per_lan
 
     Methods are ordered by mean share; ``full`` shows the pool's own share.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from mdaq.io import atomic_path
+    from mdaq.io import save_figure
 
     sub = table[(table["mode"] == mode) & (table["metric"] == "share_revised")]
     if sub.empty:
@@ -358,6 +355,4 @@ def plot_composition(table: pd.DataFrame, path: str | Path, mode: str = "per_lan
     ax.set_title("What each method selects from the mixed MIDB pool (random ≈ 0.5)", fontsize=9)
     ax.legend(fontsize=7, ncol=len(langs) + 1, loc="lower left")
     fig.tight_layout()
-    with atomic_path(Path(path), suffix=".png") as tmp:
-        fig.savefig(tmp, dpi=130)
-    plt.close(fig)
+    save_figure(fig, path, dpi=130)

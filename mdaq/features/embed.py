@@ -49,7 +49,7 @@ class SentenceEmbedder:
         m = self._model.load_encoder()
         m.model_.eval()
         self.dim = m.model_.config.hidden_size
-        out = m._embed_sorted([self.prefix + t for t in texts], self.batch_size, progress=len(texts) > 1000)
+        out = m.embed_texts([self.prefix + t for t in texts], self.batch_size, progress=len(texts) > 1000)
         return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
 
 

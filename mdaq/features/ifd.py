@@ -41,7 +41,7 @@ def ifd_scores(model: Any, tok: Any, samples: Sequence[Any], cfg: IFDConfig) -> 
     cfg : IFDConfig
         ``params.yaml: ifd`` (sequence length, batch size, precision).
     """
-    from mdaq.evaluation.heldout import encoded_logprobs
+    from mdaq.models.lm import encoded_logprobs
 
     start = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
     if start is None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+from pathlib import Path
 from typing import Any
 
 from mdaq.judging import doubles, openai_compat  # noqa: F401  (register fake, length, openai_compat)
@@ -57,6 +58,7 @@ __all__ = [
     "load_prompt",
     "make_judge",
     "parse_verdict",
+    "check_backend",
     "pipeline_backends",
     "winner_of",
 ]
@@ -77,6 +79,22 @@ def pipeline_backends() -> tuple[str, ...]:
     """Registered judge backends that the pipeline accepts (``params.yaml: judge.backend``): every one that is not a
     test double (:attr:`Judge.is_test_double`), plus ``"none"`` (skip the judge stage)."""
     return ("none", *(n for n in JUDGES.names() if not JUDGES.get(n).is_test_double))
+
+
+def check_backend(backend: str, path: str | Path = "params.yaml") -> str:
+    """``backend`` when the pipeline accepts it (:func:`pipeline_backends`), else :class:`mdaq.errors.DataError`
+    naming ``path`` and ``judge.backend``: a test double is refused, so its verdicts never reach a leaderboard.
+
+    Called where a profile is adopted or checked (``mdaq profile use / check``) and by the judge stage; not by
+    :func:`mdaq.config.load_params`, which stays free of registries so that every stage's import closure (and so
+    its DVC dependencies, ``tests/test_architecture.py``) does not include the judge backends.
+    """
+    from mdaq.errors import DataError
+
+    if backend not in pipeline_backends():
+        why = "is a test double, not a judge" if backend in JUDGES.names() else "is not a judge backend"
+        raise DataError(path, f"{backend!r} {why}; one of {pipeline_backends()}", field="judge.backend")
+    return backend
 
 
 def make_judge(cfg: dict[str, Any]) -> Judge:

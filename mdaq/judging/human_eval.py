@@ -329,18 +329,15 @@ def plot_table1(win_rates: pd.DataFrame | None, path: str | Path, *, note: str =
     """The human-evaluation table as a figure: languages × (pair, benchmark) cells coloured by win rate, each
     reading ``win% [lo, hi]``. ``win_rates`` is :func:`human_win_rates`' frame; None or empty draws a figure
     that says there are no human judgments (so the stage's output always exists and never shows made-up data)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from mdaq.reporting.plots import _save
+    from mdaq.io import save_figure
 
     if win_rates is None or win_rates.empty:
         fig, ax = plt.subplots(figsize=(6.4, 1.6))
         ax.axis("off")
         ax.text(0.5, 0.5, note or "No human judgments", ha="center", va="center", wrap=True, fontsize=10)
-        return _save(fig, path)
+        return save_figure(fig, path)
     wr = win_rates.copy()
     one_pair, wr["col"] = _table_columns(wr, "\n")
     grid = wr.pivot(index="lang", columns="col", values="win_rate")
@@ -355,7 +352,7 @@ def plot_table1(win_rates: pd.DataFrame | None, path: str | Path, *, note: str =
     pair = f"{wr['model'].iloc[0]} vs {wr['reference'].iloc[0]}: " if one_pair else ""
     ax.set_title(f"Human evaluation, {pair}win rate % [95% CI] (ties ½)" + (f"\n{note}" if note else ""), fontsize=9)
     fig.colorbar(im, ax=ax, fraction=0.04, label="win rate (%)")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 NO_HUMAN_DATA = (

@@ -197,6 +197,9 @@ def run_judge_stage(
 
     out_dir = Path(out_dir)
     out: dict[str, Any] = {}
+    from mdaq.judging import check_backend
+
+    check_backend(cfg.backend, "params.yaml")
     judge = None if cfg.backend == "none" else make_stage_judge(cfg, cache_path)
     if judge is None:
         log.warning(SKIP_MESSAGE)

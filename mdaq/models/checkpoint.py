@@ -85,3 +85,16 @@ def load_optim_state(folder: Path, opt: Any, sched: Any, rank: int = 0) -> None:
     torch.set_rng_state(rng["torch"])
     if "cuda" in rng and torch.cuda.is_available():
         torch.cuda.set_rng_state(rng["cuda"])
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch (CPU and CUDA)."""
+    import random
+
+    import torch
+
+    random.seed(seed)
+    import numpy as np
+
+    np.random.seed(seed)  # noqa: NPY002  (third-party code may draw from the legacy global state)
+    torch.manual_seed(seed)

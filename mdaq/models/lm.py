@@ -183,3 +183,24 @@ def load_causal_lm(
 
         model = PeftModel.from_pretrained(model, str(adapter))
     return tok, model.to(device)
+
+
+def encoded_logprobs(
+    model: Any, tok: Any, encoded: Sequence[Encoded], batch_size: int, precision: str = "fp32", desc: str = "score"
+) -> tuple[np.ndarray, np.ndarray]:
+    """Summed log-probability and count of the labelled tokens of each encoded sequence, in length-sorted
+    batches without gradients."""
+    import torch
+    from tqdm.auto import tqdm
+
+    device = next(model.parameters()).device
+    sums, counts = np.zeros(len(encoded)), np.zeros(len(encoded), dtype=np.int64)
+    model.eval()
+    batches = list(length_batches([len(e.input_ids) for e in encoded], batch_size))
+    with torch.inference_mode():
+        for idx in tqdm(batches, desc=desc, unit="batch"):
+            batch = {k: v.to(device) for k, v in collate([encoded[i] for i in idx], tok.pad_token_id).items()}
+            token_lp, row = response_logprobs(model, batch, precision)
+            sums[idx] = torch.zeros(len(idx), dtype=torch.float64).index_add_(0, row.cpu(), token_lp.double().cpu())
+            counts[idx] = np.bincount(row.cpu().numpy(), minlength=len(idx))
+    return sums, counts

@@ -76,7 +76,10 @@ def dry_run(profile: str | Path, root: str | Path = ".") -> dict[str, Any]:
     from mdaq.config import load_params
 
     profile, root = Path(profile), Path(root)
+    from mdaq.judging import check_backend
+
     params = load_params(profile)  # strict: unknown keys and wrong types fail here, naming the key
+    check_backend(params.judge.backend, profile)
     raw = yaml.safe_load(profile.read_text(encoding="utf-8"))
     data_outs = set()
     for dvc_file in (p for p in root.glob("*.dvc") if p.is_file()):

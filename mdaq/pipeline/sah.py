@@ -134,12 +134,9 @@ def sah_table(
 def plot_sah(table: Any, path: str | Path, metrics: Sequence[str] = ("expert_pref_acc", "ref_nll")) -> Path:
     """One column per language, one row per metric (accuracy with ±1.96 SE), against training-set size (log scale),
     one line per method."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from mdaq.reporting.plots import _save
+    from mdaq.io import save_figure
 
     langs = sorted(set(table["lang"])) or ["-"]
     fig, axes = plt.subplots(len(metrics), len(langs), figsize=(3.6 * len(langs), 2.8 * len(metrics)), squeeze=False)
@@ -164,4 +161,4 @@ def plot_sah(table: Any, path: str | Path, metrics: Sequence[str] = ("expert_pre
     else:
         axes[0][0].text(0.5, 0.5, "no SAH points", ha="center", transform=axes[0][0].transAxes)
     fig.suptitle("Quality against quantity: curated vs unfiltered subsets (last point: the whole pool)", fontsize=9)
-    return _save(fig, path)
+    return save_figure(fig, path)

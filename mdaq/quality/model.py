@@ -181,7 +181,7 @@ class QualityModel:
 
         Triplet models embed anchors and responses separately; the regression model embeds one text per pair.
         Texts are tokenised once, sorted by token length and cut into batches of ``batch_size`` rows, each padded
-        only to its longest text (:meth:`_embed_sorted`), so padding stays small; the result is in input order.
+        only to its longest text (:meth:`embed_texts`), so padding stays small; the result is in input order.
         """
         if len(instructions) != len(responses):
             raise ValueError(f"{len(instructions)} instructions but {len(responses)} responses")
@@ -189,15 +189,15 @@ class QualityModel:
         self.model_.eval()
         if self.kind == "triplet":  # an instruction repeated across rows (pairs, pools) is embedded once
             uniq, inverse = np.unique(np.asarray(instructions, dtype=object), return_inverse=True)
-            a = self._embed_sorted([self.query_prefix + t for t in uniq], batch_size, progress)[inverse]
-            r = self._embed_sorted([self.passage_prefix + t for t in responses], batch_size, progress)
+            a = self.embed_texts([self.query_prefix + t for t in uniq], batch_size, progress)[inverse]
+            r = self.embed_texts([self.passage_prefix + t for t in responses], batch_size, progress)
             return -np.linalg.norm(a - r, axis=1).astype(np.float32)
         texts = [f"{self.passage_prefix}{i}\n{r}" for i, r in zip(instructions, responses, strict=True)]
-        pooled = self._embed_sorted(texts, batch_size, progress)
+        pooled = self.embed_texts(texts, batch_size, progress)
         w, b = self.head_.weight.detach().cpu().numpy(), self.head_.bias.detach().cpu().numpy()
         return (pooled @ w.T + b)[:, 0].astype(np.float32)
 
-    def _embed_sorted(self, texts: Sequence[str], batch_size: int, progress: bool) -> np.ndarray:
+    def embed_texts(self, texts: Sequence[str], batch_size: int, progress: bool) -> np.ndarray:
         """Pooled vectors (float32, input order): texts tokenised once, sorted by length, cut into batches of
         ``batch_size`` rows padded only to the batch's longest text, encoded without gradients."""
         import torch

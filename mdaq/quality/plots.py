@@ -18,13 +18,10 @@ def plot_accuracy_by_lang(table: Any, path: str | Path) -> Any:
     path : path
         PNG to write.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from mdaq.io import atomic_path
+    from mdaq.io import save_figure
 
     langs = sorted(table["lang"].unique())
     scorers = list(dict.fromkeys(table["scorer"]))
@@ -43,6 +40,5 @@ def plot_accuracy_by_lang(table: Any, path: str | Path) -> Any:
     ax.set_title("QSM on held-out MIDB pairs (* = language not seen in training)")
     ax.legend(ncol=len(scorers), fontsize=8, loc="lower right")
     fig.tight_layout()
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, dpi=120)
+    save_figure(fig, path, close=False)
     return fig

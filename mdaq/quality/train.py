@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from mdaq.config import QSMConfig
-from mdaq.data.split import _lang_rng
+from mdaq.data.split import lang_rng
 from mdaq.hardware import configure_torch
 from mdaq.models import checkpoint
 from mdaq.models.checkpoint import Interrupted  # noqa: F401  (re-exported: `stop_after` raises it)
@@ -38,7 +38,7 @@ def select_training_rows(rows_by_lang: dict[str, list[dict]], cfg: QSMConfig, se
             continue
         rows = rows_by_lang[lang]
         if 0 < cfg.max_pairs_per_lang < len(rows):
-            rng = _lang_rng(seed, lang, "qsm-train-subsample")
+            rng = lang_rng(seed, lang, "qsm-train-subsample")
             keep = np.sort(rng.choice(len(rows), cfg.max_pairs_per_lang, replace=False))
             rows = [rows[i] for i in keep]
         out += rows
@@ -133,7 +133,7 @@ def train_qsm(
     from tqdm.auto import tqdm
     from transformers import get_cosine_schedule_with_warmup
 
-    from mdaq.training.lora import seed_everything
+    from mdaq.models.checkpoint import seed_everything
 
     if not rows:
         raise ValueError("train_qsm: no training pairs")

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import math
-import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -13,6 +11,7 @@ import numpy as np
 
 from mdaq.config import Params, section_sha
 from mdaq.io import atomic_path, read_json, write_json
+from mdaq.provenance import run_sections
 
 INTRINSIC = ("cluster_coverage", "mean_pairwise_distance", "mean_quality", "len_mean")  # from the intrinsic stage
 GENERATION = ("share_target_lang",)  # from generation.json (language fidelity of the generated answers)
@@ -62,51 +61,6 @@ MEAN_FIELDS = ("expert_pref_acc", "ref_nll", "share_revised", *INTRINSIC, *GENER
 
 
 _BENCH = tuple(c.removeprefix("win_rate_") for c in JUDGE)
-
-
-def run_sections(method: str) -> tuple[str, ...]:
-    """The ``params.yaml`` sections a (method, lang) result depends on."""
-    return ("seed", "base_model", "prepare", "select", f"selectors.{method}", "train", "evaluate")
-
-
-def git_sha(root: str | Path = ".") -> str:
-    """``HEAD`` commit (short), ``-dirty`` if tracked code/pipeline files differ from it; ``unknown`` without git."""
-    try:
-        sha = subprocess.run(
-            ["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            [
-                "git",
-                "status",
-                "--porcelain",
-                "--untracked-files=no",
-                "--",
-                "mdaq",
-                "notebooks",
-                "dvc.yaml",
-                "params.yaml",
-            ],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return f"{sha}-dirty" if dirty else sha
-
-
-def provenance(params: Params, method: str) -> dict[str, Any]:
-    """Fields every metrics file carries: params hash, git sha, package version, date."""
-    from mdaq import __version__
-
-    return {
-        "params_sha": section_sha(params, *run_sections(method)),
-        "git_sha": git_sha(),
-        "mdaq_version": __version__,
-        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-    }
 
 
 def _row(metrics: dict[str, Any], params: Params) -> dict[str, Any]:

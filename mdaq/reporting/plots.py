@@ -8,27 +8,13 @@ from typing import Any
 
 import numpy as np
 
-from mdaq.io import atomic_path
-
-
-def _save(fig: Any, path: str | Path) -> Path:
-    import matplotlib.pyplot as plt
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, dpi=120, bbox_inches="tight", format="png")
-    plt.close(fig)
-    return path
+from mdaq.io import save_figure
 
 
 def plot_metric_by_language(
     long_df: Any, metric: str, path: str | Path, *, title: str = "", reference_line: float | None = None
 ) -> Path:
     """Grouped bars: one group per language (and ``all``), one bar per method, 95% intervals as error bars."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     sub = long_df[long_df["metric"] == metric]
@@ -51,14 +37,11 @@ def plot_metric_by_language(
     lo = np.nanmin(sub["ci_low"].fillna(sub["value"])) if len(sub) else 0.0
     ax.set_ylim(bottom=max(0.0, lo - 0.05 * abs(lo)) if metric != "ref_nll" else None)
     ax.legend(ncol=min(6, len(methods)), fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12), frameon=False)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_win_rates(long_df: Any, path: str | Path) -> Path:
     """Per-language AlpacaEval and MT-Bench R1 win rates against the reference method, or a note that no judge ran."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     judged = long_df[long_df["metric"].str.startswith("win_rate")]
@@ -73,7 +56,7 @@ def plot_win_rates(long_df: Any, path: str | Path) -> Path:
             ha="center",
             va="center",
         )
-        return _save(fig, path)
+        return save_figure(fig, path)
     benches = [b for b in ("win_rate_alpaca_eval", "win_rate_mt_bench_r1") if b in set(judged["metric"])]
     fig, axes = plt.subplots(1, len(benches), figsize=(6.5 * len(benches), 3.6), squeeze=False)
     for ax, bench in zip(axes[0], benches, strict=True):
@@ -109,4 +92,4 @@ def plot_win_rates(long_df: Any, path: str | Path) -> Path:
         bbox_to_anchor=(0.5, -0.08),
         frameon=False,
     )
-    return _save(fig, path)
+    return save_figure(fig, path)

@@ -6,12 +6,11 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from mdaq.config import QUOTA_MODES
 from mdaq.selectors.base import FEATURES, BaseSelector
 from mdaq.types import Pool
 
 __all__ = ["QUOTA_MODES", "language_quotas", "pooled_pool", "select_pooled", "pooled_report"]
-
-QUOTA_MODES = ("equal", "proportional", "temperature")
 
 
 def _check_count(name: str, value) -> int:

@@ -16,7 +16,7 @@ from mdaq.config import TrainConfig
 from mdaq.hardware import configure_torch
 from mdaq.io import write_json
 from mdaq.models import checkpoint
-from mdaq.models.checkpoint import Interrupted
+from mdaq.models.checkpoint import Interrupted, seed_everything
 from mdaq.models.checkpoint import run_fingerprint as run_fingerprint_
 from mdaq.models.lm import (
     collate,
@@ -30,17 +30,6 @@ from mdaq.models.lm import (
 from mdaq.types import Sample
 
 log = logging.getLogger(__name__)
-
-
-def seed_everything(seed: int) -> None:
-    """Seed python, numpy and torch (CPU and CUDA)."""
-    import random
-
-    import torch
-
-    random.seed(seed)
-    np.random.seed(seed)  # noqa: NPY002  (third-party code may draw from the legacy global state)
-    torch.manual_seed(seed)
 
 
 def add_lora(model: Any, cfg: TrainConfig) -> Any:
