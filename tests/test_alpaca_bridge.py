@@ -16,7 +16,13 @@ import pytest
 pytest.importorskip("alpaca_eval")
 
 from mdaq.judging import alpaca_bridge  # noqa: E402
-from mdaq.judging.alpaca_bridge import chatml_to_messages, combine_preferences, run_alpaca_eval  # noqa: E402
+from mdaq.judging.alpaca_bridge import (  # noqa: E402
+    alpaca_parser,
+    alpaca_template,
+    chatml_to_messages,
+    run_alpaca_eval,
+)
+from mdaq.judging.base import load_prompt  # noqa: E402
 
 # instruction -> (model answer, reference answer); the fake judge prefers the longer answer, [[1]] on equal length
 CASES = {
@@ -138,41 +144,52 @@ def test_both_orders_combined_and_win_rate(tmp_path, monkeypatch, no_network):
     res = run_alpaca_eval(model, ref, judge, lang="de", name="lora-mdaq")
 
     assert res["instructions"] == list(CASES)
-    assert same(res["preferences"]["main"], MAIN)
-    assert same(res["preferences"]["swapped"], SWAPPED)
+    assert same(res["preferences"]["reference_first"], MAIN)  # alpaca_eval's main run: the model is output_2
+    assert same(res["preferences"]["model_first"], SWAPPED)
     assert same(res["preferences"]["combined"], COMBINED)
     # alpaca_eval's own number for the main order = mean(pref - 1) * 100 over parsed items
     parsed = [p for p in MAIN if not math.isnan(p)]
     assert res["leaderboard"]["win_rate"] == pytest.approx(sum(p - 1 for p in parsed) / len(parsed) * 100)
-    assert res["leaderboard"]["win_rate"] == pytest.approx(res["summary"]["main"]["win_rate"]) == pytest.approx(40.0)
+    main = res["summary"]["reference_first"]
+    assert res["leaderboard"]["win_rate"] == pytest.approx(main["win_rate"]) == pytest.approx(40.0)
     assert res["leaderboard"]["n_total"] == 5
     assert {"standard_error", "discrete_win_rate"} <= set(res["leaderboard"])
-    assert res["summary"]["combined"] == {
-        "win_rate": pytest.approx(50.0),
-        "n_total": 5,
-        "n_wins": 1,
-        "n_losses": 1,
-        "n_draws": 3,
-        "n_unparsed": 1,
-    }
+    combined = res["summary"]["combined"]  # mdaq.judging.winrate.win_rate_stats, as for MT-Bench
+    assert combined["win_rate"] == pytest.approx(50.0)
+    assert (combined["n_total"], combined["n_wins"], combined["n_wins_base"], combined["n_draws"]) == (5, 1, 1, 3)
+    assert combined["n_unparsed"] == 1
+
+    # one judgment record per (item, order), combined by the same code as every other benchmark
+    recs = res["records"]
+    assert len(recs) == 2 * len(CASES) and {r["order"] for r in recs} == {"model_first", "reference_first"}
+    assert {r["prompt_version"] for r in recs} == {"judge_pairwise_v1"} == {res["prompt_version"]}
+    assert {r["prompt_sha"] for r in recs} == {load_prompt("judge_pairwise_v1").sha}
+    assert {(r["model"], r["reference"], r["judge_id"]) for r in recs} == {("lora-mdaq", "reference", judge.id)}
+    long_first = next(r for r in recs if r["item_id"] == "0" and r["order"] == "model_first")
+    assert (long_first["verdict"], long_first["winner"]) == (1, "model") and "[[1]]" in long_first["raw"]
 
     # judge calls: both orders, minus the identical pair; prompts carry the language and the right answer order
     assert len(judge.conversations) == res["n_judge_calls"] == 2 * (len(CASES) - 1)
-    assert all([m["role"] for m in c] == ["system", "user"] for c in judge.conversations)
-    first = judge.conversations[0][-1]["content"]
-    assert "German (de)" in first and "[[0]] if they are equally good" in first and "{" not in first
+    assert all([m["role"] for m in c] == ["user"] for c in judge.conversations)
+    first = next(c[-1]["content"] for c in judge.conversations if "lange Farbe" in c[-1]["content"])  # main run
+    assert (
+        first
+        == load_prompt("judge_pairwise_v1")
+        .render(lang="de", instruction=list(CASES)[0], answer_1="Blau", answer_2="Dunkelblau wie die Nacht")
+        .strip()
+    )  # the very prompt MT-Bench items get
     main_long = next(c[-1]["content"] for c in judge.conversations if "lange Farbe" in c[-1]["content"])
     assert main_long.index("<answer_1>\nBlau\n") < main_long.index("<answer_2>\nDunkelblau")
 
     # raw annotations keep alpaca_eval's orientation (2 = output_2 better) and say which order they come from
     ann = {(a["order"], a["instruction"]): a for a in res["annotations"]}
-    swapped_long = ann[("swapped", "Nenne eine lange Farbe.")]
+    swapped_long = ann[("model_first", "Nenne eine lange Farbe.")]
     assert (swapped_long["output_1"], swapped_long["generator_1"], swapped_long["preference"]) == (
         "Dunkelblau wie die Nacht",
         "lora-mdaq",
         1.0,
     )
-    assert ann[("main", "KAPUTT: Schreibe ein Gedicht.")]["preference"] is None
+    assert ann[("reference_first", "KAPUTT: Schreibe ein Gedicht.")]["preference"] is None
 
     # nothing written into cwd or the package, and alpaca_eval's root-logger level change is undone
     assert list(cwd.iterdir()) == []
@@ -189,7 +206,7 @@ def test_out_dir_annotations_and_cache(tmp_path, monkeypatch, no_network):
 
     saved = json.loads((out / "annotations.json").read_text(encoding="utf-8"))
     assert len(saved) == 2 * len(CASES)
-    assert {a["order"] for a in saved} == {"main", "swapped"}
+    assert {a["order"] for a in saved} == {"reference_first", "model_first"}
     for a in saved:
         assert {"instruction", "output_1", "output_2", "generator_1", "generator_2", "preference", "order"} <= set(a)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # nothing else beside out_dir
@@ -199,29 +216,36 @@ def test_out_dir_annotations_and_cache(tmp_path, monkeypatch, no_network):
     judge2 = FakeJudge()
     res2 = run_alpaca_eval(model, ref, judge2, lang="de", out_dir=out, name="lora-mdaq")
     assert judge2.conversations == [] and res2["n_judge_calls"] == 0
-    for order in ("main", "swapped", "combined"):
+    for order in ("reference_first", "model_first", "combined"):
         assert same(res2["preferences"][order], res["preferences"][order])
 
 
 @pytest.mark.parametrize(
     ("completion", "expected"),
     [
-        ("[[1]]", [1]),
-        ("Answer 2 is clearer.\n[[2]]", [2]),
+        ("[[1]]", [1.0]),
+        ("Answer 2 is clearer.\n[[2]]", [2.0]),
         ("Equal.\n[[0]]", [1.5]),
-        ("[[ 2 ]]", [2]),
-        ("I pick [[1]].\nVerdict: [[1]]", [1]),  # repeated, consistent
-        ("Not [[1]] but [[2]]", []),  # conflicting markers: never guessed
-        ("no verdict at all", []),
-        ("[[3]]", []),
+        ("[[ 2 ]]", [2.0]),
+        ("I pick [[1]].\nVerdict: [[1]]", [1.0]),  # repeated, consistent
+        ("Not [[1]] but [[2]]", [None]),  # conflicting markers: never guessed
+        ("no verdict at all", [None]),
+        ("[[3]]", [None]),
     ],
 )
-def test_verdict_regexes(completion, expected):
-    import yaml
-    from alpaca_eval.completion_parsers import regex_parser
+def test_alpaca_parser_is_the_judge_parser(completion, expected):
+    assert alpaca_parser(completion) == expected
 
-    (cfg,) = yaml.safe_load((alpaca_bridge.CONFIG_DIR / "configs.yaml").read_text(encoding="utf-8")).values()
-    assert regex_parser(completion, **cfg["completion_parser_kwargs"]) == expected
+
+def test_alpaca_template_is_the_judge_prompt():
+    prompt = load_prompt("judge_pairwise_v1")
+    template = alpaca_template(prompt, "ja")
+    filled = template.replace("{instruction}", "I").replace("{output_1}", "A").replace("{output_2}", "B")
+    rendered = prompt.render(lang="ja", instruction="I", answer_1="A", answer_2="B").strip()
+    assert filled == f"<|im_start|>user\n{rendered}\n<|im_end|>"
+    with pytest.raises(ValueError, match="single-turn"):
+        alpaca_template(load_prompt("judge_pairwise_multiturn_v1"), "ja")
+    assert not list(alpaca_bridge.CONFIG_DIR.glob("*.txt"))  # one prompt file per version: mdaq/judging/prompts
 
 
 def test_chatml_split_keeps_markers_inside_answers():
@@ -233,13 +257,6 @@ def test_chatml_split_keeps_markers_inside_answers():
         {"role": "user", "content": "A: x<|im_end|>\n<|im_start|>user\ny"},
     ]
     assert chatml_to_messages("plain", 0) == [{"role": "user", "content": "plain"}]
-
-
-def test_combine_preferences():
-    assert combine_preferences(2.0, 2.0) == 2.0
-    assert combine_preferences(2.0, 1.0) == 1.5
-    assert combine_preferences(1.5, 2.0) == 1.5
-    assert math.isnan(combine_preferences(math.nan, 2.0))
 
 
 def test_mismatched_or_duplicate_instructions_rejected():

@@ -14,6 +14,12 @@ How the judge is plugged in (alpaca_eval 0.6.6)
   ``mdaq/judging/alpaca_eval_config/`` leaves ``fn_completions`` out (a second value would be a duplicate keyword).
 * The callable is called as ``fn(prompts=[...])`` and returns ``{"completions", "price_per_example",
   "time_per_example"}``, alpaca_eval's decoder contract (see ``alpaca_eval/decoders/test.py``).
+* ``prompt_template`` and ``fn_completion_parser`` travel the same way: the template is the project's judge prompt
+  (``mdaq/judging/prompts/<version>.txt``, the one :mod:`mdaq.judging.base` sends for MT-Bench) with the language
+  filled in and its answer placeholders renamed to alpaca_eval's, and the parser is
+  :func:`mdaq.judging.base.parse_verdict`. The two orders are combined by :func:`mdaq.judging.winrate.combine_orders`
+  and summarised by :func:`mdaq.judging.winrate.win_rate_stats`: one prompt, one parser, one combiner for every
+  benchmark. The packaged ``configs.yaml`` holds only alpaca_eval's annotator settings.
 
 Nothing touches the network or the current directory: ``reference_outputs`` is always given,
 ``precomputed_leaderboard=None`` (no hub leaderboard), ``output_path=None`` (alpaca_eval writes no results), and
@@ -26,40 +32,24 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import re
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from mdaq.io import write_json
+from mdaq.judging.base import DEFAULT_PROMPT, ORDERS, RECORD_KEYS, ChatBackend, Prompt, load_prompt, parse_verdict
+from mdaq.judging.winrate import PREFERENCE, combine_orders, win_rate_stats
 
 log = logging.getLogger(__name__)
 
 CONFIG_DIR = Path(__file__).resolve().parent / "alpaca_eval_config"
-ORDERS = ("main", "swapped")  # main: model is output_2 (alpaca_eval's convention); swapped: model is output_1
-_PLACEHOLDERS = ("{instruction}", "{output_1}", "{output_2}", "{language}")
+# alpaca_eval's main run shows the model as output_2 (reference first); its swapped run shows the model first
+RUN_ORDER = {"main": "reference_first", "swapped": "model_first"}
+_PLACEHOLDERS = ("{instruction}", "{output_1}", "{output_2}")
 _IM_START, _IM_END = "<|im_start|>", "<|im_end|>"
-
-
-class CompletionLike(Protocol):
-    """The fields of ``mdaq.judging.base.Completion`` that the bridge reads (read-only, as in the frozen dataclass)."""
-
-    @property
-    def text(self) -> str: ...
-
-    @property
-    def cost_usd(self) -> float: ...
-
-    @property
-    def latency_s(self) -> float: ...
-
-
-class ChatBackend(Protocol):
-    """The judge interface of ``mdaq.judging.base``: OpenAI-style conversations in, completions out in input order."""
-
-    @property
-    def id(self) -> str: ...
-
-    def chat_many(self, conversations: Sequence[list[dict[str, str]]]) -> Sequence[CompletionLike]: ...
+_WINNER = {v: k for k, v in PREFERENCE.items()}  # 2.0 -> model, 1.0 -> reference, 1.5 -> tie (model orientation)
 
 
 def chatml_to_messages(prompt: str, n_messages: int) -> list[dict[str, str]]:
@@ -127,12 +117,24 @@ class _JudgeCompletions:
         }
 
 
-def language_name(lang: str) -> str:
-    """English name of an ISO 639-1 code for the judge prompt (``"de"`` -> ``"German (de)"``); else ``lang``."""
-    from mdaq.data.midb import LANG_FILES
+def alpaca_template(prompt: Prompt, lang: str) -> str:
+    """The judge prompt as an alpaca_eval template for language ``lang``: one ChatML user message, ``{lang}`` filled
+    in, ``{answer_1}`` / ``{answer_2}`` renamed to alpaca_eval's ``{output_1}`` / ``{output_2}`` (alpaca_eval needs
+    each placeholder exactly once per example)."""
+    if "{" in lang or "}" in lang:
+        raise ValueError(f"language code {lang!r} contains a brace")
+    text = prompt.text.replace("{lang}", lang).replace("{answer_1}", "{output_1}").replace("{answer_2}", "{output_2}")
+    found = re.findall(r"\{([a-z0-9_]+)\}", text)
+    if sorted(found) != ["instruction", "output_1", "output_2"]:
+        raise ValueError(f"prompt {prompt.name!r} is not a single-turn judge prompt: placeholders {found}")
+    return f"{_IM_START}user\n{text.strip()}\n{_IM_END}"
 
-    name = LANG_FILES.get(lang)
-    return f"{name} ({lang})" if name else lang
+
+def alpaca_parser(completion: str) -> list[float | None]:
+    """alpaca_eval completion parser: :func:`mdaq.judging.base.parse_verdict` as alpaca_eval's preference (``[[1]]``
+    -> 1, ``[[2]]`` -> 2, ``[[0]]`` -> 1.5); an unparsed reply -> ``[None]`` (stored as NaN, never guessed)."""
+    verdict = parse_verdict(completion)
+    return [None if verdict is None else {1: 1.0, 2: 2.0, 0: 1.5}[verdict]]
 
 
 def _import_alpaca_eval() -> Any:
@@ -146,8 +148,8 @@ def _import_alpaca_eval() -> Any:
     return ae_main
 
 
-def _records(rows: list[dict], what: str, language: str, default_generator: str) -> list[dict[str, str]]:
-    """Validated, minimal AlpacaEval records (instruction, language, output, generator); unique instructions."""
+def _records(rows: list[dict], what: str, default_generator: str) -> list[dict[str, str]]:
+    """Validated, minimal AlpacaEval records (instruction, output, generator); unique instructions."""
     out, seen = [], set()
     for i, row in enumerate(rows):
         instr, output = row.get("instruction"), row.get("output")
@@ -161,7 +163,7 @@ def _records(rows: list[dict], what: str, language: str, default_generator: str)
                 raise ValueError(f"{what}[{i}]: text contains the template placeholder {hit!r}")
         seen.add(instr)
         generator = row.get("generator") or default_generator
-        out.append({"instruction": instr, "language": language, "output": output, "generator": str(generator)})
+        out.append({"instruction": instr, "output": output, "generator": str(generator)})
     return out
 
 
@@ -173,47 +175,11 @@ def _pref(value: Any) -> float:
     return value if not math.isnan(value) else math.nan
 
 
-def combine_preferences(main: float, swapped: float) -> float:
-    """Combine the two orders (both already in model orientation: 2 = model better).
-
-    Agreement gives the shared value, disagreement a tie (1.5), and any unparsed verdict NaN.
-    """
-    if math.isnan(main) or math.isnan(swapped):
-        return math.nan
-    return main if main == swapped else 1.5
-
-
-def summarize(prefs: Sequence[float]) -> dict[str, float | int]:
-    """Win rate (percent, ties count half: mean(pref - 1) * 100) and counts over the parsed preferences."""
-    parsed = [p for p in prefs if not math.isnan(p)]
-    n = len(parsed)
-    return {
-        "win_rate": (sum(p - 1 for p in parsed) / n * 100) if n else math.nan,
-        "n_total": n,
-        "n_wins": sum(p > 1.5 for p in parsed),
-        "n_losses": sum(p < 1.5 for p in parsed),
-        "n_draws": sum(p == 1.5 for p in parsed),
-        "n_unparsed": len(prefs) - n,
-    }
-
-
-def _template_path() -> Path:
-    """The prompt template named in ``configs.yaml``, resolved like alpaca_eval does (relative to the folder above)."""
-    import yaml
-
-    configs = yaml.safe_load((CONFIG_DIR / "configs.yaml").read_text(encoding="utf-8"))
-    (cfg,) = configs.values()
-    path = CONFIG_DIR.parent / cfg["prompt_template"]
-    if not path.is_file():  # alpaca_eval would silently use the missing path itself as the prompt
-        raise FileNotFoundError(path)
-    return path
-
-
-def _cache_path(out_dir: Path | None, backend_id: str) -> Path | None:
+def _cache_path(out_dir: Path | None, backend_id: str, template: str) -> Path | None:
     """alpaca_eval's annotation cache under ``out_dir``, named by judge id + config + template (never stale)."""
     if out_dir is None:
         return None
-    h = hashlib.sha256(backend_id.encode())
+    h = hashlib.sha256(backend_id.encode() + b"\0" + template.encode("utf-8"))
     for f in sorted(CONFIG_DIR.iterdir()):
         if f.is_file() and not f.name.startswith("."):
             h.update(f.name.encode() + b"\0" + f.read_bytes())
@@ -230,43 +196,51 @@ def run_alpaca_eval(
     lang: str,
     out_dir: Path | None = None,
     name: str = "model",
+    reference: str = "reference",
+    prompt: Prompt | str | None = None,
 ) -> dict:
     """Judge ``model_outputs`` against ``reference_outputs`` with alpaca_eval, in both answer orders.
 
     Parameters
     ----------
     model_outputs, reference_outputs : list of dict
-        AlpacaEval model-outputs records (``instruction``, ``output``, ``generator``, optionally ``dataset``),
-        matched on ``instruction``. Both must hold the same, unique instructions. A missing ``generator`` becomes
-        ``name`` (model) or ``"reference"``.
+        AlpacaEval model-outputs records (``instruction``, ``output``, ``generator``, optionally ``dataset`` and
+        ``detected_lang``), matched on ``instruction``. Both must hold the same, unique instructions. A missing
+        ``generator`` becomes ``name`` (model) or ``reference``.
     backend : ChatBackend
         The judge; called through alpaca_eval as its completion function (no caching of its own is assumed).
     lang : str
-        Language of the instructions (ISO 639-1 code or a name); shown to the judge as e.g. ``German (de)``.
+        ISO 639-1 code of the instructions' language, filled into the prompt's ``{lang}``.
     out_dir : Path, optional
         Where ``annotations.json`` (both orders, AlpacaEval annotation format plus ``order``) and alpaca_eval's
         annotation cache (``alpaca_eval_cache/``) go. Without it nothing is written.
-    name : str
-        Model name for alpaca_eval's leaderboard row.
+    name, reference : str
+        Method names of the model and of the reference, as the judgment records carry them.
+    prompt : Prompt or str, optional
+        The single-turn judge prompt (default: the backend's ``prompt`` attribute, else
+        :data:`mdaq.judging.base.DEFAULT_PROMPT`).
 
     Returns
     -------
     dict
-        ``instructions`` (model_outputs order); ``preferences`` with ``main``, ``swapped`` and ``combined`` lists
-        aligned with them, all in model orientation (1 = reference better, 1.5 = tie, 2 = model better, NaN =
-        unparsed verdict); ``summary`` (:func:`summarize` of each list); ``leaderboard``: alpaca_eval's
-        ``get_winrate`` numbers for the main order (``win_rate``, ``standard_error``, ``discrete_win_rate``,
-        ``n_total``, ``n_wins``, ``n_wins_base``, ``n_draws``); ``annotations``: both orders' records;
-        ``n_judge_calls``; and ``lang``, ``name``, ``reference``, ``judge``.
+        ``instructions`` (model_outputs order); ``records``: one judgment record per (instruction, order) with
+        :data:`mdaq.judging.base.RECORD_KEYS`, the prompt's version and sha, ready for
+        :func:`mdaq.judging.winrate.combine_orders`; ``preferences`` with ``reference_first`` (alpaca_eval's main
+        run), ``model_first`` and ``combined`` lists aligned with the instructions, in model orientation (1 =
+        reference better, 1.5 = tie, 2 = model better, NaN = unparsed); ``summary``:
+        :func:`mdaq.judging.winrate.win_rate_stats` of each list; ``leaderboard``: alpaca_eval's ``get_winrate``
+        numbers for the main run (a cross-check); ``annotations``; ``n_judge_calls``; ``lang``, ``name``,
+        ``reference``, ``judge``, ``prompt_version``, ``prompt_sha``.
 
     Notes
     -----
     Identical model and reference answers are scored 1.5 by alpaca_eval without asking the judge.
     """
-    language = language_name(lang)
-    model = _records(model_outputs, "model_outputs", language, name)
-    reference = _records(reference_outputs, "reference_outputs", language, "reference")
-    m_set, r_set = {r["instruction"] for r in model}, {r["instruction"] for r in reference}
+    prompt = prompt or getattr(backend, "prompt", None) or DEFAULT_PROMPT
+    prompt = load_prompt(prompt) if isinstance(prompt, str) else prompt
+    model = _records(model_outputs, "model_outputs", name)
+    refs = _records(reference_outputs, "reference_outputs", reference)
+    m_set, r_set = {r["instruction"] for r in model}, {r["instruction"] for r in refs}
     if m_set != r_set:
         raise ValueError(
             f"model_outputs and reference_outputs differ in instructions: {len(m_set - r_set)} only in the model's, "
@@ -274,42 +248,55 @@ def run_alpaca_eval(
         )
     if not model:
         raise ValueError("no outputs to evaluate")
-    template = _template_path()
+    template = alpaca_template(prompt, lang)
 
     ae_main = _import_alpaca_eval()
-    fn = _JudgeCompletions(backend, template.read_text(encoding="utf-8").count(_IM_START))
-    common = dict(
-        annotators_config=str(CONFIG_DIR / "configs.yaml"),
-        precomputed_leaderboard=None,
-        output_path=None,
-        is_return_instead_of_print=True,
-        fn_metric="get_winrate",
-        sort_by="win_rate",
-        is_cache_leaderboard=False,
-        input_keys=("instruction", "language"),
-        caching_path=_cache_path(out_dir, backend.id),
-        fn_completions=fn,
-    )
-    reference_name = reference[0]["generator"]
-    df_lb, ann_main = ae_main.evaluate(model_outputs=model, reference_outputs=reference, name=name, **common)
-    _, ann_swapped = ae_main.evaluate(
-        model_outputs=reference, reference_outputs=model, name=f"{reference_name} (swapped)", **common
-    )
+    fn = _JudgeCompletions(backend, template.count(_IM_START))
+    with tempfile.TemporaryDirectory(prefix="mdaq-alpaca-") as tmp:
+        template_path = Path(tmp) / "template.txt"  # absolute: alpaca_eval reads it as is
+        template_path.write_text(template, encoding="utf-8")
+        common = dict(
+            annotators_config=str(CONFIG_DIR / "configs.yaml"),
+            precomputed_leaderboard=None,
+            output_path=None,
+            is_return_instead_of_print=True,
+            fn_metric="get_winrate",
+            sort_by="win_rate",
+            is_cache_leaderboard=False,
+            caching_path=_cache_path(out_dir, backend.id, template),
+            fn_completions=fn,
+            fn_completion_parser=alpaca_parser,
+            prompt_template=str(template_path),
+        )
+        reference_name = refs[0]["generator"]
+        df_lb, ann_main = ae_main.evaluate(model_outputs=model, reference_outputs=refs, name=name, **common)
+        _, ann_swapped = ae_main.evaluate(
+            model_outputs=refs, reference_outputs=model, name=f"{reference_name} (swapped)", **common
+        )
 
     instructions = [r["instruction"] for r in model]
-    by_order = {"main": ann_main, "swapped": ann_swapped}
+    model_by = {r["instruction"]: r for r in model_outputs}
+    ref_by = {r["instruction"]: r for r in reference_outputs}
+    meta = {"judge_id": backend.id, "prompt_version": prompt.name, "prompt_sha": prompt.sha}
     prefs: dict[str, list[float]] = {}
     annotations: list[dict] = []
-    for order, ann in by_order.items():
+    records: list[dict] = []
+    for run, ann in (("main", ann_main), ("swapped", ann_swapped)):
+        order = RUN_ORDER[run]
         by_instr = {a["instruction"]: a for a in ann}
         prefs[order] = []
-        for instr in instructions:
+        for k, instr in enumerate(instructions):
             a = by_instr.get(instr)
             raw = _pref(a.get("preference")) if a else math.nan
-            prefs[order].append(raw if order == "main" or math.isnan(raw) else 3 - raw)
+            pref = raw if run == "main" or math.isnan(raw) else 3 - raw  # model orientation
+            prefs[order].append(pref)
             if a is not None:
                 annotations.append(_annotation_record(a, order, lang, backend.id, raw))
-    prefs["combined"] = [combine_preferences(m, s) for m, s in zip(prefs["main"], prefs["swapped"], strict=True)]
+            rec = _judgment_record(a, k, order, pref, model_by[instr], ref_by[instr], name, reference, lang, meta)
+            records.append(rec)
+    records.sort(key=lambda r: (int(r["item_id"]), ORDERS.index(r["order"])))
+    combined = combine_orders(records)
+    prefs["combined"] = [it["preference"] for it in combined]
 
     row = df_lb.loc[name]
     keys = ("win_rate", "standard_error", "discrete_win_rate", "n_total", "n_wins", "n_wins_base", "n_draws")
@@ -320,15 +307,61 @@ def run_alpaca_eval(
     return {
         "lang": lang,
         "name": name,
-        "reference": reference_name,
+        "reference": reference,
         "judge": backend.id,
+        "prompt_version": prompt.name,
+        "prompt_sha": prompt.sha,
         "instructions": instructions,
+        "records": records,
         "preferences": prefs,
-        "summary": {k: summarize(v) for k, v in prefs.items()},
+        "summary": {k: win_rate_stats(v) for k, v in prefs.items()},
         "leaderboard": leaderboard,
         "annotations": annotations,
         "n_judge_calls": fn.n_prompts,
     }
+
+
+def _judgment_record(
+    a: dict | None,
+    k: int,
+    order: str,
+    pref: float,
+    model_row: dict,
+    ref_row: dict,
+    name: str,
+    reference: str,
+    lang: str,
+    meta: dict[str, Any],
+) -> dict[str, Any]:
+    """One order of one AlpacaEval item as an mdaq judgment record (:data:`mdaq.judging.base.RECORD_KEYS`)."""
+    winner = None if math.isnan(pref) else _WINNER[float(pref)]
+    verdict = None
+    if winner is not None:  # the position verdict that names this winner in this order
+        first_wins = (winner == "model") == (order == "model_first")
+        verdict = 0 if winner == "tie" else (1 if first_wins else 2)
+    rec = {
+        "benchmark": "alpaca_eval",
+        "lang": lang,
+        "item_id": str(k),
+        "model": name,
+        "reference": reference,
+        "order": order,
+        "verdict": verdict,
+        "winner": winner,
+        "raw": _plain(a.get("preference_raw_completion")) if a else None,
+        **meta,
+        "model_len": len(model_row["output"]),
+        "reference_len": len(ref_row["output"]),
+        "model_lang": model_row.get("detected_lang"),
+        "reference_lang": ref_row.get("detected_lang"),
+        "target_lang": lang,
+        "prompt_tokens": None,
+        "completion_tokens": None,
+        "cost_usd": _plain(a.get("preference_price_per_example")) if a else None,
+        "latency_s": _plain(a.get("preference_time_per_example")) if a else None,
+        "cached": None,
+    }
+    return {key: rec[key] for key in RECORD_KEYS}
 
 
 def _plain(value: Any) -> Any:

@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 from pathlib import Path
 from typing import Any
 
 from mdaq.config import JudgeConfig
 from mdaq.io import iter_jsonl, read_json, write_json, write_jsonl
+from mdaq.judging.base import BENCHMARKS
 
 log = logging.getLogger(__name__)
 
-BENCHMARKS = ("alpaca_eval", "mt_bench_r1", "mt_bench_r2")
 SKIP_MESSAGE = (
     "no judge configured (judge.backend: none): win rates are not computed and the leaderboard shows the "
     "judge-free metrics only. Set judge.backend/model/base_url in params.yaml (any OpenAI-compatible server: "
@@ -36,50 +35,6 @@ def make_stage_judge(cfg: JudgeConfig, cache_path: str | Path | None) -> Any:
     if cfg.backend != "openai_compat":
         fields = {k: v for k, v in fields.items() if k in ("backend", "prompt")}
     return make_judge({**fields, "cache_path": str(cache_path) if cache_path else None})
-
-
-def _alpaca_records(
-    res: dict, model_rows: list[dict], ref_rows: list[dict], method: str, reference: str, lang: str, judge: Any
-) -> list[dict]:
-    """alpaca_eval's two orders as mdaq judgment records (main order: the model is ``output_2``)."""
-    from mdaq.judging import RECORD_KEYS
-
-    model_by, ref_by = {r["instruction"]: r for r in model_rows}, {r["instruction"]: r for r in ref_rows}
-    winner = {2.0: "model", 1.0: "reference", 1.5: "tie"}
-    out = []
-    for k, instr in enumerate(res["instructions"]):
-        m, r = model_by[instr], ref_by[instr]
-        for order, key in (("model_first", "swapped"), ("reference_first", "main")):
-            pref = res["preferences"][key][k]
-            rec = {
-                "benchmark": "alpaca_eval",
-                "lang": lang,
-                "item_id": str(k),
-                "model": method,
-                "reference": reference,
-                "order": order,
-                "verdict": None,
-                "winner": None if math.isnan(pref) else winner[float(pref)],
-                "raw": None,
-                "judge_id": judge.id,
-                "prompt_version": "alpaca_eval_config/pairwise_judge",
-                "prompt_sha": None,
-                "model_len": len(m["output"]),
-                "reference_len": len(r["output"]),
-                "model_lang": m.get("detected_lang"),
-                "reference_lang": r.get("detected_lang"),
-                "target_lang": lang,
-                "prompt_tokens": None,
-                "completion_tokens": None,
-                "cost_usd": None,
-                "latency_s": None,
-                "cached": None,
-            }
-            if rec["winner"] is not None:
-                first_wins = (rec["winner"] == "model") == (order == "model_first")
-                rec["verdict"] = 0 if rec["winner"] == "tie" else (1 if first_wins else 2)
-            out.append({k_: rec[k_] for k_ in RECORD_KEYS})
-    return out
 
 
 def _mt_bench_items(
@@ -147,8 +102,10 @@ def judge_pair(
 
     m_dir, r_dir = generations_dir / method / lang, generations_dir / cfg.reference / lang
     model_rows, ref_rows = read_json(m_dir / "alpaca_eval.json"), read_json(r_dir / "alpaca_eval.json")
-    res = run_alpaca_eval(model_rows, ref_rows, judge, lang=lang, out_dir=out_dir, name=method)
-    records = _alpaca_records(res, model_rows, ref_rows, method, cfg.reference, lang, judge)
+    res = run_alpaca_eval(
+        model_rows, ref_rows, judge, lang=lang, out_dir=out_dir, name=method, reference=cfg.reference
+    )
+    records = list(res["records"])  # the same prompt, parser and record format as the MT-Bench items below
     items = _mt_bench_items(
         questions,
         list(iter_jsonl(m_dir / "mt_bench.jsonl")),

@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 
 from mdaq.errors import DataError
+from mdaq.judging.base import ORDERS
 
-ORDERS = ("model_first", "reference_first")
 WINNERS = ("model", "reference", "tie")
 LANG_POLICIES = ("ignore", "loss")
 # AlpacaEval's encoding with the reference as output_1 and the model as output_2.
