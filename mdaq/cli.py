@@ -6,7 +6,6 @@ import argparse
 import json
 import logging
 import os
-import shutil
 import sys
 from pathlib import Path
 
@@ -179,16 +178,18 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _profile_use(args: argparse.Namespace) -> int:
-    from mdaq.config import load_params
+    from mdaq.config import load_params, render_params
 
     src = Path(args.profiles) / f"{args.name}.yaml"
     if not src.is_file():
         names = sorted(p.stem for p in Path(args.profiles).glob("*.yaml"))
         raise DataError(src, f"unknown profile {args.name!r}; available: {', '.join(names)}")
+    from mdaq.io import atomic_path
     from mdaq.judging import check_backend
 
     check_backend(load_params(src).judge.backend, src)  # validate before replacing the active params
-    shutil.copyfile(src, args.params)
+    with atomic_path(args.params) as tmp:
+        tmp.write_text(render_params(src), encoding="utf-8")
     print(f"{args.params} <- {src}")
     return 0
 
@@ -214,8 +215,10 @@ def _profile_prune_lock(args: argparse.Namespace) -> int:
 
 
 def _profile_deps(args: argparse.Namespace) -> int:
-    from mdaq.pipeline.imports import missing_deps, stage_closures
+    from mdaq.pipeline.imports import missing_deps, stage_closures, sync_deps
 
+    if args.write:
+        print(f"dvc.yaml: rewrote the mdaq/ deps of {sync_deps(args.root) or 'no'} stages")
     gaps = missing_deps(args.root)
     print(json.dumps({"missing": gaps, "closures": stage_closures(args.root)} if args.all else gaps, indent=1))
     return 1 if gaps else 0
@@ -343,7 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--ckpt", default=None, help="checkpoint folder (default: <out>.ckpt)")
     tr.set_defaults(fn=_train)
     pr = sub.add_parser("profile", help="pipeline profiles").add_subparsers(dest="sub", required=True)
-    u = pr.add_parser("use", help="copy profiles/NAME.yaml to params.yaml (validated)")
+    u = pr.add_parser("use", help="write params.yaml from profiles/NAME.yaml (its `extends` merged; validated)")
     u.add_argument("name")
     u.add_argument("--profiles", default="profiles")
     u.add_argument("--params", default="params.yaml")
@@ -359,6 +362,7 @@ def build_parser() -> argparse.ArgumentParser:
     pd = pr.add_parser("deps", help="dvc.yaml stages whose deps miss a file of their import closure (exit 1 if any)")
     pd.add_argument("--root", default=".")
     pd.add_argument("--all", action="store_true", help="also print each stage's closure (folders and root modules)")
+    pd.add_argument("--write", action="store_true", help="rewrite each stage's mdaq/ deps in dvc.yaml to its closure")
     pd.set_defaults(fn=_profile_deps)
     sub.add_parser("ls", help="list selection methods").set_defaults(fn=_ls)
     lb = sub.add_parser("leaderboard", help="print the leaderboard")

@@ -35,8 +35,8 @@ class PrepareConfig:
     split: SplitConfig = field(default_factory=SplitConfig)
     guard: int = 5  # positions dropped between blocks so a source item never sits in two splits
     p_revised: float = 0.5  # probability that a pool item is the expert-revised version
-    max_pool: int = 0  # 0 = keep the whole pool block; otherwise a seeded subsample (small profiles)
-    max_heldout: int = 0  # same for held-out pairs
+    max_pool: int = 80  # 0 = keep the whole pool block; otherwise a seeded subsample (small profiles)
+    max_heldout: int = 32  # same for held-out pairs
 
 
 @dataclass(frozen=True)
@@ -47,19 +47,19 @@ class QSMConfig:
     kind: str = "triplet"  # "triplet" (M-DaQ) or "regression" (CaR's IQS, ablation)
     pooling: str = "mean"
     margin: float = 1.0  # CaR's TripletMarginLoss margin; M-DaQ's is not published
-    lr: float = 2.0e-5
+    lr: float = 1.0e-4
     epochs: int = 1
     batch_size: int = 16
-    max_len: int = 128
-    max_pairs_per_lang: int = 0  # 0 = every qsm_train pair
+    max_len: int = 256
+    max_pairs_per_lang: int = 40  # 0 = every qsm_train pair
     warmup_ratio: float = 0.1
     checkpoint_every: int = 25
     freeze_embeddings: bool = True  # the 250k-row token table is 80% of me5's weights; CaR also freezes it early
-    unseen_langs: tuple[str, ...] = ()  # left out of training, reported as unseen
+    unseen_langs: tuple[str, ...] = ("ko", "tr")  # left out of training, reported as unseen
     device: str = "auto"
     precision: str = "auto"  # auto: bf16 where the hardware has it (mdaq.hardware), else fp32; or fp32 / bf16
-    dropout: float | None = None  # overrides the encoder's dropout probabilities in training (None = keep)
-    group_by_length: int = 0  # k > 0: batches from chunks of k batches sorted by response length; 0 = plain shuffle
+    dropout: float | None = 0.0  # overrides the encoder's dropout probabilities in training (None = keep)
+    group_by_length: int = 16  # k > 0: batches from chunks of k batches sorted by response length; 0 = plain shuffle
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,7 @@ class IFDConfig:
     """Instruction-following difficulty of pool samples (``mdaq.features.ifd``), scored with the profile's base
     model."""
 
-    max_seq_len: int = 256
+    max_seq_len: int = 192
     batch_size: int = 8
     device: str = "auto"
     precision: str = "auto"
@@ -86,7 +86,7 @@ class IFDConfig:
 class SelectConfig:
     """Selection budget per language, and the quotas of the pooled (cross-lingual) mode."""
 
-    budget: int = 1000
+    budget: int = 20
     pooled_quota: str = "equal"  # pooled mode: "equal", "proportional" or "temperature" (mdaq.selectors.budgets)
     pooled_temperature: float = 1.0  # "temperature" quotas ∝ n_lang ** (1 / T)
 
@@ -103,15 +103,17 @@ class TrainConfig:
     epochs: int = 1
     batch_size: int = 8
     grad_accum: int = 1
-    max_seq_len: int = 256
+    max_seq_len: int = 192
     warmup_ratio: float = 0.1
     weight_decay: float = 0.0
     device: str = "auto"
     precision: str = "auto"  # bf16 autocast of forward/backward matmuls where fast (LoRA weights stay float32)
-    checkpoint_every: int = 0  # optimizer steps between resumable checkpoints (0 = none)
+    checkpoint_every: int = 5  # optimizer steps between resumable checkpoints (0 = none)
     base_dtype: str = "fp32"  # dtype of the frozen base weights ("bf16" halves memory for 8B models)
     accelerate_config: str = ""  # a configs/accelerate file: the stage runs `accelerate launch`; "" = in-process
-    group_by_length: int = 0  # k > 0: batches from length-sorted chunks of k batches (less padding); 0 = plain shuffle
+    group_by_length: int = (
+        16  # k > 0: batches from length-sorted chunks of k batches (less padding); 0 = plain shuffle
+    )
 
 
 @dataclass(frozen=True)
@@ -119,9 +121,9 @@ class EvaluateConfig:
     """Judge-free evaluation on held-out MIDB pairs."""
 
     # "lm_eval": the lm-eval tasks of mdaq/evaluation/lm_eval_tasks; "mdaq": mdaq.evaluation.heldout (faster)
-    engine: str = "lm_eval"
+    engine: str = "mdaq"
     batch_size: int = 8
-    max_seq_len: int = 384
+    max_seq_len: int = 256
     device: str = "auto"
     precision: str = "auto"
 
@@ -130,14 +132,14 @@ class EvaluateConfig:
 class GenerateConfig:
     """Answers to translated AlpacaEval and MT-Bench prompts (``mdaq.evaluation.generate``)."""
 
-    max_new_tokens: int = 256
-    max_prompt_len: int = 1024  # prompt tokens kept (from the left, so the question itself survives)
+    max_new_tokens: int = 32
+    max_prompt_len: int = 512  # prompt tokens kept (from the left, so the question itself survives)
     batch_size: int = 8
     do_sample: bool = False  # greedy by default; sampling is seeded per batch
     temperature: float = 0.7
     top_p: float = 0.9
-    alpaca_eval_items: int = 0  # first N AlpacaEval instructions (0 = all 805)
-    mt_bench_items: int = 0  # first N MT-Bench questions (0 = all 80)
+    alpaca_eval_items: int = 2  # first N AlpacaEval instructions (0 = all 805)
+    mt_bench_items: int = 1  # first N MT-Bench questions (0 = all 80)
     device: str = "auto"
     precision: str = "auto"  # decoding's own rule: auto = bf16 on a fast-bf16 GPU, fp32 on every CPU
 
@@ -243,6 +245,7 @@ def _build(cls: type, data: dict[str, Any], prefix: str, path: str) -> Any:
         raise DataError(path, f"incomplete section: {e}", field=prefix or None) from None
 
 
+EXTENDS = "extends"  # a profile key: the profile (same folder) this one overrides
 QUOTA_MODES = ("equal", "proportional", "temperature")  # select.pooled_quota (mdaq.selectors.budgets)
 
 
@@ -281,8 +284,64 @@ def params_from_dict(data: dict[str, Any], path: str = "<params>") -> Params:
     return params
 
 
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """``over`` on top of ``base``: mappings merge key by key (recursively), anything else replaces."""
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = _merge(base[key], value) if isinstance(value, dict) and isinstance(base.get(key), dict) else value
+    return out
+
+
+def _read_yaml_mapping(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        raise DataError(path, f"malformed YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise DataError(path, "expected a mapping at the top level")
+    return data
+
+
+def load_profile(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """A profile as one mapping: ``extends: NAME`` (a profile in the same folder) is loaded first and this file's
+    keys are merged on top (:func:`_merge`), so a profile holds only what differs from the one it extends.
+
+    Raises
+    ------
+    DataError
+        Malformed YAML, a missing parent profile, or a cycle of ``extends``.
+    """
+    path = Path(path)
+    data = _read_yaml_mapping(path)
+    parent = data.pop(EXTENDS, None)
+    if parent is None:
+        return data
+    parent_path = path.parent / f"{parent}.yaml"
+    if parent_path.resolve() in _seen or parent_path.resolve() == path.resolve():
+        raise DataError(path, f"profiles extend each other in a cycle through {parent_path.name}", field=EXTENDS)
+    if not parent_path.is_file():
+        raise DataError(path, f"extends {parent!r}, but there is no {parent_path}", field=EXTENDS)
+    return _merge(load_profile(parent_path, (*_seen, path.resolve())), data)
+
+
+def render_params(profile: str | Path) -> str:
+    """The text of ``params.yaml`` for ``profile``: a byte copy of a profile that extends none (its comments are
+    the documentation of every default), else the merged mapping under a header that names both files."""
+    profile = Path(profile)
+    text = profile.read_text(encoding="utf-8")
+    data = _read_yaml_mapping(profile)
+    if EXTENDS not in data:
+        return text
+    merged = load_profile(profile)
+    header = (
+        f"# GENERATED by `python -m mdaq profile use {profile.stem}`: profiles/{data[EXTENDS]}.yaml (every default,"
+        f" commented)\n# with profiles/{profile.name} on top. Edit those files, not this one; dvc reads this one.\n"
+    )
+    return header + yaml.safe_dump(merged, sort_keys=False, allow_unicode=True, default_flow_style=None, width=119)
+
+
 def load_params(path: str | Path = "params.yaml") -> Params:
-    """Load ``params.yaml`` strictly.
+    """Load ``params.yaml`` (or any profile, ``extends`` resolved: :func:`load_profile`) strictly.
 
     Raises
     ------
@@ -291,13 +350,7 @@ def load_params(path: str | Path = "params.yaml") -> Params:
         selector parameters. The message names the file and the dotted key.
     """
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        raise DataError(path, f"malformed YAML: {e}") from None
-    if not isinstance(data, dict):
-        raise DataError(path, "expected a mapping at the top level")
-    return params_from_dict(data, str(path))
+    return params_from_dict(load_profile(path), str(path))
 
 
 def section_sha(params: Params, *names: str) -> str:

@@ -134,3 +134,15 @@ def test_cli_stages_follow_only_their_subcommand():
     assert "mdaq.models.assets" in modules and not any(m.startswith("mdaq.quality") for m in modules)
     with pytest.raises(KeyError, match="no CLI handler"):
         stage_entry_modules("python -m mdaq nonsense", REPO)
+
+
+def test_sync_deps_restores_a_removed_dependency(tmp_path):
+    from mdaq.pipeline.imports import sync_deps
+
+    text = (REPO / "dvc.yaml").read_text(encoding="utf-8")
+    broken = text.replace("      - mdaq/quality\n", "", 1)
+    assert broken != text
+    (tmp_path / "dvc.yaml").write_text(broken, encoding="utf-8")
+    changed = sync_deps(REPO, tmp_path / "dvc.yaml")
+    assert changed and not missing_deps(REPO, tmp_path / "dvc.yaml")
+    assert (tmp_path / "dvc.yaml").read_text(encoding="utf-8") == text  # comments and layout untouched

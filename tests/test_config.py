@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import yaml
 
-from mdaq import DataError, load_params
+from mdaq import SELECTORS, DataError, load_params
 from mdaq.cli import main
-from mdaq.config import section_sha
+from mdaq.config import Params, render_params, section_sha
 
 from .conftest import REPO
 
@@ -26,7 +28,7 @@ BASE = (
 
 def test_minimal_params_load_with_defaults(tmp_path):
     p = load_params(_write(tmp_path, BASE))
-    assert p.languages == ("de", "no") and p.select.budget == 1000 and p.train.target_modules[0] == "q_proj"
+    assert p.languages == ("de", "no") and p.select.budget == 20 and p.train.target_modules[0] == "q_proj"
 
 
 def test_unquoted_no_is_a_clear_error(tmp_path):
@@ -66,10 +68,69 @@ def test_section_sha_changes_only_with_its_sections(tmp_path):
     assert section_sha(a, "train") != section_sha(b, "train")
 
 
-def test_repo_profiles_are_valid_and_params_is_one_of_them():
+def test_repo_profiles_are_valid_and_params_is_generated_from_one():
     profiles = {p.stem: load_params(p) for p in (REPO / "profiles").glob("*.yaml")}
     assert {"smoke", "default"} <= set(profiles)
-    assert load_params(REPO / "params.yaml") in profiles.values()
+    params = load_params(REPO / "params.yaml")
+    assert params in profiles.values()
+    # params.yaml is exactly what `mdaq profile use <its profile>` writes
+    assert (REPO / "params.yaml").read_text(encoding="utf-8") == render_params(
+        REPO / "profiles" / f"{params.profile}.yaml"
+    )
+
+
+def _plain(value):
+    if dataclasses.is_dataclass(value):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    return list(value) if isinstance(value, tuple) else value
+
+
+def test_one_place_for_defaults_the_default_profile():
+    """Every section of profiles/default.yaml lists every key, with the dataclass's default; every selector's
+    entry holds its __init__ defaults; the other profiles extend it and hold only what they change."""
+    import inspect
+
+    from mdaq.config import load_profile
+
+    base = yaml.safe_load((REPO / "profiles" / "default.yaml").read_text(encoding="utf-8"))
+    assert "extends" not in base
+    for f in dataclasses.fields(Params):
+        if f.default_factory is dataclasses.MISSING:
+            continue  # profile, seed, languages, methods, base_model: no default, every profile sets them
+        default = f.default_factory()
+        if f.name == "selectors":
+            for name in SELECTORS.names():
+                sig = inspect.signature(SELECTORS.get(name).__init__).parameters
+                init = {k: p.default for k, p in sig.items() if k not in ("self", "random_state")}
+                assert base["selectors"].get(name) == init, f"selectors.{name} in profiles/default.yaml"
+            continue
+        assert base[f.name] == _plain(default), f"section {f.name}: profiles/default.yaml vs mdaq/config.py"
+    for path in sorted((REPO / "profiles").glob("*.yaml")):
+        if path.stem == "default":
+            continue
+        own = yaml.safe_load(path.read_text(encoding="utf-8"))
+        assert own.pop("extends") == "default", path
+        merged_base = load_profile(REPO / "profiles" / "default.yaml")
+        for section, value in own.items():
+            if isinstance(value, dict) and section != "selectors":
+                same = [k for k, v in value.items() if merged_base[section].get(k) == v]
+                assert not same, f"{path.name} repeats the default of {section}.{same}"
+            elif section not in ("profile", "selectors"):
+                assert value != merged_base[section], f"{path.name} repeats the default of {section}"
+
+
+def test_profiles_extend_and_merge(tmp_path):
+    from mdaq.config import load_profile
+
+    (tmp_path / "a.yaml").write_text("x: 1\nsec: {p: 1, q: [1, 2]}\n")
+    (tmp_path / "b.yaml").write_text("extends: a\nsec: {q: [3]}\n")
+    (tmp_path / "c.yaml").write_text("extends: c\n")
+    (tmp_path / "d.yaml").write_text("extends: nowhere\n")
+    assert load_profile(tmp_path / "b.yaml") == {"x": 1, "sec": {"p": 1, "q": [3]}}  # mappings merge, lists replace
+    with pytest.raises(DataError, match="cycle"):
+        load_profile(tmp_path / "c.yaml")
+    with pytest.raises(DataError, match="no .*nowhere.yaml"):
+        load_profile(tmp_path / "d.yaml")
 
 
 def test_profile_use_copies_a_validated_profile(tmp_path):

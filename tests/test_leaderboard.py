@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from mdaq import load_params
+from mdaq.config import load_profile
 from mdaq.io import write_json
 from mdaq.provenance import provenance
 from mdaq.reporting.leaderboard import build_leaderboard, write_leaderboard
@@ -174,7 +175,7 @@ def test_params_refuse_a_test_double_judge(tmp_path):
     from mdaq.judging import JUDGES, check_backend, pipeline_backends
     from mdaq.judging.stage import run_judge_stage
 
-    data = yaml.safe_load((REPO / "profiles" / "smoke.yaml").read_text())
+    data = load_profile(REPO / "profiles" / "smoke.yaml")
     assert set(pipeline_backends()) == {"none"} | {n for n in JUDGES.names() if not JUDGES.get(n).is_test_double}
     assert "openai_compat" in pipeline_backends() and "fake" not in pipeline_backends()
     for backend, message in (("fake", "test double"), ("length", "test double"), ("gpt", "not a judge backend")):

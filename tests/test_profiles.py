@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from mdaq.cli import main
+from mdaq.config import load_profile
 from mdaq.errors import MissingAssetError
 from mdaq.pipeline.dryrun import dry_run
 
@@ -31,7 +32,7 @@ def test_every_profile_resolves_every_stage(profile):
 def test_paper_profile_is_paper_scale():
     report = dry_run(REPO / "profiles" / "paper.yaml", REPO)
     assert report["stages"]["train"] == 11 * 11  # every method x every MIDB language with revision pairs
-    p = yaml.safe_load((REPO / "profiles" / "paper.yaml").read_text())
+    p = load_profile(REPO / "profiles" / "paper.yaml")
     assert p["train"]["accelerate_config"] == "configs/accelerate/8gpu.yaml" and p["train"]["epochs"] == 3
     acc = yaml.safe_load((REPO / p["train"]["accelerate_config"]).read_text())
     assert p["train"]["batch_size"] * p["train"]["grad_accum"] * acc["num_processes"] == 256  # the paper's batch
@@ -39,7 +40,7 @@ def test_paper_profile_is_paper_scale():
 
 
 def test_dry_run_reports_what_does_not_resolve(tmp_path):
-    bad = yaml.safe_load((REPO / "profiles" / "paper.yaml").read_text())
+    bad = load_profile(REPO / "profiles" / "paper.yaml")  # standalone: `extends` resolved
     bad["train"]["accelerate_config"] = "configs/accelerate/missing.yaml"
     bad["base_model"] = "no-such-model"
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump(bad))
@@ -51,7 +52,7 @@ def test_dry_run_reports_what_does_not_resolve(tmp_path):
     root.mkdir()
     stage = "stages:\n  s:\n    cmd: echo\n    deps: [missing.txt]\n    params: [seed, nokey]\n"
     (root / "dvc.yaml").write_text(stage)
-    shutil.copyfile(REPO / "profiles" / "smoke.yaml", tmp_path / "smoke.yaml")
+    (tmp_path / "smoke.yaml").write_text(yaml.safe_dump(load_profile(REPO / "profiles" / "smoke.yaml")))
     problems = dry_run(tmp_path / "smoke.yaml", root)["problems"]
     assert any("missing.txt" in p for p in problems) and any("'nokey'" in p for p in problems)
 

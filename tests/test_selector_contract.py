@@ -19,7 +19,7 @@ def _pool_with_features(pool: Pool) -> Pool:
     return Pool(pool.lang, pool.samples, quality=rng.normal(size=len(pool)), embeddings=emb, ifd=ifd)
 
 
-@pytest.mark.parametrize("name", SELECTORS.names())
+@pytest.mark.parametrize("name", sorted(SELECTORS.names()))
 @pytest.mark.parametrize("budget", [0, 1, 4, 10, 50])
 def test_selector_returns_valid_indices(name, budget, toy_pool):
     pool = _pool_with_features(toy_pool)
@@ -30,7 +30,7 @@ def test_selector_returns_valid_indices(name, budget, toy_pool):
     assert len(set(idx.tolist())) == len(idx) and all(0 <= i < len(pool) for i in idx)
 
 
-@pytest.mark.parametrize("name", SELECTORS.names())
+@pytest.mark.parametrize("name", sorted(SELECTORS.names()))
 def test_selector_is_deterministic_and_does_not_mutate(name, toy_pool):
     pool = _pool_with_features(toy_pool)
     before = copy.deepcopy(pool)
@@ -41,7 +41,7 @@ def test_selector_is_deterministic_and_does_not_mutate(name, toy_pool):
     np.testing.assert_array_equal(pool.quality, before.quality)
 
 
-@pytest.mark.parametrize("name", SELECTORS.names())
+@pytest.mark.parametrize("name", sorted(SELECTORS.names()))
 def test_selector_features(name, toy_pool):
     cls = SELECTORS.get(name)
     bare = Pool(toy_pool.lang, toy_pool.samples)
@@ -52,7 +52,7 @@ def test_selector_features(name, toy_pool):
         assert len(cls().select(bare, 3)) in (3, len(bare))
 
 
-@pytest.mark.parametrize("name", SELECTORS.names())
+@pytest.mark.parametrize("name", sorted(SELECTORS.names()))
 def test_selector_manners(name):
     cls = SELECTORS.get(name)
     sel = cls(random_state=7)

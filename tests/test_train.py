@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from mdaq import Sample
-from mdaq.config import EvaluateConfig, TrainConfig
+from mdaq.config import EvaluateConfig, TrainConfig, load_profile
 from mdaq.evaluation.heldout import evaluate_heldout, preference_metrics
 from mdaq.models.lm import IGNORE, collate, encode_pair, format_prompt, load_causal_lm, response_logprobs
 
@@ -134,7 +134,7 @@ def _train_files(tmp_path, grad_accum: int):
 
     write_samples(tmp_path / "pool.jsonl", _samples())
     write_jsonl(tmp_path / "sel.jsonl", [{"id": s.id} for s in _samples()])
-    params = yaml.safe_load((REPO / "profiles" / "smoke.yaml").read_text())
+    params = load_profile(REPO / "profiles" / "smoke.yaml")
     params["train"] = dict(
         params["train"],
         lora_dropout=0.0,

@@ -73,20 +73,20 @@ def dry_run(profile: str | Path, root: str | Path = ".") -> dict[str, Any]:
     """
     from dvc.repo import Repo
 
-    from mdaq.config import load_params
+    from mdaq.config import load_params, load_profile, render_params
 
     profile, root = Path(profile), Path(root)
     from mdaq.judging import check_backend
 
     params = load_params(profile)  # strict: unknown keys and wrong types fail here, naming the key
     check_backend(params.judge.backend, profile)
-    raw = yaml.safe_load(profile.read_text(encoding="utf-8"))
+    raw = load_profile(profile)  # `extends` resolved: what params.yaml would hold
     data_outs = set()
     for dvc_file in (p for p in root.glob("*.dvc") if p.is_file()):
         data_outs |= {o["path"] for o in (yaml.safe_load(dvc_file.read_text(encoding="utf-8")) or {}).get("outs", [])}
     with tempfile.TemporaryDirectory(prefix="mdaq-dry-") as tmp:
         shutil.copyfile(root / "dvc.yaml", Path(tmp) / "dvc.yaml")
-        shutil.copyfile(profile, Path(tmp) / "params.yaml")
+        (Path(tmp) / "params.yaml").write_text(render_params(profile), encoding="utf-8")
         dvc_log = logging.getLogger("dvc")
         level = dvc_log.level
         dvc_log.setLevel(logging.WARNING)

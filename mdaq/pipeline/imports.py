@@ -177,3 +177,36 @@ def stage_closures(root: str | Path = ".", dvc_file: str = "dvc.yaml") -> dict[s
         need = closure(stage_entry_modules(stage["cmd"], root), root)
         out[name] = sorted({str(Path(*p.parts[:2])) if len(p.parts) > 2 else str(p) for p in need})
     return out
+
+
+def sync_deps(root: str | Path = ".", dvc_file: str = "dvc.yaml") -> list[str]:
+    """Rewrite the ``mdaq/...`` entries of every stage's ``deps`` in ``dvc_file`` to :func:`stage_closures` (other
+    deps, comments and layout untouched); returns the stages whose list changed. ``mdaq profile deps --write``."""
+    root = Path(root).resolve()
+    closures = stage_closures(root, dvc_file)
+    lines = (root / dvc_file).read_text(encoding="utf-8").split("\n")
+    out: list[str] = []
+    stage, in_deps, old, indent, changed = None, False, [], "", []
+
+    def close() -> None:
+        if sorted(old) != closures[stage]:
+            changed.append(stage)
+        out.extend(f"{indent}- {unit}" for unit in closures[stage])
+
+    for line in lines:
+        text = line.strip()
+        if in_deps and not text.startswith("- "):
+            close()
+            in_deps = False
+        if re.match(r"^  [A-Za-z_][\w-]*:\s*$", line):
+            stage = text[:-1]
+        if text == "deps:":
+            in_deps, old, indent = True, [], line[: len(line) - len(line.lstrip())] + "  "
+        elif in_deps and text.startswith(f"- {PACKAGE}/"):
+            old.append(text[2:])
+            continue
+        out.append(line)
+    if in_deps:
+        close()
+    (root / dvc_file).write_text("\n".join(out), encoding="utf-8")
+    return changed

@@ -31,8 +31,8 @@ class DeitaSelector(BaseSelector):
     Parameters
     ----------
     max_similarity : float
-        Cosine-similarity threshold (Deita's τ; its paper uses a distance threshold of 0.9 on cosine similarity
-        of Llama-13B embeddings, which are less spread than sentence-encoder embeddings).
+        Cosine-similarity threshold (Deita's τ). Default 0.85: Deita's 0.9 is for cosine similarity of Llama-13B
+        states; multilingual-e5 puts unrelated texts near 0.8, so 0.9 would keep near-duplicates apart.
     random_state : int
         Unused (deterministic); kept for the contract.
 
@@ -46,7 +46,7 @@ class DeitaSelector(BaseSelector):
     version = "1"
     requires = frozenset({"quality", "embeddings"})
 
-    def __init__(self, *, max_similarity: float = 0.9, random_state: int = 0):
+    def __init__(self, *, max_similarity: float = 0.85, random_state: int = 0):
         self.max_similarity = max_similarity
         self.random_state = random_state
 
