@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mdaq.io import write_json
-from mdaq.pipeline.sah import plot_sah, sah_table
+from mdaq.reporting.sah import plot_sah, sah_table
 
 
 def _m(**kw):

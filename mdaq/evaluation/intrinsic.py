@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mdaq.evaluation.stage import share_revised
 from mdaq.selectors.algorithms import cluster_labels, default_n_clusters
 from mdaq.types import Pool
 
@@ -136,9 +137,7 @@ def selection_metrics(
     chosen = [pool.samples[i] for i in idx]
     n = len(chosen)
 
-    share_revised = NAN
-    if n and all("is_revised" in s.meta for s in chosen):
-        share_revised = float(np.mean([float(s.meta["is_revised"]) for s in chosen]))
+    revised = share_revised(chosen)
 
     mean_pd = pool_pd = NAN
     if pool.embeddings is not None:
@@ -156,7 +155,7 @@ def selection_metrics(
     )
     return {
         "n_selected": float(n),
-        "share_revised": share_revised,
+        "share_revised": revised,
         "cluster_coverage": _coverage(pool, idx, clusters, n_clusters, random_state),
         "mean_pairwise_distance": mean_pd,
         "pool_mean_pairwise_distance": pool_pd,

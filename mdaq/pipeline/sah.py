@@ -4,23 +4,20 @@ language, up to the full pool; the curve is a judge-free quality metric against 
 
 The main grid already trains every method at ``select.budget`` and ``full`` on the whole pool; the ``sah`` stage adds
 the sizes in ``sah.sizes`` for the methods in ``sah.methods`` (select, train, evaluate in one stage, no adapter kept).
+The curves and their figure are :mod:`mdaq.reporting.sah`.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import tempfile
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from mdaq.config import Params
-from mdaq.io import read_json, write_json
+from mdaq.io import write_json
 
 log = logging.getLogger(__name__)
-
-METRICS = ("expert_pref_acc", "expert_pref_acc_se", "ref_nll", "n")
 
 
 def run_sah_point(
@@ -39,10 +36,8 @@ def run_sah_point(
     """Select ``size`` samples of ``lang``'s pool with ``method``, train an adapter on them, evaluate it on the
     held-out pairs (``params.evaluate``), and write the metrics to ``out_path``."""
     from mdaq import get_selector
-    from mdaq.evaluation.harness import run_judge_free
-    from mdaq.evaluation.heldout import evaluate_heldout
+    from mdaq.evaluation.stage import judge_free_metrics, share_revised
     from mdaq.features.pool import load_pool
-    from mdaq.io import read_jsonl
     from mdaq.training.lora import train_lora
 
     pool = load_pool(lang, pool_path, features_dir, ifd_dir)
@@ -60,105 +55,7 @@ def run_sah_point(
             seed=params.seed,
             ckpt_dir=out_path.with_name(out_path.name + ".ckpt"),
         )
-        cfg = params.evaluate
-        if cfg.engine == "lm_eval":
-            metrics = run_judge_free(
-                base_model,
-                adapter,
-                heldout_path,
-                batch_size=cfg.batch_size,
-                device=cfg.device,
-                max_seq_len=cfg.max_seq_len,
-                precision=cfg.precision,
-            )
-            metrics.pop("tasks")
-        else:
-            metrics = evaluate_heldout(base_model, adapter, read_jsonl(heldout_path), cfg)
-    revised = sum(s.meta.get("is_revised", False) for s in chosen) / max(len(chosen), 1)
-    metrics.update(method=method, lang=lang, size=len(chosen), engine=params.evaluate.engine, share_revised=revised)
+        metrics = judge_free_metrics(base_model, adapter, heldout_path, params.evaluate)
+    metrics.update(method=method, lang=lang, size=len(chosen), share_revised=share_revised(chosen))
     write_json(out_path, metrics)
     return metrics
-
-
-def sah_table(
-    runs_dir: str | Path,
-    sah_dir: str | Path,
-    methods: Sequence[str],
-    languages: Sequence[str],
-    full_method: str = "full",
-    *,
-    sah_methods: Sequence[str] = (),
-    sizes: Sequence[int] = (),
-) -> Any:
-    """Points of the SAH curves: one row per (method, lang, size) with the metrics of :data:`METRICS`.
-
-    Sources: ``sah_dir/<method>/<size>/<lang>/metrics.json`` (the ``sah`` stage) for the methods in
-    ``sah_methods`` and the ``sizes`` of the current params only (a file left by an earlier profile is never
-    read), the main grid's ``runs_dir/<method>/<lang>/metrics.json`` (size ``n_selected``) and ``full_method``'s
-    run, the whole pool, which ends every method's curve.
-    """
-    import pandas as pd
-
-    rows = []
-    for lang in languages:
-        full = Path(runs_dir) / full_method / lang / "metrics.json"
-        full_m = read_json(full) if full.is_file() else None
-        for method in methods:
-            points = []
-            main = Path(runs_dir) / method / lang / "metrics.json"
-            if main.is_file():
-                m = read_json(main)
-                points.append((int(m["n_selected"]), m, "main grid"))
-            for size in sizes if method in sah_methods else ():
-                f = Path(sah_dir) / method / str(size) / lang / "metrics.json"
-                if f.is_file():
-                    m = read_json(f)
-                    points.append((int(m["size"]), m, "sah stage"))
-            if full_m is not None:
-                points.append((int(full_m["n_selected"]), full_m, f"{full_method} (whole pool)"))
-            for size, m, source in points:
-                rows.append(
-                    {
-                        "method": method,
-                        "lang": lang,
-                        "size": size,
-                        "source": source,
-                        **{k: m.get(k, math.nan) for k in METRICS},
-                    }
-                )
-    df = pd.DataFrame(rows, columns=["method", "lang", "size", "source", *METRICS])
-    df = df.drop_duplicates(["method", "lang", "size"]).sort_values(["method", "lang", "size"])
-    return df.reset_index(drop=True)
-
-
-def plot_sah(table: Any, path: str | Path, metrics: Sequence[str] = ("expert_pref_acc", "ref_nll")) -> Path:
-    """One column per language, one row per metric (accuracy with ±1.96 SE), against training-set size (log scale),
-    one line per method."""
-    import matplotlib.pyplot as plt
-
-    from mdaq.io import save_figure
-
-    langs = sorted(set(table["lang"])) or ["-"]
-    fig, axes = plt.subplots(len(metrics), len(langs), figsize=(3.6 * len(langs), 2.8 * len(metrics)), squeeze=False)
-    for r, metric in enumerate(metrics):
-        for ax, lang in zip(axes[r], langs, strict=True):
-            for method in sorted(set(table["method"])):
-                sub = table[(table["lang"] == lang) & (table["method"] == method)].sort_values("size")
-                err = 1.959964 * sub["expert_pref_acc_se"] if metric == "expert_pref_acc" else None
-                ax.errorbar(sub["size"], sub[metric], yerr=err, marker="o", capsize=2, label=method)
-            sizes = sorted(set(table.loc[table["lang"] == lang, "size"]))
-            if sizes:
-                ax.set_xscale("log")
-                ax.set_xticks(sizes, [str(s) for s in sizes])
-                ax.minorticks_off()
-            if metric == "expert_pref_acc":
-                ax.axhline(0.5, color="grey", lw=0.6, ls=":")
-            ax.set_title(lang if r == 0 else "")
-            ax.set_xlabel("training samples" if r == len(metrics) - 1 else "")
-        axes[r][0].set_ylabel(f"{metric} ({'lower' if metric == 'ref_nll' else 'higher'} is better)", fontsize=8)
-    if len(table):
-        axes[0][0].legend(fontsize=7)
-    else:
-        axes[0][0].text(0.5, 0.5, "no SAH points", ha="center", transform=axes[0][0].transAxes)
-    fig.suptitle("Quality against quantity: curated vs unfiltered subsets (last point: the whole pool)", fontsize=9)
-    return save_figure(fig, path)

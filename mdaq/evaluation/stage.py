@@ -1,0 +1,139 @@
+"""The ``evaluate`` stage as library calls: judge-free metrics of one (method, language) model, its answers to the
+translated benchmarks, and their language fidelity. ``notebooks/40_evaluate.ipynb`` and the SAH study call these."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from mdaq.config import EvaluateConfig, GenerateConfig, Params
+
+
+def judge_free_metrics(
+    base_model: str | Path,
+    adapter_dir: str | Path | None,
+    heldout_path: str | Path,
+    cfg: EvaluateConfig,
+    *,
+    loaded: tuple[Any, Any] | None = None,
+) -> dict[str, Any]:
+    """Expert-preference accuracy and reference NLL on the held-out pairs with the engine ``cfg.engine`` names:
+    ``lm_eval`` (the lm-eval tasks, :func:`mdaq.evaluation.harness.run_judge_free`) or ``mdaq``
+    (:func:`mdaq.evaluation.heldout.evaluate_heldout`, which can reuse a ``loaded`` (tokenizer, model)). Flat dict,
+    with ``engine``."""
+    if cfg.engine == "lm_eval":
+        from mdaq.evaluation.harness import run_judge_free
+
+        metrics = run_judge_free(
+            base_model,
+            adapter_dir,
+            heldout_path,
+            batch_size=cfg.batch_size,
+            device=cfg.device,
+            max_seq_len=cfg.max_seq_len,
+            precision=cfg.precision,
+        )
+        metrics.pop("tasks")  # lm-eval's raw result tables; metrics stay flat
+    elif cfg.engine == "mdaq":
+        from mdaq.evaluation.heldout import evaluate_heldout
+        from mdaq.io import read_jsonl
+
+        metrics = evaluate_heldout(base_model, adapter_dir, read_jsonl(heldout_path), cfg, loaded=loaded)
+    else:
+        raise ValueError(f"evaluate.engine must be 'lm_eval' or 'mdaq', got {cfg.engine!r}")
+    return {**metrics, "engine": cfg.engine}
+
+
+def share_revised(samples: Sequence[Any]) -> float:
+    """Share of expert-revised samples (``meta["is_revised"]``, an evaluation label) among ``samples``; NaN when
+    there are none or a sample carries no label. The one definition every report uses (metrics.json, the SAH
+    points, :func:`mdaq.evaluation.intrinsic.selection_metrics`, the selection notebooks)."""
+    if not samples or not all("is_revised" in s.meta for s in samples):
+        return math.nan  # one object: results holding it compare equal
+    return sum(bool(s.meta["is_revised"]) for s in samples) / len(samples)
+
+
+def run_metrics(
+    method: str,
+    lang: str,
+    *,
+    base_model: str | Path,
+    adapter_dir: str | Path,
+    heldout_path: str | Path,
+    pool_path: str | Path,
+    selection_path: str | Path,
+    params: Params,
+    out_path: str | Path,
+    loaded: tuple[Any, Any] | None = None,
+) -> dict[str, Any]:
+    """:func:`judge_free_metrics` plus what the leaderboard needs to place the row (selection size, share of revised
+    samples, selector version and params, provenance), written to ``out_path`` (``metrics.json``)."""
+    from mdaq.io import read_samples, write_json
+    from mdaq.provenance import provenance
+    from mdaq.selectors import SELECTORS, read_selection
+
+    metrics = judge_free_metrics(base_model, adapter_dir, heldout_path, params.evaluate, loaded=loaded)
+    by_id = {s.id: s for s in read_samples(pool_path)}
+    selected = [by_id[i] for i in read_selection(selection_path)]
+    metrics.update(
+        method=method,
+        lang=lang,
+        budget=params.select.budget,
+        n_selected=len(selected),
+        share_revised=share_revised(selected),
+        selector_params=params.selectors[method],
+        selector_version=SELECTORS.get(method).version,
+        base_model=Path(base_model).name,
+        **provenance(params, method),
+    )
+    write_json(out_path, metrics)
+    return metrics
+
+
+def generate_answers(
+    method: str,
+    lang: str,
+    *,
+    base_model: str | Path,
+    adapter_dir: str | Path,
+    midb_dir: str | Path,
+    gen_dir: str | Path,
+    cfg: GenerateConfig,
+    seed: int,
+    loaded: tuple[Any, Any] | None = None,
+) -> tuple[list[dict], list[dict]]:
+    """Answers to the first ``cfg.alpaca_eval_items`` translated AlpacaEval instructions and ``cfg.mt_bench_items``
+    MT-Bench questions (0 = all), written to ``gen_dir`` (resumable); returns (alpaca rows, mt-bench rows)."""
+    from mdaq.data.midb import load_alpaca_eval, load_mt_bench, midb_path
+    from mdaq.evaluation.generate import Generator, generate_alpaca_eval, generate_mt_bench
+
+    instructions = load_alpaca_eval(midb_path(midb_dir, "alpaca_eval", lang))
+    questions, _ = load_mt_bench(midb_path(midb_dir, "mt_bench", lang))
+    instructions = instructions[: cfg.alpaca_eval_items or None]
+    questions = questions[: cfg.mt_bench_items or None]
+    generator = Generator(base_model, adapter_dir, cfg, loaded=loaded)  # merges the adapter: scoring is done
+    name = f"{method}-{lang}"
+    alpaca = generate_alpaca_eval(
+        generator, instructions, Path(gen_dir) / "alpaca_eval.json", generator=name, lang=lang, seed=seed
+    )
+    mt = generate_mt_bench(generator, questions, Path(gen_dir) / "mt_bench.jsonl", model_id=name, lang=lang, seed=seed)
+    return alpaca, mt
+
+
+def fidelity_summary(alpaca: Sequence[dict], mt: Sequence[dict], method: str, lang: str) -> dict[str, Any]:
+    """Language fidelity of the answers: share detected in the target language, answer length, detected codes."""
+    detected = [r["detected_lang"] for r in alpaca] + [d for r in mt for d in r["detected_lang"]]
+    lengths = [len(r["output"]) for r in alpaca] + [len(t) for r in mt for t in r["choices"][0]["turns"]]
+    return {
+        "method": method,
+        "lang": lang,
+        "n_alpaca_eval": len(alpaca),
+        "n_mt_bench": len(mt),
+        "n_answers": len(detected),
+        "share_target_lang": sum(d == lang for d in detected) / max(len(detected), 1),
+        "mean_answer_chars": sum(lengths) / max(len(lengths), 1),
+        "detected": dict(Counter(detected).most_common()),
+    }
