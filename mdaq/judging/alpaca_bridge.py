@@ -250,53 +250,23 @@ def run_alpaca_eval(
         raise ValueError("no outputs to evaluate")
     template = alpaca_template(prompt, lang)
 
-    ae_main = _import_alpaca_eval()
     fn = _JudgeCompletions(backend, template.count(_IM_START))
-    with tempfile.TemporaryDirectory(prefix="mdaq-alpaca-") as tmp:
-        template_path = Path(tmp) / "template.txt"  # absolute: alpaca_eval reads it as is
-        template_path.write_text(template, encoding="utf-8")
-        common = dict(
-            annotators_config=str(CONFIG_DIR / "configs.yaml"),
-            precomputed_leaderboard=None,
-            output_path=None,
-            is_return_instead_of_print=True,
-            fn_metric="get_winrate",
-            sort_by="win_rate",
-            is_cache_leaderboard=False,
-            caching_path=_cache_path(out_dir, backend.id, template),
-            fn_completions=fn,
-            fn_completion_parser=alpaca_parser,
-            prompt_template=str(template_path),
-        )
-        reference_name = refs[0]["generator"]
-        df_lb, ann_main = ae_main.evaluate(model_outputs=model, reference_outputs=refs, name=name, **common)
-        _, ann_swapped = ae_main.evaluate(
-            model_outputs=refs, reference_outputs=model, name=f"{reference_name} (swapped)", **common
-        )
-
+    df_lb, ann_main, ann_swapped = _evaluate_both_runs(
+        model, refs, name, template, fn, _cache_path(out_dir, backend.id, template)
+    )
     instructions = [r["instruction"] for r in model]
-    model_by = {r["instruction"]: r for r in model_outputs}
-    ref_by = {r["instruction"]: r for r in reference_outputs}
     meta = {"judge_id": backend.id, "prompt_version": prompt.name, "prompt_sha": prompt.sha}
-    prefs: dict[str, list[float]] = {}
-    annotations: list[dict] = []
-    records: list[dict] = []
-    for run, ann in (("main", ann_main), ("swapped", ann_swapped)):
-        order = RUN_ORDER[run]
-        by_instr = {a["instruction"]: a for a in ann}
-        prefs[order] = []
-        for k, instr in enumerate(instructions):
-            a = by_instr.get(instr)
-            raw = _pref(a.get("preference")) if a else math.nan
-            pref = raw if run == "main" or math.isnan(raw) else 3 - raw  # model orientation
-            prefs[order].append(pref)
-            if a is not None:
-                annotations.append(_annotation_record(a, order, lang, backend.id, raw))
-            rec = _judgment_record(a, k, order, pref, model_by[instr], ref_by[instr], name, reference, lang, meta)
-            records.append(rec)
-    records.sort(key=lambda r: (int(r["item_id"]), ORDERS.index(r["order"])))
-    combined = combine_orders(records)
-    prefs["combined"] = [it["preference"] for it in combined]
+    prefs, annotations, records = _collect(
+        {"main": ann_main, "swapped": ann_swapped},
+        instructions,
+        model_outputs,
+        reference_outputs,
+        name,
+        reference,
+        lang,
+        meta,
+    )
+    prefs["combined"] = [it["preference"] for it in combine_orders(records)]
 
     row = df_lb.loc[name]
     keys = ("win_rate", "standard_error", "discrete_win_rate", "n_total", "n_wins", "n_wins_base", "n_draws")
@@ -319,6 +289,66 @@ def run_alpaca_eval(
         "annotations": annotations,
         "n_judge_calls": fn.n_prompts,
     }
+
+
+def _evaluate_both_runs(
+    model: list[dict], refs: list[dict], name: str, template: str, fn: _JudgeCompletions, caching_path: Path | None
+) -> tuple[Any, list[dict], list[dict]]:
+    """alpaca_eval's ``evaluate`` twice: the model as output_2 (main run), then as output_1 (swapped run)."""
+    ae_main = _import_alpaca_eval()
+    with tempfile.TemporaryDirectory(prefix="mdaq-alpaca-") as tmp:
+        template_path = Path(tmp) / "template.txt"  # absolute: alpaca_eval reads it as is
+        template_path.write_text(template, encoding="utf-8")
+        common = dict(
+            annotators_config=str(CONFIG_DIR / "configs.yaml"),
+            precomputed_leaderboard=None,
+            output_path=None,
+            is_return_instead_of_print=True,
+            fn_metric="get_winrate",
+            sort_by="win_rate",
+            is_cache_leaderboard=False,
+            caching_path=caching_path,
+            fn_completions=fn,
+            fn_completion_parser=alpaca_parser,
+            prompt_template=str(template_path),
+        )
+        df_lb, ann_main = ae_main.evaluate(model_outputs=model, reference_outputs=refs, name=name, **common)
+        swapped_name = f"{refs[0]['generator']} (swapped)"
+        _, ann_swapped = ae_main.evaluate(model_outputs=refs, reference_outputs=model, name=swapped_name, **common)
+    return df_lb, ann_main, ann_swapped
+
+
+def _collect(
+    runs: dict[str, list[dict]],
+    instructions: list[str],
+    model_outputs: list[dict],
+    reference_outputs: list[dict],
+    name: str,
+    reference: str,
+    lang: str,
+    meta: dict[str, Any],
+) -> tuple[dict[str, list[float]], list[dict], list[dict]]:
+    """Per-order preferences (model orientation), annotation rows and judgment records of both runs."""
+    model_by = {r["instruction"]: r for r in model_outputs}
+    ref_by = {r["instruction"]: r for r in reference_outputs}
+    prefs: dict[str, list[float]] = {}
+    annotations: list[dict] = []
+    records: list[dict] = []
+    for run, ann in runs.items():
+        order = RUN_ORDER[run]
+        by_instr = {a["instruction"]: a for a in ann}
+        prefs[order] = []
+        for k, instr in enumerate(instructions):
+            a = by_instr.get(instr)
+            raw = _pref(a.get("preference")) if a else math.nan
+            pref = raw if run == "main" or math.isnan(raw) else 3 - raw  # model orientation
+            prefs[order].append(pref)
+            if a is not None:
+                annotations.append(_annotation_record(a, order, lang, meta["judge_id"], raw))
+            rec = _judgment_record(a, k, order, pref, model_by[instr], ref_by[instr], name, reference, lang, meta)
+            records.append(rec)
+    records.sort(key=lambda r: (int(r["item_id"]), ORDERS.index(r["order"])))
+    return prefs, annotations, records
 
 
 def _judgment_record(

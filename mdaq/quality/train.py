@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import shutil
-import time
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,7 +17,7 @@ from mdaq.data.split import lang_rng
 from mdaq.hardware import configure_torch
 from mdaq.models import checkpoint
 from mdaq.models.checkpoint import Interrupted  # noqa: F401  (re-exported: `stop_after` raises it)
-from mdaq.models.lm import epoch_batches
+from mdaq.models.loop import StepLoop
 from mdaq.quality.model import QualityModel, anchor_text
 
 log = logging.getLogger(__name__)
@@ -130,7 +129,6 @@ def train_qsm(
         Raise :class:`Interrupted` after this many steps (simulates a crash in tests).
     """
     import torch
-    from tqdm.auto import tqdm
     from transformers import get_cosine_schedule_with_warmup
 
     from mdaq.models.checkpoint import seed_everything
@@ -154,41 +152,35 @@ def train_qsm(
     params = [p for p in model.model_.parameters() if p.requires_grad]
     params += list(model.head_.parameters()) if model.head_ is not None else []
     lengths = _response_lengths(model, rows) if cfg.group_by_length > 0 else [0] * len(rows)
-    per_epoch = int(np.ceil(len(rows) / cfg.batch_size))
-    n_steps = cfg.epochs * per_epoch
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.01)
-    sched = get_cosine_schedule_with_warmup(opt, int(cfg.warmup_ratio * n_steps), n_steps)
-    step, losses = 0, []
+    loop = StepLoop(lengths, cfg.batch_size, 1, cfg.epochs, seed, cfg.group_by_length, params, opt, None)
+    loop.sched = get_cosine_schedule_with_warmup(opt, int(cfg.warmup_ratio * loop.n_steps), loop.n_steps)
     ckpt = Path(ckpt_dir) if ckpt_dir else None
     # the resolved precision, not "auto": a checkpoint is resumed only in the arithmetic that wrote it
     fingerprint = run_fingerprint(encoder, rows, dataclasses.replace(cfg, precision=hardware["precision"]), seed)
     state = checkpoint.matching_checkpoint(ckpt, fingerprint)  # another run's checkpoint is deleted
     if state is not None:
-        step, losses = _load_checkpoint(ckpt, state, model, opt, sched)
+        loop.step, loop.losses = _load_checkpoint(ckpt, state, model, opt, loop.sched)
     model.model_.train()
-    t0, start_step, batches = time.perf_counter(), step, []
-    bar = tqdm(total=n_steps, initial=step, desc="qsm train", unit="step")
-    while step < n_steps:
-        epoch, k = divmod(step, per_epoch)
-        if k == 0 or not batches:
-            batches = epoch_batches(lengths, cfg.batch_size, seed, epoch, cfg.group_by_length)
-        batch = [rows[i] for i in batches[k]]
-        loss = batch_loss(model, batch, cfg)
+    start_step = loop.step
+
+    def loss_of(group: list[np.ndarray]) -> float:
+        loss = batch_loss(model, [rows[i] for i in group[0]], cfg)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        sched.step()
-        opt.zero_grad(set_to_none=True)
-        losses.append(round(float(loss.detach()), 6))
-        step += 1
-        bar.update(1)
-        bar.set_postfix(loss=f"{losses[-1]:.4f}")
-        if ckpt is not None and (step % cfg.checkpoint_every == 0 or step == n_steps):
-            _save_checkpoint(ckpt, model, opt, sched, step, losses, fingerprint)
-        if stop_after is not None and step - start_step >= stop_after and step < n_steps:
-            raise Interrupted(f"stopped after step {step}")
-    bar.close()
-    seconds = time.perf_counter() - t0
+        return float(loss.detach())
+
+    def save_checkpoint(step: int) -> None:
+        _save_checkpoint(ckpt, model, opt, loop.sched, step, loop.losses, fingerprint)
+
+    seconds = loop.run(
+        loss_of,
+        desc="qsm train",
+        checkpoint=save_checkpoint if ckpt is not None else None,
+        checkpoint_every=cfg.checkpoint_every,
+        checkpoint_last=True,  # a finished run's checkpoint lets a rerun of the stage skip straight to saving
+        stop_after=stop_after,
+    )
+    step, losses, n_steps = loop.step, loop.losses, loop.n_steps
     model.model_.eval()
     model.train_record_ = {
         "n_pairs": len(rows),

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import shutil
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -16,17 +15,17 @@ from mdaq.config import TrainConfig
 from mdaq.hardware import configure_torch
 from mdaq.io import write_json
 from mdaq.models import checkpoint
-from mdaq.models.checkpoint import Interrupted, seed_everything
+from mdaq.models.checkpoint import Interrupted, seed_everything  # noqa: F401  (Interrupted re-exported: `stop_after` raises it)
 from mdaq.models.checkpoint import run_fingerprint as run_fingerprint_
 from mdaq.models.lm import (
     collate,
     encode_pair,
-    epoch_batches,
     format_prompt,
     load_causal_lm,
     resolve_device,
     response_logprobs,
 )
+from mdaq.models.loop import StepLoop
 from mdaq.types import Sample
 
 log = logging.getLogger(__name__)
@@ -145,7 +144,6 @@ def train_lora(
     """
     import torch
     from accelerate import Accelerator
-    from tqdm.auto import tqdm
     from transformers import get_cosine_schedule_with_warmup
 
     if not samples:
@@ -164,65 +162,54 @@ def train_lora(
     torch.manual_seed(seed + 1_000_003 * rank)  # independent dropout streams per process; rank 0 as one process
     encoded = [encode_pair(tok, format_prompt(s.instruction, s.input), s.output, cfg.max_seq_len) for s in samples]
     lengths = [len(e.input_ids) for e in encoded]
-    n_micro = int(np.ceil(len(encoded) / cfg.batch_size))
     group_size = cfg.grad_accum * world  # micro-batches per optimizer step, over all processes
-    per_epoch = int(np.ceil(n_micro / group_size))
-    n_steps = cfg.epochs * per_epoch
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = get_cosine_schedule_with_warmup(opt, int(cfg.warmup_ratio * n_steps), n_steps)
+    loop = StepLoop(lengths, cfg.batch_size, group_size, cfg.epochs, seed, cfg.group_by_length, params, opt, None)
+    loop.sched = get_cosine_schedule_with_warmup(opt, int(cfg.warmup_ratio * loop.n_steps), loop.n_steps)
     # the resolved precision, not "auto": a checkpoint from a bf16 machine is not resumed in fp32, nor vice versa
     fingerprint = run_fingerprint(base_model, samples, dataclasses.replace(cfg, precision=precision), seed, world)
-    step, losses, n_tokens = 0, [], 0
+    n_tokens = 0
     ckpt = Path(ckpt_dir) if ckpt_dir else None
     state = checkpoint.matching_checkpoint(ckpt, fingerprint) if acc.is_main_process else None
     acc.wait_for_everyone()  # rank 0 may have deleted another run's checkpoint
     if ckpt is not None and state is None:
         state = checkpoint.matching_checkpoint(ckpt, fingerprint)
     if state is not None:
-        _load_checkpoint(acc, ckpt, model, opt, sched)
-        step, losses, n_tokens = state["step"], state["losses"], state["n_tokens"]
-        log.info("resumed LoRA training from %s at step %d", ckpt, step)
+        _load_checkpoint(acc, ckpt, model, opt, loop.sched)
+        loop.step, loop.losses, n_tokens = state["step"], state["losses"], state["n_tokens"]
+        log.info("resumed LoRA training from %s at step %d", ckpt, loop.step)
     model.train()
-    t0, start_step = time.perf_counter(), step
-    bar = tqdm(
-        total=n_steps,
-        initial=step,
-        desc=f"train {Path(out_dir).name}",
-        unit="step",
-        disable=not acc.is_local_main_process,
-    )
-    micro: list[np.ndarray] = []
-    while step < n_steps:
-        epoch, k = divmod(step, per_epoch)
-        if k == 0 or not micro:
-            micro = epoch_batches(lengths, cfg.batch_size, seed, epoch, cfg.group_by_length)
-        group = micro[k * group_size : (k + 1) * group_size]
+    start_step = loop.step
+
+    def loss_of(group: list[np.ndarray]) -> float:
+        """Forward and backward over this process's share of the step's micro-batches; the step's mean loss."""
+        nonlocal n_tokens
         total = sum(encoded[i].n_response for b in group for i in b)  # normaliser of the whole optimizer step
         step_loss = 0.0
         for b in group[rank::world]:
-            batch = {k_: v.to(device) for k_, v in collate([encoded[i] for i in b], tok.pad_token_id).items()}
+            batch = {k: v.to(device) for k, v in collate([encoded[i] for i in b], tok.pad_token_id).items()}
             token_lp, _ = response_logprobs(model, batch, precision)
             loss = -token_lp.sum() / max(total, 1)  # token-level mean over the whole accumulated step
             loss.backward()
             step_loss += float(loss.detach())
-        step_loss = _all_reduce_grads(params, step_loss, world)
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        sched.step()
-        opt.zero_grad(set_to_none=True)
-        losses.append(round(step_loss, 6))
         n_tokens += sum(len(encoded[i].input_ids) for b in group for i in b)
-        step += 1
-        bar.update(1)
-        bar.set_postfix(loss=f"{step_loss:.3f}")
-        if ckpt is not None and cfg.checkpoint_every > 0 and step % cfg.checkpoint_every == 0 and step < n_steps:
-            state = {"step": step, "losses": losses, "n_tokens": n_tokens, "fingerprint": fingerprint}
-            _save_checkpoint(acc, ckpt, model, opt, sched, state)
-        if stop_after is not None and step - start_step >= stop_after and step < n_steps:
-            raise Interrupted(f"stopped after step {step}")
-    bar.close()
-    seconds = time.perf_counter() - t0
+        return _all_reduce_grads(params, step_loss, world)
+
+    def save_checkpoint(step: int) -> None:
+        state = {"step": step, "losses": loop.losses, "n_tokens": n_tokens, "fingerprint": fingerprint}
+        _save_checkpoint(acc, ckpt, model, opt, loop.sched, state)
+
+    seconds = loop.run(
+        loss_of,
+        desc=f"train {Path(out_dir).name}",
+        checkpoint=save_checkpoint if ckpt is not None else None,
+        checkpoint_every=cfg.checkpoint_every,
+        stop_after=stop_after,
+        show=acc.is_local_main_process,
+        loss_format=".3f",
+    )
+    step, losses = loop.step, loop.losses
     record = {
         "base_model": str(base_model),
         "n_samples": len(samples),
