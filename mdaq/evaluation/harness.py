@@ -315,9 +315,6 @@ def run_judge_free(
     DataError
         Bad held-out file (checked before any model is loaded).
     """
-    from lm_eval import simple_evaluate
-    from lm_eval.tasks import TaskManager
-
     from mdaq.hardware import configure_torch
 
     rows = read_heldout(heldout_path)
@@ -327,40 +324,23 @@ def run_judge_free(
             raise DataError(heldout_path, f"limit={limit} leaves no held-out rows")
     hardware = configure_torch(precision, resolve_device(device), stage="evaluate (lm-eval)")
     precision = hardware["precision"]
-    with _quiet(), tempfile.TemporaryDirectory(prefix="mdaq-lmeval-") as tmp:
-        lm = build_lm(
-            base_model,
-            adapter,
-            batch_size=batch_size,
-            device=device,
-            dtype=dtype,
-            max_seq_len=max_seq_len,
-            tokenization=tokenization,
-            precision=precision,
-        )
-        task_dir = write_task_dir(prepare_rows(rows, lm), tmp)
-        manager = TaskManager(include_path=str(task_dir), include_defaults=False)
-        results = simple_evaluate(
-            model=lm,
-            tasks=list(TASKS),
-            task_manager=manager,
-            batch_size=batch_size,
-            log_samples=items,
-            bootstrap_iters=1000,
-            random_seed=None,
-            numpy_random_seed=None,
-            torch_random_seed=None,
-        )
-    pref, nll = results["results"][EXPERT_PREF_TASK], results["results"][REF_NLL_TASK]
+    lm = build_lm(
+        base_model,
+        adapter,
+        batch_size=batch_size,
+        device=device,
+        dtype=dtype,
+        max_seq_len=max_seq_len,
+        tokenization=tokenization,
+        precision=precision,
+    )
+    results = _evaluate_tasks(lm, rows, batch_size=batch_size, log_samples=items)
     n = int(results["n-samples"][EXPERT_PREF_TASK]["effective"])
     if n != len(rows) or int(results["n-samples"][REF_NLL_TASK]["effective"]) != n:
         raise RuntimeError(f"lm-eval scored {results['n-samples']} documents, expected {len(rows)}")
     out = {
-        "expert_pref_acc": _num(pref["expert_pref_acc,none"]),
-        "expert_pref_acc_se": _num(pref.get("expert_pref_acc_stderr,none")),
-        "ref_nll": _num(nll["ref_nll,none"]),
+        **_metrics(results),
         "n": n,
-        "n_ref_tokens": int(nll["ref_tokens,none"]),
         "lm_eval_version": importlib.metadata.version("lm_eval"),
         "tokenization": tokenization,
         "precision": precision,
@@ -374,6 +354,38 @@ def run_judge_free(
     if items:
         out["items"] = _items(results["samples"][EXPERT_PREF_TASK])
     return out
+
+
+def _evaluate_tasks(lm: Any, rows: Sequence[dict[str, Any]], *, batch_size: int, log_samples: bool) -> dict[str, Any]:
+    """lm-eval's ``simple_evaluate`` of the two judge-free tasks over ``rows``, written to a temporary task folder
+    (no seeds needed: loglikelihood scoring draws nothing)."""
+    from lm_eval import simple_evaluate
+    from lm_eval.tasks import TaskManager
+
+    with _quiet(), tempfile.TemporaryDirectory(prefix="mdaq-lmeval-") as tmp:
+        task_dir = write_task_dir(prepare_rows(rows, lm), tmp)
+        return simple_evaluate(
+            model=lm,
+            tasks=list(TASKS),
+            task_manager=TaskManager(include_path=str(task_dir), include_defaults=False),
+            batch_size=batch_size,
+            log_samples=log_samples,
+            bootstrap_iters=1000,
+            random_seed=None,
+            numpy_random_seed=None,
+            torch_random_seed=None,
+        )
+
+
+def _metrics(results: dict[str, Any]) -> dict[str, Any]:
+    """The flat judge-free metrics from lm-eval's ``results`` table."""
+    pref, nll = results["results"][EXPERT_PREF_TASK], results["results"][REF_NLL_TASK]
+    return {
+        "expert_pref_acc": _num(pref["expert_pref_acc,none"]),
+        "expert_pref_acc_se": _num(pref.get("expert_pref_acc_stderr,none")),
+        "ref_nll": _num(nll["ref_nll,none"]),
+        "n_ref_tokens": int(nll["ref_tokens,none"]),
+    }
 
 
 def _items(samples: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
