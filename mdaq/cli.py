@@ -153,7 +153,9 @@ def _select(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace) -> int:
     from mdaq.training.lora import train_from_files
 
-    out = train_from_files(args.base_model, args.pool, args.selection, args.out, args.params, args.ckpt)
+    out = train_from_files(
+        args.base_model, args.pool, args.selection, args.out, args.params, args.ckpt, seed=args.seed
+    )
     if int(os.environ.get("RANK", "0")) == 0:  # under a launcher, only the main process reports
         from mdaq.io import read_json
 
@@ -343,6 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--selection", required=True, help="selection JSONL (ids into --pool)")
     tr.add_argument("--out", required=True, help="adapter folder")
     tr.add_argument("--params", default="params.yaml", help="uses its `train` section and `seed`")
+    tr.add_argument("--seed", type=int, default=None, help="training seed (default: the params file's `seed`)")
     tr.add_argument("--ckpt", default=None, help="checkpoint folder (default: <out>.ckpt)")
     tr.set_defaults(fn=_train)
     pr = sub.add_parser("profile", help="pipeline profiles").add_subparsers(dest="sub", required=True)

@@ -153,6 +153,15 @@ class SAHConfig:
     sizes: tuple[int, ...] = ()  # sizes besides select.budget (main grid) and the whole pool (`full`)
 
 
+@dataclass(frozen=True)
+class CompareConfig:
+    """Paired comparisons on the leaderboard (:mod:`mdaq.stats`): every row against each of ``against``."""
+
+    against: tuple[str, ...] = ("full", "random")  # the paper's vanilla model and the random subset
+    n_boot: int = 2000  # paired bootstrap resamples (items, stratified by language)
+    alpha: float = 0.05  # family-wise level: Holm-adjusted over the rows of each comparison
+
+
 LANG_POLICIES = ("ignore", "loss")
 
 
@@ -183,6 +192,7 @@ class Params:
 
     profile: str
     seed: int
+    seeds: tuple[int, ...]
     languages: tuple[str, ...]
     methods: tuple[str, ...]
     base_model: str
@@ -197,6 +207,7 @@ class Params:
     generate: GenerateConfig = field(default_factory=GenerateConfig)
     judge: JudgeConfig = field(default_factory=JudgeConfig)
     sah: SAHConfig = field(default_factory=SAHConfig)
+    compare: CompareConfig = field(default_factory=CompareConfig)
 
 
 def _check(value: Any, tp: Any, where: str, path: str) -> Any:
@@ -278,6 +289,10 @@ def params_from_dict(data: dict[str, Any], path: str = "<params>") -> Params:
         raise DataError(
             path, f"{params.select.pooled_quota!r} is not one of {QUOTA_MODES}", field="select.pooled_quota"
         )
+    if not params.seeds or len(set(params.seeds)) != len(params.seeds):
+        raise DataError(path, f"{list(params.seeds)} must be a non-empty list of distinct integers", field="seeds")
+    if not 0 < params.compare.alpha < 1 or params.compare.n_boot < 100:
+        raise DataError(path, "alpha must be in (0, 1) and n_boot >= 100", field="compare")
     for method in params.methods:
         if method not in params.selectors:
             raise DataError(path, f"method {method!r} has no entry under selectors", field="selectors")

@@ -125,3 +125,42 @@ def read_samples(path: str | Path) -> list[Sample]:
 def write_samples(path: str | Path, samples: Iterable[Sample]) -> int:
     """Write samples as JSONL atomically."""
     return write_jsonl(path, (s.to_dict() for s in samples))
+
+
+ITEM_COLUMNS = (
+    "lang",
+    "item",
+    "source_index",
+    "chosen_lp",
+    "chosen_n",
+    "rejected_lp",
+    "rejected_n",
+    "margin",
+    "correct",
+    "prompt_truncated",
+    "chosen_truncated",
+    "rejected_truncated",
+)
+"""Columns of the per-item records (``items.csv`` beside every run's ``metrics.json``): one held-out pair each."""
+
+
+def write_items(path: str | Path, items: Any) -> Path:
+    """Write per-item records (a DataFrame with :data:`ITEM_COLUMNS`) as CSV, atomically (floats with 10
+    significant digits)."""
+    with atomic_path(path, suffix=".csv") as tmp:
+        items.to_csv(tmp, index=False, float_format="%.10g")
+    return Path(path)
+
+
+def read_items(path: str | Path) -> Any:
+    """Read per-item records written by :func:`write_items`; a missing column raises :class:`DataError`."""
+    import pandas as pd
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(path, "per-item records not found")
+    df = pd.read_csv(path, dtype={"lang": str, "item": str}, keep_default_na=False)
+    missing = [c for c in ITEM_COLUMNS if c not in df.columns]
+    if missing:
+        raise DataError(path, "missing column(s) " + ", ".join(missing), field=missing[0])
+    return df

@@ -10,9 +10,14 @@ from typing import Any
 
 from mdaq.config import Params, section_sha
 
+BASE = "base"  # the leaderboard row of the un-tuned base model (no selection, no training)
+
 
 def run_sections(method: str) -> tuple[str, ...]:
-    """The ``params.yaml`` sections a (method, lang) result depends on."""
+    """The ``params.yaml`` sections a (method, lang, seed) result depends on (its replicate seed is in its path;
+    adding a seed to ``seeds`` leaves the other runs current)."""
+    if method == BASE:
+        return ("seed", "base_model", "prepare", "evaluate")
     return ("seed", "base_model", "prepare", "select", f"selectors.{method}", "train", "evaluate")
 
 

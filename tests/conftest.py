@@ -160,3 +160,42 @@ def planted_rows(n: int = 24, lang: str = "fr") -> list[dict]:
             }
         )
     return rows
+
+
+def write_run(root, method, lang, params, correct, *, seed=0, role=None, n_tokens=10, **metrics):
+    """A run folder ``root/<method>/<lang>/s<seed>/`` as the ``run`` stage writes it: ``items.csv`` with one
+    held-out pair per entry of ``correct`` (1, 0 or 0.5; margins +1 / -1 / 0) and a ``metrics.json`` with the current
+    provenance. Returns the folder."""
+    import numpy as np
+    import pandas as pd
+
+    from mdaq.io import ITEM_COLUMNS, write_items, write_json
+    from mdaq.provenance import provenance
+
+    correct = np.asarray(correct, dtype=float)
+    n = len(correct)
+    margin = np.where(correct == 1, 1.0, np.where(correct == 0, -1.0, 0.0))
+    items = pd.DataFrame(
+        {
+            "lang": lang,
+            "item": [f"{lang}-{i}" for i in range(n)],
+            "source_index": np.arange(n),
+            "chosen_lp": -2.0 * n_tokens - margin,
+            "chosen_n": n_tokens,
+            "rejected_lp": -2.0 * n_tokens,
+            "rejected_n": n_tokens,
+            "margin": margin / n_tokens,
+            "correct": correct,
+            "prompt_truncated": False,
+            "chosen_truncated": False,
+            "rejected_truncated": False,
+        },
+        columns=list(ITEM_COLUMNS),
+    )
+    run = Path(root) / method / lang / f"s{seed}"
+    write_items(run / "items.csv", items)
+    role = role or {"base": "base", "full": "reference"}.get(method, "control" if "oracle" in method else "method")
+    record = {"method": method, "lang": lang, "seed": seed, "role": role, "n_selected": 10, "share_revised": 0.5}
+    record |= {"selector_version": "1", "base_model": "tiny", **provenance(params, method), **metrics}
+    write_json(run / "metrics.json", record)
+    return run

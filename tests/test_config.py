@@ -21,7 +21,7 @@ def _write(tmp_path, text):
 
 
 BASE = (
-    'profile: t\nseed: 0\nlanguages: ["de", "no"]\nmethods: [random]\nbase_model: tiny-llama\n'
+    'profile: t\nseed: 0\nseeds: [0]\nlanguages: ["de", "no"]\nmethods: [random]\nbase_model: tiny-llama\n'
     "selectors: {random: {}}\n"
 )
 

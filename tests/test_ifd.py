@@ -6,10 +6,9 @@ import numpy as np
 import pytest
 
 from mdaq import Sample
-from mdaq.config import EvaluateConfig, IFDConfig
-from mdaq.evaluation.heldout import sequence_logprobs
+from mdaq.config import IFDConfig
 from mdaq.features.ifd import ifd_scores, unconditional, write_ifd
-from mdaq.models.lm import IGNORE, encode_pair, format_prompt, load_causal_lm
+from mdaq.models.lm import IGNORE, encode_pair, encoded_logprobs, format_prompt, load_causal_lm
 
 from .conftest import needs_fast_bf16
 
@@ -30,14 +29,10 @@ def test_ifd_is_the_ratio_of_the_two_losses(tiny_lm):
     out = ifd_scores(model, tok, samples, IFDConfig(max_seq_len=64, batch_size=2))
     assert set(out) == {"ifd", "loss_conditional", "loss_unconditional"}
     np.testing.assert_allclose(out["ifd"], out["loss_conditional"] / out["loss_unconditional"], rtol=1e-6)
-    # the conditional loss equals the evaluation code's per-token NLL of the same pairs
-    s, n = sequence_logprobs(
-        model,
-        tok,
-        [format_prompt(x.instruction) for x in samples],
-        [x.output for x in samples],
-        EvaluateConfig(max_seq_len=64, batch_size=3),
-    )
+    # the conditional loss equals the shared scorer's per-token NLL of the same pairs as training encodes them
+    # (EOS included: IFD scores the training samples; the held-out evaluation leaves EOS out)
+    enc = [encode_pair(tok, format_prompt(x.instruction), x.output, 64) for x in samples]
+    s, n = encoded_logprobs(model, tok, enc, 3)
     np.testing.assert_allclose(out["loss_conditional"], -s / n, rtol=1e-5)
 
 

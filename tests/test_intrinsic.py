@@ -74,9 +74,10 @@ def test_empty_selection():
 
 def test_nan_paths_without_features_or_labels():
     m = selection_metrics(_pool(emb=False, quality=False, revised=(True, None, True, False)), [0, 1])
-    for key in ("share_revised", "cluster_coverage", "mean_pairwise_distance", "pool_mean_pairwise_distance"):
+    for key in ("share_revised", "mean_pairwise_distance", "pool_mean_pairwise_distance"):
         assert math.isnan(m[key]), key
     assert math.isnan(m["mean_quality"]) and m["len_mean"] == 1.5
+    assert m["cluster_coverage"] in (0.5, 1.0)  # the coverage partition reads the text, not the embeddings
     # labels passed in still give a coverage without embeddings; a single selected sample has no pairs
     m = selection_metrics(_pool(emb=False), [0], clusters=np.array([0, 1, 1, 1]))
     assert m["cluster_coverage"] == 0.5 and math.isnan(m["mean_pairwise_distance"])
@@ -85,26 +86,36 @@ def test_nan_paths_without_features_or_labels():
     assert math.isnan(selection_metrics(empty, [])["cluster_coverage"])
 
 
-def _blobs(per_blob: int) -> Pool:
-    """Three tight, far-apart blobs of ``per_blob`` samples each, blob b at rows b * per_blob ..."""
+def _topics(per_topic: int) -> Pool:
+    """Three topics in three scripts (no character n-gram in common), ``per_topic`` samples each, topic t at rows
+    t * per_topic ...; the embeddings are noise, so only the text can separate the topics."""
+    vocab = [
+        ["apple", "garden", "river", "window", "pencil", "forest"],
+        ["яблоко", "сад", "река", "окно", "карандаш", "лес"],
+        ["りんご", "にわ", "かわ", "まど", "えんぴつ", "もり"],
+    ]
     rng = np.random.default_rng(1)
-    centres = np.array([[100.0, 0.0, 0.0], [0.0, 100.0, 0.0], [0.0, 0.0, 100.0]])
-    emb = np.repeat(centres, per_blob, axis=0) + rng.normal(scale=0.01, size=(3 * per_blob, 3))
-    samples = [Sample.create("fr", f"q{i}", "", f"a{i}") for i in range(3 * per_blob)]
-    return Pool("fr", samples, embeddings=emb)
+    samples = [
+        Sample.create("fr", " ".join(rng.choice(vocab[t], 3)), "", " ".join(rng.choice(vocab[t], 4)))
+        for t in range(3)
+        for _ in range(per_topic)
+    ]
+    return Pool("fr", samples, embeddings=rng.normal(size=(3 * per_topic, 4)))
 
 
-def test_kmeans_coverage_is_seeded_and_uses_car_default_k():
-    pool = _blobs(6)  # n = 18: CaR's k = floor(sqrt(9)) = 3, one cluster per blob
-    assert selection_metrics(pool, [0, 1, 2])["cluster_coverage"] == pytest.approx(1 / 3)
-    assert selection_metrics(pool, [0, 6, 12])["cluster_coverage"] == 1.0
+def test_coverage_partition_reads_the_text_is_seeded_and_uses_twice_car_k():
+    from mdaq.evaluation.intrinsic import coverage_labels, coverage_n_clusters
+
+    pool = _topics(6)  # n = 18: CaR's k = floor(sqrt(9)) = 3, coverage k = 6
+    assert coverage_n_clusters(18) == 6 and coverage_n_clusters(80) == 12 and coverage_n_clusters(1) == 1
+    assert len(np.unique(coverage_labels(pool))) == 6
+    assert selection_metrics(pool, [0, 1, 2], n_clusters=3)["cluster_coverage"] == pytest.approx(1 / 3)
+    assert selection_metrics(pool, [0, 6, 12], n_clusters=3)["cluster_coverage"] == 1.0
     assert selection_metrics(pool, [0, 6], n_clusters=3)["cluster_coverage"] == pytest.approx(2 / 3)
     assert selection_metrics(pool, [0, 6], n_clusters=1)["cluster_coverage"] == 1.0
-    rng = np.random.default_rng(2)
-    noisy = Pool("fr", pool.samples, embeddings=rng.normal(size=(18, 4)))
-    a = selection_metrics(noisy, [0, 5, 7], n_clusters=5, random_state=3)
-    b = selection_metrics(noisy, [0, 5, 7], n_clusters=5, random_state=3)
-    assert a == b and 0 < a["cluster_coverage"] <= 3 / 5
+    a = selection_metrics(pool, [0, 5, 7], random_state=3)
+    b = selection_metrics(pool, [0, 5, 7], random_state=3)
+    assert a == b and 0 < a["cluster_coverage"] <= 3 / 6
 
 
 def test_errors():

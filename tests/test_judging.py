@@ -12,6 +12,7 @@ from mdaq.config import JudgeConfig
 from mdaq.io import read_json, read_jsonl, write_json, write_jsonl
 from mdaq.judging.stage import SKIP_MESSAGE, run_judge_stage, winrate_table
 from mdaq.judging.winrate import winrate_report
+from tests.conftest import write_run
 from tests.test_judge import StubServer
 
 QUESTIONS = [
@@ -21,7 +22,7 @@ QUESTIONS = [
 
 
 def _generations(root: Path, method: str, long: bool) -> None:
-    d = root / method / "de"
+    d = root / method / "de" / "s0"  # a run folder of the `run` stage (seed 0)
     d.mkdir(parents=True)
     text = "Eine lange, ausführliche Antwort mit Details. " * (3 if long else 1)
     write_json(
@@ -108,7 +109,7 @@ def test_position_biased_judge_gives_ties_and_is_diagnosed(setup, tmp_path, serv
 def test_language_policy_loss_turns_off_target_answers_into_losses(setup, tmp_path, server):
     gen, midb = setup
     # the reference answers turn 2 in German, the model in English: with lang_policy loss the model loses turn 2
-    ref = gen / "full" / "de" / "mt_bench.jsonl"
+    ref = gen / "full" / "de" / "s0" / "mt_bench.jsonl"
     write_jsonl(ref, [dict(r, detected_lang=["de", "de"]) for r in read_jsonl(ref)])
     cfg = JudgeConfig(backend="openai_compat", model="stub", base_url=server.base_url, lang_policy="loss")
     res = run_judge_stage(gen, midb, ["full", "mdaq_das"], ["de"], cfg, tmp_path / "out")["mdaq_das"]["de"]
@@ -117,34 +118,21 @@ def test_language_policy_loss_turns_off_target_answers_into_losses(setup, tmp_pa
 
 def test_leaderboard_takes_win_rates_from_judge_json(tmp_path):
     from mdaq.config import params_from_dict
-    from mdaq.provenance import provenance
     from mdaq.reporting.leaderboard import JUDGE, build_leaderboard, to_markdown
 
     params = params_from_dict(
         {
             "profile": "t",
             "seed": 0,
+            "seeds": [0],
             "languages": ["de"],
             "methods": ["full", "mdaq_das"],
             "base_model": "x",
             "selectors": {"full": {}, "mdaq_das": {}},
         }
     )
-    for m in ("full", "mdaq_das"):
-        write_json(
-            tmp_path / "runs" / m / "de" / "metrics.json",
-            {
-                "method": m,
-                "lang": "de",
-                "expert_pref_acc": 0.6,
-                "expert_pref_acc_se": 0.05,
-                "ref_nll": 2.0,
-                "n": 60,
-                "n_selected": 30,
-                "share_revised": 0.5,
-                **provenance(params, m),
-            },
-        )
+    for m in ("base", "full", "mdaq_das"):
+        write_run(tmp_path / "runs", m, "de", params, [1.0, 0.0, 1.0, 1.0])
     stats = {"win_rate": 62.5}
     write_json(
         tmp_path / "judge" / "mdaq_das" / "de" / "judge.json",

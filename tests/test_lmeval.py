@@ -87,7 +87,7 @@ def heldout(tmp_path):
 
 def _assert_matches_evaluate(out, base, adapter, rows=ROWS, cfg=CFG):
     """lm-eval's numbers equal mdaq.evaluation.heldout's: per pair (log-probs, token counts) and aggregated."""
-    ref = evaluate_heldout(base, adapter, rows, cfg)
+    ref = evaluate_heldout(base, adapter, rows, cfg, return_items=True)
     assert out["n"] == ref["n"] == len(rows)
     assert out["expert_pref_acc"] == ref["expert_pref_acc"]
     assert out["n_ref_tokens"] == ref["n_ref_tokens"]
@@ -95,10 +95,7 @@ def _assert_matches_evaluate(out, base, adapter, rows=ROWS, cfg=CFG):
     # lm-eval's SE of a mean uses n - 1; preference_metrics' binomial SE uses n (equal up to sqrt(n / (n - 1)))
     n, acc = out["n"], out["expert_pref_acc"]
     wins = np.array(
-        [
-            task_utils._win(i["logprob_chosen"] / i["n_chosen"], i["logprob_rejected"] / i["n_rejected"])
-            for i in out["items"]
-        ]
+        [task_utils._win(i["chosen_lp"] / i["chosen_n"], i["rejected_lp"] / i["rejected_n"]) for i in out["items"]]
     )
     assert wins.mean() == acc
     assert out["expert_pref_acc_se"] == pytest.approx(wins.std(ddof=1) / math.sqrt(n))
@@ -109,9 +106,14 @@ def _assert_matches_evaluate(out, base, adapter, rows=ROWS, cfg=CFG):
     prompts = [format_prompt(r["instruction"], r.get("input", "")) for r in rows]
     for key in ("chosen", "rejected"):
         sums, counts = sequence_logprobs(model, tok, prompts, [r[key] for r in rows], cfg)
-        assert [i[f"n_{key}"] for i in out["items"]] == counts.tolist()
-        np.testing.assert_allclose([i[f"logprob_{key}"] for i in out["items"]], sums, rtol=1e-5, atol=1e-4)
-    assert [i["id"] for i in out["items"]] == [r["id"] for r in rows]
+        if not ref["items"]["prompt_truncated"].any():  # one pair at a time: only the shared prompt cut differs
+            assert [i[f"{key}_n"] for i in out["items"]] == counts.tolist()
+            np.testing.assert_allclose([i[f"{key}_lp"] for i in out["items"]], sums, rtol=1e-5, atol=1e-4)
+        np.testing.assert_allclose([i[f"{key}_lp"] for i in out["items"]], ref["items"][f"{key}_lp"], rtol=1e-5)
+        assert [i[f"{key}_n"] for i in out["items"]] == ref["items"][f"{key}_n"].tolist()
+    for flag in ("prompt_truncated", "chosen_truncated", "rejected_truncated"):
+        assert [i[flag] for i in out["items"]] == ref["items"][flag].tolist()
+    assert [i["item"] for i in out["items"]] == [r["id"] for r in rows]
     return ref
 
 
@@ -172,11 +174,13 @@ def test_run_judge_free_equals_evaluate_heldout(tiny_lm, heldout):
     assert out["tasks"]["mdaq_ref_nll"]["results"]["ref_tokens,none"] == out["n_ref_tokens"]
     json.dumps(out)  # storable as is
 
-    # first `limit` pairs; pairs longer than max_seq_len are cut exactly as mdaq.models.lm.encode_pair cuts them
+    # first `limit` pairs; pairs longer than max_seq_len are cut exactly as mdaq.models.lm.encode_responses cuts
+    # them: one prompt cut shared by both responses of a pair, also when lm-eval encodes them one at a time
     short = run_judge_free(tiny_lm, None, heldout, batch_size=2, limit=5, max_seq_len=16, items=True)
     _assert_matches_evaluate(
         short, tiny_lm, None, ROWS[:5], EvaluateConfig(batch_size=2, max_seq_len=16, device="cpu")
     )
+    assert any(i["prompt_truncated"] for i in short["items"])  # the shared cut was exercised
 
 
 def test_run_judge_free_with_lora_adapter_equals_evaluate_heldout(tiny_lm, heldout, tmp_path):
@@ -196,7 +200,7 @@ def test_run_judge_free_with_lora_adapter_equals_evaluate_heldout(tiny_lm, heldo
 
 
 def test_stock_lm_eval_tokenization_scores_the_newline_and_no_eos(tiny_lm, heldout):
-    """With lm-eval's own encoding the prompt's trailing newline is scored and EOS is not (module docstring)."""
+    """With lm-eval's own encoding the prompt's trailing newline is scored (module docstring)."""
     from mdaq.evaluation.harness import run_judge_free
 
     out = run_judge_free(tiny_lm, None, heldout, batch_size=4, tokenization="lm_eval", items=True)
@@ -206,6 +210,6 @@ def test_stock_lm_eval_tokenization_scores_the_newline_and_no_eos(tiny_lm, heldo
         for key in ("chosen", "rejected"):
             # scored = tail of the joint encoding after the prompt without its trailing newline; no EOS
             joint, context = tok(prompt + row[key])["input_ids"], tok(prompt.rstrip())["input_ids"]
-            assert joint[: len(context)] == context and item[f"n_{key}"] == len(joint) - len(context)
+            assert joint[: len(context)] == context and item[f"{key}_n"] == len(joint) - len(context)
     assert out["n"] == len(ROWS) and math.isfinite(out["ref_nll"])
     assert out["ref_nll"] != pytest.approx(evaluate_heldout(tiny_lm, None, ROWS, CFG)["ref_nll"], rel=1e-4)

@@ -22,16 +22,17 @@ PROFILES = sorted((REPO / "profiles").glob("*.yaml"))
 def test_every_profile_resolves_every_stage(profile):
     report = dry_run(profile, REPO)
     assert report["problems"] == []
-    params = yaml.safe_load(profile.read_text())
-    n_cells = len(params["methods"]) * len(params["languages"])
-    for stage in ("select", "train", "evaluate"):
+    params = load_profile(profile)
+    n_cells = len(params["methods"]) * len(params["languages"]) * len(params["seeds"])
+    for stage in ("select", "run"):
         assert report["stages"][stage] == n_cells, stage
-    assert report["stages"]["features"] == len(params["languages"])
+    assert report["stages"]["features"] == report["stages"]["run_base"] == len(params["languages"])
 
 
 def test_paper_profile_is_paper_scale():
     report = dry_run(REPO / "profiles" / "paper.yaml", REPO)
-    assert report["stages"]["train"] == 11 * 11  # every method x every MIDB language with revision pairs
+    # every method and both controls x every MIDB language with revision pairs x 3 seeds
+    assert report["stages"]["run"] == 13 * 11 * 3
     p = load_profile(REPO / "profiles" / "paper.yaml")
     assert p["train"]["accelerate_config"] == "configs/accelerate/8gpu.yaml" and p["train"]["epochs"] == 3
     acc = yaml.safe_load((REPO / p["train"]["accelerate_config"]).read_text())

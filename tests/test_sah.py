@@ -15,10 +15,15 @@ def _m(**kw):
 def test_sah_table_joins_three_sources_and_plots(tmp_path):
     runs, sah = tmp_path / "runs", tmp_path / "sah"
     for lang in ("de", "ja"):
-        write_json(runs / "full" / lang / "metrics.json", _m(n_selected=120, expert_pref_acc=0.62, ref_nll=2.2))
+        write_json(runs / "full" / lang / "s0" / "metrics.json", _m(n_selected=120, expert_pref_acc=0.62, ref_nll=2.2))
+        write_json(runs / "full" / lang / "s0" / "train.json", {"n_steps": 15})
         for m, acc in (("random", 0.55), ("mdaq_das", 0.6)):
-            write_json(runs / m / lang / "metrics.json", _m(n_selected=30, expert_pref_acc=acc, ref_nll=2.3))
-            write_json(sah / m / "60" / lang / "metrics.json", _m(size=60, expert_pref_acc=acc + 0.01, ref_nll=2.25))
+            write_json(runs / m / lang / "s0" / "metrics.json", _m(n_selected=30, expert_pref_acc=acc, ref_nll=2.3))
+            write_json(runs / m / lang / "s1" / "metrics.json", _m(n_selected=30, expert_pref_acc=0.1, ref_nll=9))
+            write_json(
+                sah / m / "60" / lang / "metrics.json",
+                _m(size=60, expert_pref_acc=acc + 0.01, ref_nll=2.25, optimizer_steps=8),
+            )
     write_json(sah / "random" / "90" / "de" / "metrics.json", _m(size=90, expert_pref_acc=0.9, ref_nll=1.0))  # stale
     table = sah_table(runs, sah, ["random", "mdaq_das"], ["de", "ja"], sah_methods=["random", "mdaq_das"], sizes=[60])
     assert len(table) == 2 * 2 * 3 and 90 not in set(table["size"])  # only the current params' sizes are read
@@ -30,7 +35,8 @@ def test_sah_table_joins_three_sources_and_plots(tmp_path):
         "sah stage",
         "full (whole pool)",
     ]
-    assert das["expert_pref_acc"].tolist() == pytest.approx([0.6, 0.61, 0.62])
+    assert das["expert_pref_acc"].tolist() == pytest.approx([0.6, 0.61, 0.62])  # seed 0's runs, not seed 1's
+    assert das["optimizer_steps"].tolist()[1:] == [8, 15]  # steps beside every point (main grid: from train.json)
     out = plot_sah(table, tmp_path / "sah.png")
     assert out.stat().st_size > 10_000
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import numpy as np
 import pytest
@@ -11,12 +12,18 @@ from sklearn.base import clone
 from mdaq import FEATURES, SELECTORS, Pool, get_selector
 
 
+def _labelled(samples):
+    """The samples with the evaluation label the controls (``role = "control"``) read: every other one revised."""
+    return [dataclasses.replace(s, meta={**s.meta, "is_revised": i % 2 == 0}) for i, s in enumerate(samples)]
+
+
 def _pool_with_features(pool: Pool) -> Pool:
     rng = np.random.default_rng(0)
     emb = rng.normal(size=(len(pool), 8)).astype(np.float32)
     emb /= np.linalg.norm(emb, axis=1, keepdims=True)
     ifd = rng.uniform(0.3, 1.2, size=len(pool))
-    return Pool(pool.lang, pool.samples, quality=rng.normal(size=len(pool)), embeddings=emb, ifd=ifd)
+    samples = _labelled(pool.samples)
+    return Pool(pool.lang, samples, quality=rng.normal(size=len(pool)), embeddings=emb, ifd=ifd)
 
 
 @pytest.mark.parametrize("name", sorted(SELECTORS.names()))
@@ -45,6 +52,10 @@ def test_selector_is_deterministic_and_does_not_mutate(name, toy_pool):
 def test_selector_features(name, toy_pool):
     cls = SELECTORS.get(name)
     bare = Pool(toy_pool.lang, toy_pool.samples)
+    if cls.role == "control":  # reads the label, which only `prepare`'s MIDB pools carry
+        with pytest.raises(ValueError, match="evaluation label"):
+            cls().select(bare, 3)
+        bare = Pool(toy_pool.lang, _labelled(toy_pool.samples))
     if cls.requires:
         with pytest.raises(ValueError, match="requires pool"):
             cls().select(bare, 3)
@@ -74,3 +85,14 @@ def test_random_differs_by_seed(toy_pool):
     a = get_selector("random", random_state=0).select(toy_pool, 5)
     b = get_selector("random", random_state=1).select(toy_pool, 5)
     assert not np.array_equal(a, b)
+
+
+@pytest.mark.parametrize(("name", "revised"), [("oracle_revised", True), ("oracle_raw", False)])
+def test_controls_pick_one_label_then_fill(name, revised, toy_pool):
+    pool = Pool(toy_pool.lang, _labelled(toy_pool.samples))  # 5 revised, 5 raw
+    labels = [bool(s.meta["is_revised"]) for s in pool.samples]
+    idx = get_selector(name, random_state=3).select(pool, 4)
+    assert [labels[i] for i in idx] == [revised] * 4
+    full = get_selector(name, random_state=3).select(pool, 7)  # more than there are: filled with the other label
+    assert [labels[i] for i in full] == [revised] * 5 + [not revised] * 2
+    assert SELECTORS.get(name).role == "control"

@@ -17,7 +17,8 @@ with ``peft=adapter``), writes a *prepared* JSONL (prompt, choices and the score
 
 Tokenisation. With ``tokenization="mdaq"`` (default) the model subclass encodes each (prompt, response) pair with
 :func:`mdaq.models.lm.encode_pair`: prompt and response tokenised separately (the tokenizer's own special tokens on the
-prompt, none on the response), EOS appended to the response and scored, and the same truncation at ``max_seq_len``.
+prompt, none on the response), no EOS scored, and the same truncation at ``max_seq_len``, the prompt cut identically
+for both responses of a pair.
 The numbers then equal :func:`mdaq.evaluation.heldout.evaluate_heldout` up to float rounding.
 ``tokenization="lm_eval"``
 keeps lm-eval's stock encoding instead, which differs in three ways: trailing whitespace of the prompt (the
@@ -50,12 +51,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
+import pandas as pd
 import yaml
 
 from mdaq.config import EvaluateConfig
 from mdaq.errors import DataError
 from mdaq.io import read_jsonl, write_jsonl
-from mdaq.models.lm import encode_pair, format_prompt, resolve_device
+from mdaq.models.lm import encode_responses, format_prompt, resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +120,7 @@ def _hflm_class() -> type:
         Parameters
         ----------
         tokenization : {"mdaq", "lm_eval"}
-            ``"mdaq"``: :func:`mdaq.models.lm.encode_pair` (separate tokenisation, EOS scored, mdaq truncation at
+            ``"mdaq"``: :func:`mdaq.models.lm.encode_pair` (separate tokenisation, no EOS, mdaq truncation at
             ``max_length``); ``"lm_eval"``: lm-eval's own ``_encode_pair``.
         **kwargs
             Passed to :class:`HFLM`.
@@ -128,6 +131,7 @@ def _hflm_class() -> type:
                 raise ValueError(f"tokenization must be one of {TOKENIZATIONS}, got {tokenization!r}")
             super().__init__(**kwargs)
             self.tokenization, self.precision = tokenization, precision
+            self.reserve: dict[str, int] = {}  # prompt -> longest response (tokens): one prompt cut per pair
 
         def _model_call(self, inps: Any, attn_mask: Any = None, labels: Any = None) -> Any:
             """Forward pass under :func:`mdaq.models.lm.autocast` (``precision="bf16"``: bfloat16 matmuls, as
@@ -141,9 +145,17 @@ def _hflm_class() -> type:
         def _encode_pair(self, context: str, continuation: str) -> tuple[list[int], list[int]]:
             if self.tokenization == "lm_eval":
                 return super()._encode_pair(context, continuation)
-            enc = encode_pair(self.tokenizer, context, continuation, self.max_length)
+            enc = self.encode(context, continuation)
             n_prompt = len(enc.input_ids) - enc.n_response
             return enc.input_ids[:n_prompt], enc.input_ids[n_prompt:]
+
+        def encode(self, context: str, continuation: str) -> Any:
+            """mdaq's encoding of one scored continuation: no EOS, the prompt cut as for the longest response
+            registered for it in ``reserve`` (:func:`mdaq.models.lm.encode_responses`)."""
+            reserve = self.reserve.get(context, 0)
+            return encode_responses(
+                self.tokenizer, context, [continuation], self.max_length, eos=False, reserve=reserve
+            )[0]
 
         def get_model_info(self) -> dict[str, Any]:
             """Model facts for lm-eval's results, without the Hub lookups of :meth:`HFLM.get_model_info`."""
@@ -198,24 +210,38 @@ def build_lm(
 
 
 def prepare_rows(rows: Sequence[dict[str, Any]], lm: Any) -> list[dict[str, Any]]:
-    """Documents for the lm-eval tasks: prompt, choices and the token counts that ``lm`` will score.
+    """Documents for the lm-eval tasks: prompt, choices, the token counts that ``lm`` will score and the truncation
+    flags.
 
     ``n_tokens = [n_chosen, n_rejected]`` is the length of the continuation encoding from ``lm._encode_pair`` (the
-    method lm-eval itself calls), so the per-token normalisation in the task uses exactly the scored tokens.
+    method lm-eval itself calls), so the per-token normalisation in the task uses exactly the scored tokens. With
+    mdaq's tokenisation both responses of a pair see the same prompt tokens: ``lm.reserve`` is filled first.
     """
+    prompts = [format_prompt(r["instruction"], r.get("input", "")) for r in rows]
+    mdaq_enc = getattr(lm, "tokenization", "") == "mdaq"
+    if mdaq_enc:
+        for prompt, r in zip(prompts, rows, strict=True):
+            longest = max(
+                len(lm.tokenizer(r[k], add_special_tokens=False)["input_ids"]) for k in ("chosen", "rejected")
+            )
+            lm.reserve[prompt] = max(lm.reserve.get(prompt, 0), longest)
     out = []
-    for i, r in enumerate(rows):
-        prompt = format_prompt(r["instruction"], r.get("input", ""))
+    for i, (prompt, r) in enumerate(zip(prompts, rows, strict=True)):
         n_tokens = [len(lm._encode_pair(prompt, r[key])[1]) for key in ("chosen", "rejected")]
+        flags = [lm.encode(prompt, r[key]) for key in ("chosen", "rejected")] if mdaq_enc else []
         out.append(
             {
                 "id": str(r.get("id", i)),
                 "lang": str(r.get("lang", "")),
+                "source_index": int(r.get("source_index", -1)),
                 "prompt": prompt,
                 "chosen": r["chosen"],
                 "rejected": r["rejected"],
                 "choices": [r["chosen"], r["rejected"]],
                 "n_tokens": n_tokens,
+                "truncated": [flags[0].prompt_truncated, *(f.response_truncated for f in flags)]
+                if flags
+                else [False, False, False],  # prompt, chosen, rejected
             }
         )
     return out
@@ -307,8 +333,8 @@ def run_judge_free(
         ``expert_pref_acc``, ``expert_pref_acc_se`` (lm-eval's standard error), ``ref_nll``, ``n``,
         ``n_ref_tokens``, ``lm_eval_version``, ``tokenization``, ``max_seq_len`` and ``tasks`` (lm-eval's raw
         ``results``, ``n-samples``, ``versions`` and ``higher_is_better``, per task); with ``items=True`` also
-        ``items``: one dict per pair in file order (``id``, ``lang``, ``logprob_chosen``, ``logprob_rejected``,
-        ``n_chosen``, ``n_rejected``; log-probs summed over the scored tokens).
+        ``items``: the per-item records (one dict per pair with :data:`mdaq.io.ITEM_COLUMNS`, as
+        :func:`mdaq.evaluation.heldout.item_records` makes them), in file order.
 
     Raises
     ------
@@ -351,8 +377,8 @@ def run_judge_free(
             for task in TASKS
         },
     }
-    if items:
-        out["items"] = _items(results["samples"][EXPERT_PREF_TASK])
+    if items:  # plain records: the result stays JSON-storable
+        out["items"] = _items(results["samples"][EXPERT_PREF_TASK]).to_dict("records")
     return out
 
 
@@ -388,19 +414,20 @@ def _metrics(results: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _items(samples: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per-pair log-probs and token counts from lm-eval's logged ``mdaq_expert_pref`` samples, in file order."""
-    out = []
+def _items(samples: Sequence[dict[str, Any]]) -> pd.DataFrame:
+    """Per-item records (:data:`mdaq.io.ITEM_COLUMNS`) from lm-eval's logged ``mdaq_expert_pref``
+    samples, in file order."""
+    from mdaq.evaluation.heldout import item_records
+
+    docs, lp_c, lp_r = [], [], []
     for s in sorted(samples, key=lambda s: s["doc_id"]):
         doc, ((ll_c, _), (ll_r, _)) = s["doc"], s["filtered_resps"]
-        out.append(
-            {
-                "id": doc["id"],
-                "lang": doc["lang"],
-                "logprob_chosen": float(ll_c),
-                "logprob_rejected": float(ll_r),
-                "n_chosen": int(doc["n_tokens"][0]),
-                "n_rejected": int(doc["n_tokens"][1]),
-            }
-        )
-    return out
+        docs.append(doc)
+        lp_c.append(float(ll_c))
+        lp_r.append(float(ll_r))
+    n_c = np.array([int(d["n_tokens"][0]) for d in docs], dtype=np.int64)
+    n_r = np.array([int(d["n_tokens"][1]) for d in docs], dtype=np.int64)
+    items = item_records(docs, (np.array(lp_c), n_c), (np.array(lp_r), n_r))
+    for j, col in enumerate(("prompt_truncated", "chosen_truncated", "rejected_truncated")):
+        items[col] = [bool(d["truncated"][j]) for d in docs]
+    return items

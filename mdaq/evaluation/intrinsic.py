@@ -10,12 +10,17 @@ import numpy as np
 import pandas as pd
 
 from mdaq.evaluation.stage import share_revised
-from mdaq.selectors.algorithms import cluster_labels, default_n_clusters
+from mdaq.selectors import UNLABELLED_PART
+from mdaq.selectors.algorithms import PARTS, cluster_labels, default_n_clusters
 from mdaq.types import Pool
 
 __all__ = [
     "METRICS",
+    "PART_METRICS",
+    "coverage_labels",
+    "coverage_n_clusters",
     "selection_metrics",
+    "part_counts",
     "mean_pairwise_cosine_distance",
     "language_mix",
     "intrinsic_table",
@@ -35,7 +40,11 @@ METRICS = (
     "len_median",
     "len_p90",
 )
+PART_METRICS = ("n_diversity_requested", "n_diversity_made", "n_fill")  # from a selection file's `part` fields
 NAN = float("nan")
+COVERAGE_NGRAMS = (2, 4)  # character n-grams inside word boundaries: any script, no tokenizer (ja is unsegmented)
+COVERAGE_DIM = 64  # LSA components before k-means: topic structure without the n-gram noise
+COVERAGE_MAX_FEATURES = 50_000  # the most frequent n-grams only, so a 52K pool stays cheap
 
 
 def mean_pairwise_cosine_distance(embeddings: np.ndarray) -> float:
@@ -68,20 +77,65 @@ def _check_indices(pool: Pool, indices) -> np.ndarray:
     return idx.astype(np.int64)
 
 
+def coverage_n_clusters(n: int) -> int:
+    """k of the coverage partition: twice CaR's floor(sqrt(n / 2)), at most ``n`` (12 for a pool of 80, 38 for
+    794). It depends on the pool size only, so coverages at different budgets compare."""
+    return min(max(n, 1), 2 * default_n_clusters(n))
+
+
+def coverage_labels(pool: Pool, n_clusters: int | None = None, *, random_state: int = 0) -> np.ndarray:
+    """The partition ``cluster_coverage`` counts, built from a representation no selector reads.
+
+    Every sample's text (instruction, input, response) becomes a TF-IDF vector of character 2-4-grams within
+    word boundaries (sublinear tf, the 50,000 most frequent n-grams), reduced by LSA (truncated SVD, 64
+    components, rows re-normalised; skipped for pools of 64 or fewer) and clustered by k-means with ``n_clusters``
+    (default :func:`coverage_n_clusters`). Selectors cluster the diversity *embeddings* (``mdaq_das`` with k =
+    budget, ``car`` with CaR's k), so a method cannot score 1.0 by construction; the price is a lexical, not
+    semantic, notion of topic.
+
+    Returns
+    -------
+    numpy.ndarray of int64
+        One label per pool sample (all 0 when no sample has any text).
+    """
+    from sklearn.decomposition import TruncatedSVD
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.preprocessing import normalize
+
+    n = len(pool)
+    texts = ["\n".join(t for t in (s.instruction, s.input, s.output) if t) for s in pool.samples]
+    vectorizer = TfidfVectorizer(
+        analyzer="char_wb",
+        ngram_range=COVERAGE_NGRAMS,
+        sublinear_tf=True,
+        max_features=COVERAGE_MAX_FEATURES,
+        dtype=np.float32,
+    )
+    try:
+        x = vectorizer.fit_transform(texts)
+    except ValueError:  # empty vocabulary: no text at all, so one cluster
+        return np.zeros(n, dtype=np.int64)
+    if min(x.shape) > COVERAGE_DIM:
+        x = normalize(TruncatedSVD(COVERAGE_DIM, random_state=random_state).fit_transform(x))
+    else:
+        x = x.toarray()  # rows are already unit-length tf-idf vectors
+    k = coverage_n_clusters(n) if n_clusters is None else n_clusters
+    return cluster_labels(x, k, random_state=random_state)
+
+
 def _coverage(pool: Pool, idx: np.ndarray, clusters, n_clusters, random_state) -> float:
     if clusters is not None:
         labels = np.asarray(clusters)
         if labels.shape != (len(pool),):
             raise ValueError(f"clusters has shape {labels.shape}, expected ({len(pool)},) for pool {pool.lang!r}")
-    elif pool.embeddings is None or len(pool) == 0:
-        return NAN
     else:
         if n_clusters is not None and (
             isinstance(n_clusters, bool) or not isinstance(n_clusters, int | np.integer) or n_clusters < 1
         ):
             raise ValueError(f"n_clusters must be a positive integer or None, got {n_clusters!r}")
-        k = int(n_clusters) if n_clusters is not None else default_n_clusters(len(pool))
-        labels = cluster_labels(pool.embeddings, k, random_state=random_state)
+        if len(pool) == 0:
+            return NAN
+        labels = coverage_labels(pool, None if n_clusters is None else int(n_clusters), random_state=random_state)
     if len(labels) == 0:
         return NAN
     return len(np.unique(labels[idx])) / len(np.unique(labels))
@@ -104,11 +158,12 @@ def selection_metrics(
     indices : array-like of int
         Selected indices into ``pool.samples`` (unique; order does not matter).
     clusters : numpy.ndarray, optional
-        One cluster label per pool sample; when given, used for ``cluster_coverage`` instead of k-means.
+        One cluster label per pool sample; when given, used for ``cluster_coverage`` instead of
+        :func:`coverage_labels`.
     n_clusters : int, optional
-        k for the k-means labelling of ``pool.embeddings`` (default CaR's floor(sqrt(n / 2))).
+        k of :func:`coverage_labels` (default :func:`coverage_n_clusters`: twice CaR's floor(sqrt(n / 2))).
     random_state : int
-        Seed of the k-means labelling.
+        Seed of :func:`coverage_labels`.
 
     Returns
     -------
@@ -118,8 +173,9 @@ def selection_metrics(
         - ``n_selected``: number of selected samples;
         - ``share_revised``: mean of ``meta["is_revised"]`` over the selection (NaN unless every selected sample
           has that key, or when nothing is selected);
-        - ``cluster_coverage``: share of the pool's clusters holding at least one selected sample (NaN without
-          embeddings and ``clusters``, or for an empty pool);
+        - ``cluster_coverage``: share of the pool's clusters holding at least one selected sample, the clusters
+          being ``clusters`` or else :func:`coverage_labels` (k-means on an LSA of TF-IDF character n-grams of
+          the text, a representation no selector reads, k = 2 floor(sqrt(n / 2))); NaN for an empty pool;
         - ``mean_pairwise_distance``: mean cosine distance over distinct selected pairs (NaN below 2 or without
           embeddings), see :func:`mean_pairwise_cosine_distance`;
         - ``pool_mean_pairwise_distance``: the same over the whole pool, for reference (exact; the closed form is
@@ -164,6 +220,38 @@ def selection_metrics(
         "len_median": len_median,
         "len_p90": len_p90,
     }
+
+
+def part_counts(parts: Sequence[str] | None) -> dict[str, float]:
+    """How many picks of a selection each part got, from its rows' ``part`` labels.
+
+    Parameters
+    ----------
+    parts : sequence of str, optional
+        One label per selected sample: ``"quality"``, ``"diversity"``, ``"fill"`` (``mdaq_das``) or
+        ``"selected"`` (a selector that does not label its picks, or a row without a ``part`` field).
+
+    Returns
+    -------
+    dict[str, float]
+        Keys in :data:`PART_METRICS` order: ``n_diversity_made`` (diversity picks), ``n_fill`` (slots the
+        diversity scan could not fill, given to the next best by quality) and ``n_diversity_requested``, their
+        sum: DAS fills exactly the diversity slots it could not make, so this is n_diversity of the budget split
+        (in pooled mode, the diversity slots that ended in this language). All NaN when nothing is labelled.
+
+    Raises
+    ------
+    ValueError
+        A label outside the four above.
+    """
+    parts = [] if parts is None else [str(p) for p in parts]
+    unknown = sorted(set(parts) - {*PARTS, UNLABELLED_PART})
+    if unknown:
+        raise ValueError(f"unknown part labels {unknown}; expected {[*PARTS, UNLABELLED_PART]}")
+    if all(p == UNLABELLED_PART for p in parts):
+        return dict.fromkeys(PART_METRICS, NAN)
+    made, fill = parts.count("diversity"), parts.count("fill")
+    return {"n_diversity_requested": float(made + fill), "n_diversity_made": float(made), "n_fill": float(fill)}
 
 
 def language_mix(selected_by_lang: Mapping[str, int]) -> dict[str, float]:
@@ -246,17 +334,19 @@ def intrinsic_table(rows: list[dict]) -> pd.DataFrame:
     return table.sort_values(["method", "language", "metric"], kind="stable").reset_index(drop=True)
 
 
-def _selection_indices(path: Path, pool: Pool) -> np.ndarray:
-    """Pool indices of the ids in a selection file, in rank order; unknown ids are an error naming the file."""
+def _selection_indices(path: Path, pool: Pool) -> tuple[np.ndarray, list[str]]:
+    """Pool indices of the ids in a selection file, in rank order, and each row's ``part`` ("selected" when it has
+    none); unknown ids are an error naming the file."""
     from mdaq.io import iter_jsonl
 
     where = {s.id: i for i, s in enumerate(pool.samples)}
-    idx = []
+    idx, parts = [], []
     for k, row in enumerate(iter_jsonl(path)):
         if row.get("id") not in where:
             raise ValueError(f"{path}: record {k}: id {row.get('id')!r} is not in the {pool.lang!r} pool")
         idx.append(where[row["id"]])
-    return np.asarray(idx, dtype=np.int64)
+        parts.append(str(row.get("part", UNLABELLED_PART)))
+    return np.asarray(idx, dtype=np.int64), parts
 
 
 def intrinsic_report(
@@ -265,6 +355,7 @@ def intrinsic_report(
     selection_dirs: Mapping[str, str | Path],
     *,
     random_state: int = 0,
+    layouts: Mapping[str, str] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Intrinsic metrics of every method's selection in every selection mode.
 
@@ -277,26 +368,31 @@ def intrinsic_report(
         Method names; ``<dir>/<method>/<lang>.jsonl`` must exist for each mode, method and language.
     selection_dirs : Mapping[str, path]
         Mode name (e.g. ``"per_language"``, ``"pooled"``) to the folder of its selections.
+    layouts : Mapping[str, str], optional
+        Mode name to the path of one selection inside its folder, a template with ``{method}`` and ``{lang}``
+        (default ``"{method}/{lang}.jsonl"``; the pipeline's per-language selections are per seed:
+        ``"{method}/{lang}/s0.jsonl"``).
     random_state : int
-        Seeds the one k-means clustering per language (k = CaR's ⌊√(n/2)⌋) shared by every method, so coverage
-        is comparable across methods.
+        Seeds the one coverage partition per language (:func:`coverage_labels`: TF-IDF character n-grams, LSA,
+        k-means with k = 2 ⌊√(n/2)⌋), shared by every method so coverage compares across methods, and read by
+        none of them.
 
     Returns
     -------
     (table, mix) : tuple of DataFrames
-        ``table``: long format, columns ``mode, method, language, metric, value``; ``mix``: one row per mode and
+        ``table``: long format, columns ``mode, method, language, metric, value``, the metrics :data:`METRICS`
+        and :data:`PART_METRICS` (NaN for a method that does not label its picks); ``mix``: one row per mode and
         method with the language shares of the selection (``share_<lang>``) and ``lang_entropy``.
 
     Raises
     ------
     FileNotFoundError
         A selection file is missing (run ``dvc repro``).
+    ValueError
+        A selection file names an id not in its pool, or an unknown ``part``.
     """
     clusters = {
-        lang: cluster_labels(pool.embeddings, default_n_clusters(len(pool)), random_state=random_state)
-        if pool.embeddings is not None and len(pool)
-        else None
-        for lang, pool in pools.items()
+        lang: coverage_labels(pool, random_state=random_state) if len(pool) else None for lang, pool in pools.items()
     }
     tables, mix_rows = [], []
     for mode, root in selection_dirs.items():
@@ -304,12 +400,17 @@ def intrinsic_report(
         for method in methods:
             counts = {}
             for lang, pool in pools.items():
-                path = Path(root) / method / f"{lang}.jsonl"
+                layout = (layouts or {}).get(mode, "{method}/{lang}.jsonl")
+                path = Path(root) / layout.format(method=method, lang=lang)
                 if not path.is_file():
                     raise FileNotFoundError(f"{path}: no {mode} selection for {method}/{lang}; run `dvc repro`")
-                idx = _selection_indices(path, pool)
+                idx, parts = _selection_indices(path, pool)
                 counts[lang] = len(idx)
                 metrics = selection_metrics(pool, idx, clusters=clusters[lang], random_state=random_state)
+                try:
+                    metrics |= part_counts(parts)
+                except ValueError as e:
+                    raise ValueError(f"{path}: {e}") from None
                 rows.append({"method": method, "lang": lang, **metrics})
             mix_rows.append({"mode": mode, "method": method, **language_mix(counts)})
         table = intrinsic_table(rows)

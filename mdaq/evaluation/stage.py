@@ -9,7 +9,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from mdaq.config import EvaluateConfig, GenerateConfig, Params
+from mdaq.io import ITEM_COLUMNS
 
 
 def judge_free_metrics(
@@ -19,15 +22,24 @@ def judge_free_metrics(
     cfg: EvaluateConfig,
     *,
     loaded: tuple[Any, Any] | None = None,
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], Any]:
     """Expert-preference accuracy and reference NLL on the held-out pairs with the engine ``cfg.engine`` names:
     ``lm_eval`` (the lm-eval tasks, :func:`mdaq.evaluation.harness.run_judge_free`) or ``mdaq``
-    (:func:`mdaq.evaluation.heldout.evaluate_heldout`, which can reuse a ``loaded`` (tokenizer, model)). Flat dict,
-    with ``engine``."""
+    (:func:`mdaq.evaluation.heldout.evaluate_heldout`, which can reuse a ``loaded`` (tokenizer, model)).
+    ``adapter_dir=None`` scores the base model itself (the leaderboard's ``base`` row).
+
+    Returns
+    -------
+    (metrics, items)
+        Flat metrics (with ``engine``), computed from the per-item records ``items`` (a DataFrame with
+        :data:`mdaq.io.ITEM_COLUMNS`) whichever engine scored them.
+    """
+    from mdaq.evaluation.heldout import metrics_from_items
+
     if cfg.engine == "lm_eval":
         from mdaq.evaluation.harness import run_judge_free
 
-        metrics = run_judge_free(
+        out = run_judge_free(
             base_model,
             adapter_dir,
             heldout_path,
@@ -35,16 +47,21 @@ def judge_free_metrics(
             device=cfg.device,
             max_seq_len=cfg.max_seq_len,
             precision=cfg.precision,
+            items=True,
         )
-        metrics.pop("tasks")  # lm-eval's raw result tables; metrics stay flat
+        extra = {k: out[k] for k in ("lm_eval_version", "tokenization", "hardware")}
     elif cfg.engine == "mdaq":
         from mdaq.evaluation.heldout import evaluate_heldout
         from mdaq.io import read_jsonl
 
-        metrics = evaluate_heldout(base_model, adapter_dir, read_jsonl(heldout_path), cfg, loaded=loaded)
+        out = evaluate_heldout(
+            base_model, adapter_dir, read_jsonl(heldout_path), cfg, loaded=loaded, return_items=True
+        )
+        extra = {"hardware": out["hardware"]}
     else:
         raise ValueError(f"evaluate.engine must be 'lm_eval' or 'mdaq', got {cfg.engine!r}")
-    return {**metrics, "engine": cfg.engine}
+    items = pd.DataFrame(out["items"], columns=list(ITEM_COLUMNS))
+    return {**metrics_from_items(items), **extra, "engine": cfg.engine}, items
 
 
 def share_revised(samples: Sequence[Any]) -> float:
@@ -61,34 +78,46 @@ def run_metrics(
     lang: str,
     *,
     base_model: str | Path,
-    adapter_dir: str | Path,
+    adapter_dir: str | Path | None,
     heldout_path: str | Path,
     pool_path: str | Path,
-    selection_path: str | Path,
+    selection_path: str | Path | None,
     params: Params,
     out_path: str | Path,
+    seed: int | None = None,
     loaded: tuple[Any, Any] | None = None,
 ) -> dict[str, Any]:
     """:func:`judge_free_metrics` plus what the leaderboard needs to place the row (selection size, share of revised
-    samples, selector version and params, provenance), written to ``out_path`` (``metrics.json``)."""
-    from mdaq.io import read_samples, write_json
+    samples, selector version and params, training seed, provenance), written to ``out_path`` (``metrics.json``),
+    and the per-item records beside it (``items.csv``, :func:`mdaq.evaluation.heldout.write_items`).
+
+    ``adapter_dir`` and ``selection_path`` ``None``: the un-tuned base model (method ``base``, nothing selected).
+    """
+    from mdaq.io import read_samples, write_items, write_json
     from mdaq.provenance import provenance
     from mdaq.selectors import SELECTORS, read_selection
 
-    metrics = judge_free_metrics(base_model, adapter_dir, heldout_path, params.evaluate, loaded=loaded)
-    by_id = {s.id: s for s in read_samples(pool_path)}
-    selected = [by_id[i] for i in read_selection(selection_path)]
+    metrics, items = judge_free_metrics(base_model, adapter_dir, heldout_path, params.evaluate, loaded=loaded)
+    if selection_path is None:
+        selected: list[Any] = []
+        selector: dict[str, Any] = {"selector_params": {}, "selector_version": "", "role": "base"}
+    else:
+        by_id = {s.id: s for s in read_samples(pool_path)}
+        selected = [by_id[i] for i in read_selection(selection_path)]
+        cls = SELECTORS.get(method)
+        selector = {"selector_params": params.selectors[method], "selector_version": cls.version, "role": cls.role}
     metrics.update(
         method=method,
         lang=lang,
+        seed=params.seed if seed is None else int(seed),
         budget=params.select.budget,
         n_selected=len(selected),
         share_revised=share_revised(selected),
-        selector_params=params.selectors[method],
-        selector_version=SELECTORS.get(method).version,
+        **selector,
         base_model=Path(base_model).name,
         **provenance(params, method),
     )
+    write_items(Path(out_path).with_name("items.csv"), items)
     write_json(out_path, metrics)
     return metrics
 

@@ -94,13 +94,15 @@ def judge_pair(
     questions: dict[int, list[str]],
     cfg: JudgeConfig,
     out_dir: Path,
+    seed: int = 0,
 ) -> dict[str, Any]:
     """Judge ``method`` against ``cfg.reference`` in ``lang``; writes ``judgments.jsonl`` (both orders, all
-    benchmarks), alpaca_eval's ``annotations.json`` and ``judge.json`` (win rates and diagnostics) to ``out_dir``."""
+    benchmarks), alpaca_eval's ``annotations.json`` and ``judge.json`` (win rates and diagnostics) to ``out_dir``.
+    The answers are read from ``generations_dir/<method>/<lang>/s<seed>/`` (the run folders of the ``run`` stage)."""
     from mdaq.judging.alpaca_bridge import run_alpaca_eval
     from mdaq.judging.winrate import combine_orders, json_safe, judge_diagnostics, win_rate_stats
 
-    m_dir, r_dir = generations_dir / method / lang, generations_dir / cfg.reference / lang
+    m_dir, r_dir = (generations_dir / m / lang / f"s{seed}" for m in (method, cfg.reference))
     model_rows, ref_rows = read_json(m_dir / "alpaca_eval.json"), read_json(r_dir / "alpaca_eval.json")
     res = run_alpaca_eval(
         model_rows, ref_rows, judge, lang=lang, out_dir=out_dir, name=method, reference=cfg.reference
@@ -145,8 +147,10 @@ def run_judge_stage(
     cfg: JudgeConfig,
     out_dir: str | Path,
     cache_path: str | Path | None = None,
+    seed: int = 0,
 ) -> dict[str, Any]:
     """Judge every method but the reference against it in every language; returns ``{method: {lang: summary}}``.
+    The answers judged are those of the training seed ``seed`` (the pipeline: the first of ``seeds``).
 
     With ``cfg.backend == "none"``, writes ``{"status": "skipped", "reason": ...}`` per pair and logs why.
     """
@@ -174,7 +178,7 @@ def run_judge_stage(
                 summary = {"status": "skipped", "method": method, "lang": lang, "reason": SKIP_MESSAGE}
                 write_json(pair_dir / "judge.json", summary)
             else:
-                summary = judge_pair(judge, method, lang, Path(generations_dir), questions, cfg, pair_dir)
+                summary = judge_pair(judge, method, lang, Path(generations_dir), questions, cfg, pair_dir, seed)
             out.setdefault(method, {})[lang] = summary
     if judge is not None and hasattr(judge, "totals"):
         write_json(out_dir / "totals.json", {"judge_id": judge.id, **judge.totals()})

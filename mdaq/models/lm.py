@@ -53,31 +53,55 @@ def resolve_device(device: str = "auto") -> str:
 
 @dataclass(frozen=True)
 class Encoded:
-    """One (prompt, response) pair as token ids, with labels masked on the prompt."""
+    """One (prompt, response) pair as token ids, with labels masked on the prompt, and whether either was cut."""
 
     input_ids: list[int]
     labels: list[int]
+    prompt_truncated: bool = False
+    response_truncated: bool = False
 
     @property
     def n_response(self) -> int:
         return sum(1 for t in self.labels if t != IGNORE)
 
 
-def encode_pair(tokenizer: Any, prompt: str, response: str, max_len: int) -> Encoded:
-    """Tokenise ``prompt + response + eos``; prompt tokens get label ``IGNORE``.
+def encode_responses(
+    tokenizer: Any, prompt: str, responses: Sequence[str], max_len: int, *, eos: bool = True, reserve: int = 0
+) -> list[Encoded]:
+    """Tokenise ``prompt + response (+ eos)`` for each response, with the prompt cut **identically** for all.
 
-    When too long, the prompt is cut from the left (keeping the part next to the response) to leave room for at
-    least half of ``max_len`` of response, then the response is cut from the right.
+    The prompt is tokenised with the tokenizer's special tokens, each response without (``eos=True`` appends the
+    EOS token to it, as training wants: the model learns to stop). When too long, the prompt is cut from the left
+    (keeping its first token, the BOS, and the part next to the response) to leave room for the *longest* response,
+    but never below half of ``max_len``; then each response is cut from the right. Scoring two responses of one
+    prompt therefore conditions both on the same prompt tokens: a preference between them never comes from a
+    different view of the prompt. ``reserve``: leave room for a response of at least this many tokens (for a
+    caller that encodes the responses of one prompt one at a time, as lm-eval does).
     """
     p_ids = tokenizer(prompt, add_special_tokens=True)["input_ids"]
-    r_ids = tokenizer(response, add_special_tokens=False)["input_ids"]
-    if tokenizer.eos_token_id is not None:
-        r_ids = r_ids + [tokenizer.eos_token_id]
-    room_prompt = max(max_len - len(r_ids), max_len // 2)
-    if len(p_ids) > room_prompt:
+    r_ids = [tokenizer(r, add_special_tokens=False)["input_ids"] for r in responses]
+    if eos and tokenizer.eos_token_id is not None:
+        r_ids = [r + [tokenizer.eos_token_id] for r in r_ids]
+    longest = max([len(r) for r in r_ids] + [reserve])
+    room_prompt = max(max_len - longest, max_len // 2)
+    prompt_cut = len(p_ids) > room_prompt
+    if prompt_cut:
         p_ids = p_ids[:1] + p_ids[len(p_ids) - room_prompt + 1 :] if room_prompt > 1 else p_ids[:room_prompt]
-    r_ids = r_ids[: max_len - len(p_ids)]
-    return Encoded(p_ids + r_ids, [IGNORE] * len(p_ids) + r_ids)
+    out = []
+    for r in r_ids:
+        kept = r[: max_len - len(p_ids)]
+        out.append(Encoded(p_ids + kept, [IGNORE] * len(p_ids) + kept, prompt_cut, len(kept) < len(r)))
+    return out
+
+
+def encode_pair(tokenizer: Any, prompt: str, response: str, max_len: int, *, eos: bool = True) -> Encoded:
+    """Tokenise ``prompt + response (+ eos)``; prompt tokens get label ``IGNORE``.
+
+    When too long, the prompt is cut from the left (keeping the part next to the response) to leave room for at
+    least half of ``max_len`` of response, then the response is cut from the right (:func:`encode_responses` with
+    one response).
+    """
+    return encode_responses(tokenizer, prompt, [response], max_len, eos=eos)[0]
 
 
 def collate(batch: Sequence[Encoded], pad_id: int) -> dict[str, Any]:

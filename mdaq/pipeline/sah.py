@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from mdaq.config import Params
-from mdaq.io import write_json
+from mdaq.io import read_json, write_json
 
 log = logging.getLogger(__name__)
 
@@ -38,12 +38,13 @@ def run_sah_point(
     from mdaq import get_selector
     from mdaq.evaluation.stage import judge_free_metrics, share_revised
     from mdaq.features.pool import load_pool
+    from mdaq.io import write_items
     from mdaq.training.lora import train_lora
 
     pool = load_pool(lang, pool_path, features_dir, ifd_dir)
     if size > len(pool):
         raise ValueError(f"sah size {size} exceeds the {len(pool)}-sample pool of {lang}; lower sah.sizes")
-    selector = get_selector(method, params.selectors[method], random_state=params.seed)
+    selector = get_selector(method, params.selectors[method], random_state=params.seeds[0])
     chosen = [pool.samples[i] for i in selector.select(pool, size)]
     out_path = Path(out_path)
     with tempfile.TemporaryDirectory(prefix="mdaq-sah-") as tmp:
@@ -52,10 +53,20 @@ def run_sah_point(
             chosen,
             params.train,
             Path(tmp) / "adapter",
-            seed=params.seed,
+            seed=params.seeds[0],
             ckpt_dir=out_path.with_name(out_path.name + ".ckpt"),
         )
-        metrics = judge_free_metrics(base_model, adapter, heldout_path, params.evaluate)
-    metrics.update(method=method, lang=lang, size=len(chosen), share_revised=share_revised(chosen))
+        record = read_json(Path(adapter) / "train_record.json")
+        metrics, items = judge_free_metrics(base_model, adapter, heldout_path, params.evaluate)
+    metrics.update(
+        method=method,
+        lang=lang,
+        size=len(chosen),
+        share_revised=share_revised(chosen),
+        epochs=params.train.epochs,
+        optimizer_steps=record["n_steps"],  # equal epochs: a bigger set also trains more steps (shown beside it)
+        share_truncated=record["share_truncated"],
+    )
+    write_items(out_path.with_name("items.csv"), items)
     write_json(out_path, metrics)
     return metrics

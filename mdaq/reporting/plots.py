@@ -93,3 +93,42 @@ def plot_win_rates(long_df: Any, path: str | Path) -> Path:
         frameon=False,
     )
     return save_figure(fig, path)
+
+
+def plot_paired_differences(comparisons: Any, path: str | Path, *, alpha: float = 0.05) -> Path:
+    """Paired differences in expert-preference accuracy with their 95% bootstrap intervals: one panel per reference
+    method of ``compare.against``, one row per compared method, one marker per language and for all pairs;
+    filled markers where the Holm-adjusted p is below ``alpha``. ``comparisons`` is the long table of
+    :func:`mdaq.reporting.leaderboard.paired_report`."""
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    df = pd.DataFrame(comparisons)
+    if df.empty:
+        fig, ax = plt.subplots(figsize=(6, 1.2))
+        ax.axis("off")
+        ax.text(0.5, 0.5, "No paired comparisons (compare.against names no method of the board).", ha="center")
+        return save_figure(fig, path)
+    against = list(dict.fromkeys(df["against"]))
+    scopes = [*sorted(set(df["scope"]) - {"all"}), "all"]
+    fig, axes = plt.subplots(1, len(against), figsize=(4.6 * len(against), 0.45 * df["method"].nunique() + 1.6))
+    axes = np.atleast_1d(axes)
+    cmap = plt.get_cmap("tab10")
+    for ax, ref in zip(axes, against, strict=True):
+        sub = df[df["against"] == ref]
+        methods = sorted(set(sub["method"]))
+        for k, scope in enumerate(scopes):
+            rows = sub[sub["scope"] == scope].set_index("method").reindex(methods)
+            y = np.arange(len(methods)) + (k - (len(scopes) - 1) / 2) * 0.8 / len(scopes)
+            err = np.vstack([rows["d_acc"] - rows["d_acc_lo"], rows["d_acc_hi"] - rows["d_acc"]])
+            color = "black" if scope == "all" else cmap(k % 10)
+            ax.errorbar(rows["d_acc"], y, xerr=err, fmt="none", ecolor=color, lw=1, capsize=2)
+            sig = (rows["p_acc_holm"] < alpha).to_numpy()
+            ax.scatter(rows["d_acc"][sig], y[sig], color=color, s=18, zorder=3, label=scope)
+            ax.scatter(rows["d_acc"][~sig], y[~sig], facecolor="white", edgecolor=color, s=18, zorder=3)
+        ax.axvline(0, color="grey", lw=0.8, ls="--")
+        ax.set_yticks(np.arange(len(methods)), methods)
+        ax.set_xlabel(f"accuracy difference vs {ref} (paired, 95% CI)")
+        ax.set_title(f"against {ref}", fontsize=9)
+    axes[0].legend(fontsize=7, title="filled: Holm p < α", title_fontsize=7, loc="best")
+    return save_figure(fig, path)

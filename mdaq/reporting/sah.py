@@ -22,25 +22,28 @@ def sah_table(
     *,
     sah_methods: Sequence[str] = (),
     sizes: Sequence[int] = (),
+    seed: int = 0,
 ) -> Any:
     """Points of the SAH curves: one row per (method, lang, size) with the metrics of :data:`METRICS`.
 
     Sources: ``sah_dir/<method>/<size>/<lang>/metrics.json`` (the ``sah`` stage) for the methods in
     ``sah_methods`` and the ``sizes`` of the current params only (a file left by an earlier profile is never
-    read), the main grid's ``runs_dir/<method>/<lang>/metrics.json`` (size ``n_selected``) and ``full_method``'s
-    run, the whole pool, which ends every method's curve.
+    read), the main grid's ``runs_dir/<method>/<lang>/s<seed>/metrics.json`` (size ``n_selected``; ``seed``: the
+    one the ``sah`` stage trains with, the first of ``seeds``) and ``full_method``'s run, the whole pool, which ends
+    every method's curve. ``optimizer_steps`` stands beside every point: epochs are equal, so a bigger set also
+    trains for more steps, and the curve mixes both.
     """
     import pandas as pd
 
     rows = []
     for lang in languages:
-        full = Path(runs_dir) / full_method / lang / "metrics.json"
-        full_m = read_json(full) if full.is_file() else None
+        full = Path(runs_dir) / full_method / lang / f"s{seed}" / "metrics.json"
+        full_m = _with_steps(full) if full.is_file() else None
         for method in methods:
             points = []
-            main = Path(runs_dir) / method / lang / "metrics.json"
+            main = Path(runs_dir) / method / lang / f"s{seed}" / "metrics.json"
             if main.is_file():
-                m = read_json(main)
+                m = _with_steps(main)
                 points.append((int(m["n_selected"]), m, "main grid"))
             for size in sizes if method in sah_methods else ():
                 f = Path(sah_dir) / method / str(size) / lang / "metrics.json"
@@ -57,11 +60,21 @@ def sah_table(
                         "size": size,
                         "source": source,
                         **{k: m.get(k, math.nan) for k in METRICS},
+                        "optimizer_steps": m.get("optimizer_steps", math.nan),
                     }
                 )
-    df = pd.DataFrame(rows, columns=["method", "lang", "size", "source", *METRICS])
+    df = pd.DataFrame(rows, columns=["method", "lang", "size", "source", *METRICS, "optimizer_steps"])
     df = df.drop_duplicates(["method", "lang", "size"]).sort_values(["method", "lang", "size"])
     return df.reset_index(drop=True)
+
+
+def _with_steps(metrics_path: Path) -> dict[str, Any]:
+    """A main-grid run's metrics with ``optimizer_steps`` from the ``train.json`` beside them (when present)."""
+    m = dict(read_json(metrics_path))
+    train = metrics_path.with_name("train.json")
+    if "optimizer_steps" not in m and train.is_file():
+        m["optimizer_steps"] = read_json(train).get("n_steps", math.nan)
+    return m
 
 
 def plot_sah(table: Any, path: str | Path, metrics: Sequence[str] = ("expert_pref_acc", "ref_nll")) -> Path:
@@ -79,6 +92,10 @@ def plot_sah(table: Any, path: str | Path, metrics: Sequence[str] = ("expert_pre
                 sub = table[(table["lang"] == lang) & (table["method"] == method)].sort_values("size")
                 err = 1.959964 * sub["expert_pref_acc_se"] if metric == "expert_pref_acc" else None
                 ax.errorbar(sub["size"], sub[metric], yerr=err, marker="o", capsize=2, label=method)
+                if r == 0:  # optimizer steps beside every point: more data also means more steps
+                    for x, y, st in zip(sub["size"], sub[metric], sub["optimizer_steps"], strict=True):
+                        if st == st:
+                            ax.annotate(f"{int(st)} st", (x, y), fontsize=6, xytext=(3, 3), textcoords="offset points")
             sizes = sorted(set(table.loc[table["lang"] == lang, "size"]))
             if sizes:
                 ax.set_xscale("log")

@@ -35,7 +35,7 @@ def run_leaderboard_stage(
     from mdaq.reporting.html import render_html
     from mdaq.reporting.leaderboard import build_leaderboard, to_long, to_markdown, write_leaderboard
     from mdaq.reporting.notebooks import publish_notebooks
-    from mdaq.reporting.plots import plot_metric_by_language, plot_win_rates
+    from mdaq.reporting.plots import plot_metric_by_language, plot_paired_differences, plot_win_rates
     from mdaq.reporting.sah import plot_sah, sah_table
 
     figures_dir, out_dir = Path(figures_dir), Path(out_dir)
@@ -43,6 +43,7 @@ def run_leaderboard_stage(
     df = build_leaderboard(
         runs_dir, params, params.methods, params.languages, intrinsic=intrinsic, judge_dir=judge_dir
     )
+    report = df.attrs["report"]
     long = to_long(df)
     figures = [
         plot_metric_by_language(
@@ -53,11 +54,19 @@ def run_leaderboard_stage(
             reference_line=0.5,
         ),
         plot_win_rates(long, figures_dir / "win_rates.png"),
+        plot_paired_differences(report["comparisons"], figures_dir / "paired_differences.png", alpha=report["alpha"]),
     ]
     # the SAH study's curves, and the curated M-DaQ subset of the main grid as a point beside them (paper Fig. 4)
     curves = list(dict.fromkeys([*params.sah.methods, *(m for m in ["mdaq_das"] if m in params.methods)]))
     sah = sah_table(
-        runs_dir, sah_dir, curves, params.languages, "full", sah_methods=params.sah.methods, sizes=params.sah.sizes
+        runs_dir,
+        sah_dir,
+        curves,
+        params.languages,
+        "full",
+        sah_methods=params.sah.methods,
+        sizes=params.sah.sizes,
+        seed=params.seeds[0],
     )
     sah.to_csv(out_dir / "sah_curves.csv", index=False, float_format="%.6g")
     figures.append(plot_sah(sah, figures_dir / "sah_curves.png"))

@@ -2,6 +2,7 @@
 
 from mdaq.selectors import (
     baselines,  # noqa: E402,F401  (registers random, full)
+    controls,  # noqa: E402,F401  (oracle_revised, oracle_raw: controls that read the label)
     diverse,  # noqa: E402,F401  (kmeans_diverse, kcenter, mmr, car)
     heuristics,  # noqa: E402,F401  (longest, quality_topk)
     mdaq_das,  # noqa: E402,F401  (mdaq_das)
@@ -9,7 +10,19 @@ from mdaq.selectors import (
 )
 from mdaq.selectors.base import FEATURES, SELECTORS, BaseSelector
 
-__all__ = ["SELECTORS", "BaseSelector", "FEATURES", "get_selector", "write_selection", "read_selection"]
+__all__ = [
+    "SELECTORS",
+    "BaseSelector",
+    "FEATURES",
+    "UNLABELLED_PART",
+    "get_selector",
+    "selection_parts",
+    "write_selection",
+    "read_selection",
+    "read_selection_parts",
+]
+
+UNLABELLED_PART = "selected"  # the `part` of a pick from a selector that does not label its picks
 
 
 def get_selector(name: str, params: dict | None = None, random_state: int = 0) -> BaseSelector:
@@ -22,13 +35,45 @@ def get_selector(name: str, params: dict | None = None, random_state: int = 0) -
         raise ValueError(f"selectors.{name}: {e}") from None
 
 
-def write_selection(path, pool, indices, method: str) -> int:
-    """Write the selection as JSONL rows ``{rank, index, id}`` (atomic)."""
+def selection_parts(selector: BaseSelector, n: int):
+    """The part of each pick of ``selector``'s last :meth:`~BaseSelector.select` call, or None.
+
+    A selector that splits its selection into parts (``mdaq_das``: ``"quality"``, ``"diversity"``, ``"fill"``)
+    sets the fitted attribute ``part_labels_``, one label per returned index in order; other selectors do not.
+
+    Returns
+    -------
+    numpy.ndarray of str or None
+        ``n`` labels, or None when the selector exposes none.
+
+    Raises
+    ------
+    ValueError
+        The labels do not match the ``n`` indices of the last selection.
+    """
+    import numpy as np
+
+    labels = getattr(selector, "part_labels_", None)
+    if labels is None:
+        return None
+    labels = np.asarray(labels, dtype=str)
+    if labels.shape != (n,):
+        raise ValueError(f"{selector.name}: part_labels_ has shape {labels.shape}, expected ({n},)")
+    return labels
+
+
+def write_selection(path, pool, indices, method: str, parts=None) -> int:
+    """Write the selection as JSONL rows ``{rank, index, id, method}`` (atomic), plus ``part`` per row when
+    ``parts`` (one label per index, e.g. from :func:`selection_parts`) is given. Without parts the rows are
+    unchanged, so the files of selectors that do not label their picks keep their content hash."""
     from mdaq.io import write_jsonl
 
-    return write_jsonl(
-        path, ({"rank": r, "index": int(i), "id": pool.samples[i].id, "method": method} for r, i in enumerate(indices))
-    )
+    if parts is not None and len(parts) != len(indices):
+        raise ValueError(f"{len(parts)} part labels for {len(indices)} indices")
+    rows = ({"rank": r, "index": int(i), "id": pool.samples[i].id, "method": method} for r, i in enumerate(indices))
+    if parts is not None:
+        rows = ({**row, "part": str(part)} for row, part in zip(rows, parts, strict=True))
+    return write_jsonl(path, rows)
 
 
 def read_selection(path) -> list[str]:
@@ -36,3 +81,10 @@ def read_selection(path) -> list[str]:
     from mdaq.io import iter_jsonl
 
     return [row["id"] for row in iter_jsonl(path)]
+
+
+def read_selection_parts(path) -> list[str]:
+    """The ``part`` of every selected sample in priority order (:data:`UNLABELLED_PART` where a row has none)."""
+    from mdaq.io import iter_jsonl
+
+    return [str(row.get("part", UNLABELLED_PART)) for row in iter_jsonl(path)]

@@ -6,10 +6,51 @@ import math
 
 import numpy as np
 
+PARTS = ("quality", "diversity", "fill")  # DAS part labels, in selection order
+
 
 def default_n_clusters(n: int) -> int:
     """CaR's cluster count, k = floor(sqrt(n / 2)), at least 1."""
     return max(1, int(math.sqrt(n / 2)))
+
+
+def das_n_clusters(n_clusters: int | str, n: int, budget: int) -> int:
+    """The number of k-means clusters DAS uses on a pool of ``n`` samples with ``budget`` picks.
+
+    Parameters
+    ----------
+    n_clusters : int or {"budget", "sqrt"}
+        ``"budget"``: k = budget = n_quality + n_diversity. The quality part touches at most n_quality clusters,
+        and k-means leaves no cluster empty (given k distinct points), so at least n_diversity clusters stay
+        uncovered and every requested diversity pick is made: the smallest k that guarantees this for any ranking.
+        ``"sqrt"``: CaR's floor(sqrt(n / 2)), which the quality part usually covers entirely at a 6 : 1 split
+        (then stage 2 makes few or no picks). A positive int: that k.
+    n, budget : int
+        Pool size and number of picks (``budget <= n``).
+
+    Returns
+    -------
+    int
+        k, at least 1 and at most ``max(n, 1)``.
+
+    Raises
+    ------
+    ValueError
+        Anything else, including 0 (it meant ``"sqrt"`` before selector version 2, so it is refused, not
+        reinterpreted).
+    """
+    if isinstance(n_clusters, str) and n_clusters == "budget":
+        k = budget
+    elif isinstance(n_clusters, str) and n_clusters == "sqrt":
+        k = default_n_clusters(n)
+    elif isinstance(n_clusters, int | np.integer) and not isinstance(n_clusters, bool) and n_clusters >= 1:
+        k = int(n_clusters)
+    else:
+        raise ValueError(
+            f"n_clusters must be a positive integer, 'budget' (k = n_quality + n_diversity) or 'sqrt' (CaR's "
+            f"floor(sqrt(n / 2)); what 0 used to mean), got {n_clusters!r}"
+        )
+    return int(min(max(1, k), max(1, n)))
 
 
 def cluster_labels(
@@ -44,8 +85,14 @@ def split_budget(budget: int, n_quality_ratio: float, n_diversity_ratio: float) 
 
 
 def das_select(
-    quality: np.ndarray, labels: np.ndarray, n_quality: int, n_diversity: int, *, fill: bool = True
-) -> np.ndarray:
+    quality: np.ndarray,
+    labels: np.ndarray,
+    n_quality: int,
+    n_diversity: int,
+    *,
+    fill: bool = True,
+    return_parts: bool = False,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Diversity-Aware Selection, M-DaQ Algorithm 1.
 
     1. Sort by quality (descending; ties by index, so the result is deterministic).
@@ -57,10 +104,24 @@ def das_select(
     budget is always met) the remaining slots go to the best not-yet-selected samples by quality.
     Cost: O(n log n) for the sort plus O(n) for the scan.
 
+    Parameters
+    ----------
+    quality, labels : (n,) arrays
+        QSM score (higher is better) and cluster label (non-negative int) per pool sample.
+    n_quality, n_diversity : int
+        Sizes of the quality part and of the requested diversity part.
+    fill : bool
+        Top up the slots the diversity scan could not fill, by quality.
+    return_parts : bool
+        Also return the part of every pick.
+
     Returns
     -------
     numpy.ndarray of int64
         Selected indices in priority order (quality part, diversity part, fill).
+    parts : numpy.ndarray of str
+        Only with ``return_parts``: per selected index, its part, one of :data:`PARTS`. When ``n_quality +
+        n_diversity <= n``, the fill has exactly ``n_diversity`` minus the diversity picks made.
     """
     quality, labels = np.asarray(quality), np.asarray(labels)
     n = len(quality)
@@ -76,12 +137,15 @@ def das_select(
     novel = rest[first][~covered[labels[rest[first]]]]
     div = novel[:n_diversity]
     picked = np.concatenate([head, div]).astype(np.int64)
+    extra = np.zeros(0, dtype=np.int64)
     if fill and len(picked) < min(n_quality + n_diversity, n):
         taken = np.zeros(n, dtype=bool)
         taken[picked] = True
         extra = rest[~taken[rest]][: n_quality + n_diversity - len(picked)]
         picked = np.concatenate([picked, extra]).astype(np.int64)
-    return picked
+    if not return_parts:
+        return picked
+    return picked, np.repeat(np.array(PARTS), [len(head), len(div), len(extra)])
 
 
 def kcenter_greedy(embeddings: np.ndarray, budget: int, first: int = 0) -> np.ndarray:

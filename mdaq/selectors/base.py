@@ -21,12 +21,16 @@ class BaseSelector(BaseEstimator):
     diversity ``embeddings``, ``ifd`` scores from a causal LM), store their
     hyperparameters unchanged in a keyword-only ``__init__`` (always including ``random_state``), and implement
     ``_select(pool, budget)``. Selection is stateless per pool: anything learned arrives through ``Pool.quality``.
+    ``role`` places the method's row on the leaderboard: ``"method"`` (ranked), ``"reference"`` (the full pool,
+    what every method is compared against) or ``"control"`` (reads the evaluation label; shows whether the metric
+    separates good from bad data, never ranked).
     """
 
     name: ClassVar[str] = "base"
     version: ClassVar[str] = "0"
     requires: ClassVar[frozenset[str]] = frozenset()
     uses_budget: ClassVar[bool] = True
+    role: ClassVar[str] = "method"  # "reference" (full), "control" (reads the evaluation label), or "method"
 
     def select(self, pool: Pool, budget: int) -> np.ndarray:
         """Indices into ``pool.samples`` in priority order.

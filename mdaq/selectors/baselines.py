@@ -42,6 +42,7 @@ class FullSelector(BaseSelector):
     name = "full"
     version = "1"
     uses_budget = False
+    role = "reference"
 
     def __init__(self, *, random_state: int = 0):
         self.random_state = random_state

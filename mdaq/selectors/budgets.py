@@ -7,6 +7,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from mdaq.config import QUOTA_MODES
+from mdaq.selectors import selection_parts
 from mdaq.selectors.base import FEATURES, BaseSelector
 from mdaq.types import Pool
 
@@ -153,19 +154,25 @@ def pooled_pool(pools: Mapping[str, Pool]) -> tuple[Pool, np.ndarray, np.ndarray
     return Pool("pooled", samples, **features), lang_id, local
 
 
-def _keep_within_quota(ranked: np.ndarray, lang_id: np.ndarray, room: np.ndarray) -> np.ndarray:
-    """The entries of ``ranked`` (joint indices, priority order) kept while their language has ``room`` left."""
+def _within_quota(ranked: np.ndarray, lang_id: np.ndarray, room: np.ndarray) -> np.ndarray:
+    """Mask of the entries of ``ranked`` (joint indices, priority order) kept while their language has ``room``."""
     lid = lang_id[ranked]
     by_lang = np.lexsort((np.arange(len(ranked)), lid))  # stable grouping by language
     starts = np.searchsorted(lid[by_lang], lid[by_lang], side="left")
     occurrence = np.empty(len(ranked), dtype=np.int64)
     occurrence[by_lang] = np.arange(len(ranked)) - starts  # how many earlier picks of the same language
-    return ranked[occurrence < room[lid]]
+    return occurrence < room[lid]
 
 
 def select_pooled(
-    selector: BaseSelector, pools: Mapping[str, Pool], total: int, mode: str = "equal", temperature: float = 1.0
-) -> dict[str, np.ndarray]:
+    selector: BaseSelector,
+    pools: Mapping[str, Pool],
+    total: int,
+    mode: str = "equal",
+    temperature: float = 1.0,
+    *,
+    return_parts: bool = False,
+) -> dict[str, np.ndarray] | tuple[dict[str, np.ndarray], dict[str, np.ndarray | None]]:
     """Cross-lingual selection under per-language quotas.
 
     The selector sees one joint pool over all languages (so, e.g., its clusters are cross-lingual) and ranks it
@@ -185,12 +192,18 @@ def select_pooled(
         Budget summed over languages.
     mode, temperature
         How ``total`` is split, see :func:`language_quotas`.
+    return_parts : bool
+        Also return the part of every pick (see :func:`mdaq.selectors.selection_parts`).
 
     Returns
     -------
     dict[str, numpy.ndarray]
         Per language (keys sorted), int64 indices into that language's own pool, in global priority order: the
         first round's picks in the selector's rank order, then each top-up round's.
+    parts : dict[str, numpy.ndarray of str or None]
+        Only with ``return_parts``: per language, the part of each pick, aligned with its indices (the label the
+        selector gave it in the round that picked it: a top-up round's own quality picks are ``"quality"``); None
+        for every language when the selector does not label its picks.
 
     Raises
     ------
@@ -201,26 +214,37 @@ def select_pooled(
     langs = sorted(pools)
     quotas = language_quotas({lang: len(pools[lang]) for lang in langs}, total, mode, temperature)
     joint, lang_id, local = pooled_pool(pools)
+    labels: np.ndarray | None = None
     if not selector.uses_budget:
         picked = selector.select(joint, 0)
+        labels = selection_parts(selector, len(picked))
     else:
         room = np.array([quotas[lang] for lang in langs], dtype=np.int64)
         taken = np.zeros(len(joint), dtype=bool)
         rounds: list[np.ndarray] = []
+        round_labels: list[np.ndarray | None] = []
         candidates = np.arange(len(joint), dtype=np.int64)
         while room.sum() > 0:
             sub = joint if len(candidates) == len(joint) else _subpool(joint, candidates)
             ranked = candidates[selector.select(sub, int(room.sum()))]
-            kept = _keep_within_quota(ranked, lang_id, room)
+            ranked_labels = selection_parts(selector, len(ranked))
+            keep = _within_quota(ranked, lang_id, room)
+            kept = ranked[keep]
             if len(kept) == 0:  # cannot happen with a valid selector; guards against an endless loop
                 raise RuntimeError(f"select_pooled: {selector.name} made no progress with {room.sum()} slots left")
             rounds.append(kept)
+            round_labels.append(None if ranked_labels is None else ranked_labels[keep])
             taken[kept] = True
             room -= np.bincount(lang_id[kept], minlength=len(langs))
             candidates = np.flatnonzero(~taken & (room[lang_id] > 0))
         picked = np.concatenate(rounds) if rounds else np.zeros(0, dtype=np.int64)
+        if rounds and all(r is not None for r in round_labels):
+            labels = np.concatenate(round_labels)
     lid = lang_id[picked]
-    return {lang: local[picked[lid == k]].astype(np.int64) for k, lang in enumerate(langs)}
+    selected = {lang: local[picked[lid == k]].astype(np.int64) for k, lang in enumerate(langs)}
+    if not return_parts:
+        return selected
+    return selected, {lang: None if labels is None else labels[lid == k] for k, lang in enumerate(langs)}
 
 
 def _subpool(joint: Pool, rows: np.ndarray) -> Pool:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 
-from mdaq.selectors.algorithms import cluster_labels, das_select, default_n_clusters, split_budget
+from mdaq.selectors.algorithms import cluster_labels, das_n_clusters, das_select, split_budget
 from mdaq.selectors.base import SELECTORS, BaseSelector
 from mdaq.types import Pool
+
+logger = logging.getLogger(__name__)
 
 
 @SELECTORS.register("mdaq_das")
@@ -14,10 +18,35 @@ class MdaqSelector(BaseSelector):
     """M-DaQ: top ``n_quality`` by QSM score, then one sample from each not-yet-covered embedding cluster.
 
     The budget is split ``n_quality : n_diversity = n_quality_ratio : n_diversity_ratio`` (paper: 6 : 1). The pool
-    embeddings are clustered with k-means into ``n_clusters`` (0 = CaR's floor(sqrt(n / 2)); the paper's k is not
-    published); the scan then adds, in descending quality order, the best sample of every cluster the quality part
-    did not cover. When uncovered clusters run out, the remaining slots are filled by quality (Algorithm 1 itself
-    would return fewer samples).
+    embeddings are clustered with k-means into k clusters; the scan then adds, in descending quality order, the
+    best sample of every cluster the quality part did not cover. When uncovered clusters run out, the remaining
+    slots are filled by quality (Algorithm 1 itself would return fewer samples).
+
+    **Choice of k** (the paper does not publish it; :func:`mdaq.selectors.algorithms.das_n_clusters`):
+    ``n_clusters="budget"`` (default) sets k = n_quality + n_diversity. The quality part touches at most
+    n_quality clusters and k-means leaves none empty (given k distinct points), so at least n_diversity clusters
+    stay uncovered and every requested diversity pick is made. CaR's k = floor(sqrt(n / 2))
+    (``n_clusters="sqrt"``) is too coarse at a 6 : 1 split: at pool 80 / budget 20 (k = 6) or pool 794 / budget
+    112 (k = 19) the 17 or 96 quality picks typically cover every cluster, stage 2 makes 0 or 1 of its 3 or 16
+    picks and the selection is (nearly) ``quality_topk``. An int is used as k (0 is refused: it meant ``"sqrt"``
+    before version 2). With very large budgets k-means with k = budget is costly; pass an int then.
+
+    Parameters
+    ----------
+    n_quality_ratio, n_diversity_ratio : float
+        The budget split (paper: 6 : 1).
+    n_clusters : int or {"budget", "sqrt"}
+        k, or the rule that gives it (see above).
+    random_state : int
+        Seeds k-means.
+
+    Attributes
+    ----------
+    parts_ : dict
+        After :meth:`select`: ``n_clusters`` (k given to k-means), ``n_quality``, ``n_diversity_requested``,
+        ``n_diversity_made`` and ``n_fill`` (the slots stage 2 could not fill, given to the next best by quality).
+    part_labels_ : numpy.ndarray of str
+        After :meth:`select`: per returned index, in order, ``"quality"``, ``"diversity"`` or ``"fill"``.
 
     References
     ----------
@@ -26,11 +55,16 @@ class MdaqSelector(BaseSelector):
     """
 
     name = "mdaq_das"
-    version = "1"
+    version = "2"  # 2: default k = budget (was CaR's floor(sqrt(n / 2))); picks labelled by part
     requires = frozenset({"quality", "embeddings"})
 
     def __init__(
-        self, *, n_quality_ratio: float = 6, n_diversity_ratio: float = 1, n_clusters: int = 0, random_state: int = 0
+        self,
+        *,
+        n_quality_ratio: float = 6,
+        n_diversity_ratio: float = 1,
+        n_clusters: int | str = "budget",
+        random_state: int = 0,
     ):
         self.n_quality_ratio = n_quality_ratio
         self.n_diversity_ratio = n_diversity_ratio
@@ -38,7 +72,22 @@ class MdaqSelector(BaseSelector):
         self.random_state = random_state
 
     def _select(self, pool: Pool, budget: int) -> np.ndarray:
-        k = self.n_clusters or default_n_clusters(len(pool))
-        labels = cluster_labels(pool.embeddings, k, random_state=self.random_state)
         n_q, n_d = split_budget(budget, self.n_quality_ratio, self.n_diversity_ratio)
-        return das_select(pool.quality, labels, n_q, n_d, fill=True)
+        try:
+            k = das_n_clusters(self.n_clusters, len(pool), budget)
+        except ValueError as e:
+            raise ValueError(f"selectors.{self.name}: {e}") from None
+        labels = cluster_labels(pool.embeddings, k, random_state=self.random_state)
+        idx, parts = das_select(pool.quality, labels, n_q, n_d, fill=True, return_parts=True)
+        made, n_fill = int(np.sum(parts == "diversity")), int(np.sum(parts == "fill"))
+        self.part_labels_ = parts
+        self.parts_ = {
+            "n_clusters": k,
+            "n_quality": int(np.sum(parts == "quality")),
+            "n_diversity_requested": n_d,
+            "n_diversity_made": made,
+            "n_fill": n_fill,
+        }
+        log = logger.warning if made < n_d else logger.info
+        log("mdaq_das on %r: %s", pool.lang, ", ".join(f"{key} {v}" for key, v in self.parts_.items()))
+        return idx

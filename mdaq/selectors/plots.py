@@ -93,9 +93,10 @@ def plot_pool_selection(
     path: str | Path | None = None,
     title: str = "",
 ) -> Any:
-    """A method's picks on the first two principal components of ``pool.embeddings``, coloured by the k-means
-    clusters DAS uses (``n_clusters`` 0: CaR's floor(sqrt(n / 2))); marker size = QSM rank when the pool has
-    scores. The first ``n_quality`` picks are drawn as the quality part (default: all of them)."""
+    """A method's picks on the first two principal components of ``pool.embeddings``, coloured by k-means clusters
+    (``n_clusters``: k, 0 for CaR's floor(sqrt(n / 2)); pass ``selector.parts_["n_clusters"]`` and the selector's
+    seed to draw the clusters ``mdaq_das`` used); marker size = QSM rank when the pool has scores. The first
+    ``n_quality`` picks are drawn as the quality part (default: all of them)."""
     from mdaq.selectors.algorithms import cluster_labels, default_n_clusters
 
     if pool.embeddings is None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from mdaq.selectors import get_selector
+from mdaq.selectors import UNLABELLED_PART, get_selector, selection_parts
 from mdaq.types import Pool, Sample
 
 FEATURE_HINTS = {
@@ -52,7 +52,10 @@ def select_samples(
     quota: str = "equal",
     temperature: float = 1.0,
 ) -> list[dict[str, Any]]:
-    """Run one selector over ``samples`` and return selection rows ``{rank, index, id, lang, method}``.
+    """Run one selector over ``samples`` and return selection rows ``{rank, index, id, lang, method, part}``.
+
+    ``part`` is the pick's part when the selector labels them (``mdaq_das``: ``"quality"``, ``"diversity"``,
+    ``"fill"``; see :func:`mdaq.selectors.selection_parts`), else ``"selected"``.
 
     Parameters
     ----------
@@ -85,14 +88,18 @@ def select_samples(
     if pooled:
         from mdaq.selectors.budgets import select_pooled
 
-        picked = select_pooled(selector, {k: p for k, (p, _) in groups.items()}, budget, quota, temperature)
+        pools = {k: p for k, (p, _) in groups.items()}
+        picked, parts = select_pooled(selector, pools, budget, quota, temperature, return_parts=True)
     else:
-        picked = {lang: selector.select(pool, budget) for lang, (pool, _) in groups.items()}
+        picked, parts = {}, {}
+        for lang, (pool, _) in groups.items():
+            picked[lang] = selector.select(pool, budget)
+            parts[lang] = selection_parts(selector, len(picked[lang]))  # read before the next language's call
     rows, rank = [], 0
     for lang, (pool, positions) in groups.items():
-        for i in picked[lang]:
-            rows.append(
-                {"rank": rank, "index": int(positions[i]), "id": pool.samples[i].id, "lang": lang, "method": method}
-            )
+        labels = [UNLABELLED_PART] * len(picked[lang]) if parts[lang] is None else parts[lang]
+        for i, part in zip(picked[lang], labels, strict=True):
+            row = {"rank": rank, "index": int(positions[i]), "id": pool.samples[i].id, "lang": lang, "method": method}
+            rows.append(row | {"part": str(part)})
             rank += 1
     return rows

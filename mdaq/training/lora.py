@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import shutil
 from collections.abc import Sequence
@@ -148,6 +149,7 @@ def train_lora(
 
     if not samples:
         raise ValueError("train_lora: no training samples")
+    samples = sorted(samples, key=lambda s: s.id)  # the same set in any order trains the same adapter
     requested = resolve_device(cfg.device)
     acc = Accelerator(cpu=requested == "cpu")  # under `accelerate launch`: one process per device
     world, rank = acc.num_processes, acc.process_index
@@ -157,6 +159,11 @@ def train_lora(
     seed_everything(seed)  # same LoRA initialisation on every process
     hardware = configure_torch(cfg.precision, str(device), stage=f"train {Path(out_dir).name}")
     precision = hardware["precision"]
+    # the resolved precision, not "auto": a checkpoint from a bf16 machine is not resumed in fp32, nor vice versa
+    fingerprint = run_fingerprint(base_model, samples, dataclasses.replace(cfg, precision=precision), seed, world)
+    if world == 1 and _finished(Path(out_dir), fingerprint):
+        log.info("%s already holds this run's adapter (fingerprint %s): not retrained", out_dir, fingerprint)
+        return Path(out_dir)
     tok, model = load_causal_lm(base_model, device, dtype=cfg.base_dtype)
     model = add_lora(model, cfg)
     torch.manual_seed(seed + 1_000_003 * rank)  # independent dropout streams per process; rank 0 as one process
@@ -167,8 +174,6 @@ def train_lora(
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     loop = StepLoop(lengths, cfg.batch_size, group_size, cfg.epochs, seed, cfg.group_by_length, params, opt, None)
     loop.sched = get_cosine_schedule_with_warmup(opt, int(cfg.warmup_ratio * loop.n_steps), loop.n_steps)
-    # the resolved precision, not "auto": a checkpoint from a bf16 machine is not resumed in fp32, nor vice versa
-    fingerprint = run_fingerprint(base_model, samples, dataclasses.replace(cfg, precision=precision), seed, world)
     n_tokens = 0
     ckpt = Path(ckpt_dir) if ckpt_dir else None
     state = checkpoint.matching_checkpoint(ckpt, fingerprint) if acc.is_main_process else None
@@ -220,6 +225,9 @@ def train_lora(
         "world_size": world,
         "effective_batch_size": cfg.batch_size * group_size,
         "n_steps": len(losses),
+        "n_truncated": sum(e.response_truncated for e in encoded),
+        "share_truncated": sum(e.response_truncated for e in encoded) / len(encoded),
+        "fingerprint": fingerprint,
         "losses": losses,
         "seconds_this_run": round(seconds, 2),
         "resumed_from_step": start_step,
@@ -236,10 +244,33 @@ def train_lora(
     return out
 
 
+def _finished(out_dir: Path, fingerprint: str) -> bool:
+    """Whether ``out_dir`` holds a saved adapter of the run ``fingerprint`` (an interrupted stage rerun by
+    ``dvc repro`` then goes on to evaluation without training again)."""
+    record = out_dir / "train_record.json"
+    if not (record.is_file() and (out_dir / "adapter_model.safetensors").is_file()):
+        return False
+    try:
+        return json.loads(record.read_text(encoding="utf-8")).get("fingerprint") == fingerprint
+    except (OSError, ValueError):
+        return False
+
+
+def sort_adapter_config(folder: Path) -> None:
+    """Rewrite ``adapter_config.json`` with ``target_modules`` sorted: peft stores them as a set, so the file's bytes
+    (and the folder's hash) otherwise change with Python's string-hash seed from one process to the next."""
+    path = folder / "adapter_config.json"
+    config = json.loads(path.read_text(encoding="utf-8"))
+    if isinstance(config.get("target_modules"), list):
+        config["target_modules"] = sorted(config["target_modules"])
+    path.write_text(json.dumps(config, indent=2, sort_keys=True), encoding="utf-8")
+
+
 def _save(model: Any, record: dict[str, Any], out_dir: Path) -> Path:
     tmp = out_dir.with_name(f".{out_dir.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp, safe_serialization=True)
+    sort_adapter_config(tmp)
     write_json(tmp / "train_record.json", record)
     shutil.rmtree(out_dir, ignore_errors=True)
     tmp.rename(out_dir)
@@ -254,8 +285,10 @@ def train_from_files(
     out_dir: str | Path,
     params_path: str | Path = "params.yaml",
     ckpt_dir: str | Path | None = None,
+    seed: int | None = None,
 ) -> Path:
-    """The pipeline's training step: the selected samples of a pool, ``params.yaml: train`` and ``seed``.
+    """The pipeline's training step: the selected samples of a pool, ``params.yaml: train`` and ``seed`` (default
+    ``params.yaml: seed``; the pipeline passes each of ``seeds``).
 
     ``ckpt_dir`` defaults to ``<out_dir>.ckpt`` (beside the DVC output, so ``dvc repro`` keeps it).
     """
@@ -271,7 +304,8 @@ def train_from_files(
     if missing:
         raise DataError(selection_path, f"{len(missing)} selected ids are not in {pool_path}", record=missing[0])
     ckpt = ckpt_dir if ckpt_dir is not None else f"{out_dir}.ckpt"
-    return train_lora(base_model, [by_id[i] for i in ids], params.train, out_dir, seed=params.seed, ckpt_dir=ckpt)
+    seed = params.seed if seed is None else int(seed)
+    return train_lora(base_model, [by_id[i] for i in ids], params.train, out_dir, seed=seed, ckpt_dir=ckpt)
 
 
 def launch_command(accelerate_config: str | Path, args: Sequence[str]) -> list[str]:
@@ -300,6 +334,7 @@ def run_training_stage(
     selection_path: str | Path,
     out_dir: str | Path,
     params_path: str | Path = "params.yaml",
+    seed: int | None = None,
 ) -> Path:
     """Train in this process, or, when ``train.accelerate_config`` is set, through ``accelerate launch`` (one
     process per device, the same :func:`train_lora` in each)."""
@@ -309,7 +344,7 @@ def run_training_stage(
 
     params = load_params(params_path)
     if not params.train.accelerate_config:
-        return train_from_files(base_model, pool_path, selection_path, out_dir, params_path)
+        return train_from_files(base_model, pool_path, selection_path, out_dir, params_path, seed=seed)
     args = [
         "--base-model",
         str(base_model),
@@ -321,6 +356,7 @@ def run_training_stage(
         str(out_dir),
         "--params",
         str(params_path),
+        *(["--seed", str(seed)] if seed is not None else []),
     ]
     cmd = launch_command(params.train.accelerate_config, args)
     log.info("launching: %s", " ".join(cmd))
