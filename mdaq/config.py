@@ -35,8 +35,8 @@ class PrepareConfig:
     split: SplitConfig = field(default_factory=SplitConfig)
     guard: int = 5  # positions dropped between blocks so a source item never sits in two splits
     p_revised: float = 0.5  # probability that a pool item is the expert-revised version
-    max_pool: int = 80  # 0 = keep the whole pool block; otherwise a seeded subsample (small profiles)
-    max_heldout: int = 32  # same for held-out pairs
+    max_pool: int = 48  # 0 = keep the whole pool block; otherwise a seeded subsample (small profiles)
+    max_heldout: int = 24  # same for held-out pairs
 
 
 @dataclass(frozen=True)
@@ -86,7 +86,7 @@ class IFDConfig:
 class SelectConfig:
     """Selection budget per language, and the quotas of the pooled (cross-lingual) mode."""
 
-    budget: int = 20
+    budget: int = 12
     pooled_quota: str = "equal"  # pooled mode: "equal", "proportional" or "temperature" (mdaq.selectors.budgets)
     pooled_temperature: float = 1.0  # "temperature" quotas ∝ n_lang ** (1 / T)
 
@@ -138,7 +138,7 @@ class GenerateConfig:
     do_sample: bool = False  # greedy by default; sampling is seeded per batch
     temperature: float = 0.7
     top_p: float = 0.9
-    alpaca_eval_items: int = 2  # first N AlpacaEval instructions (0 = all 805)
+    alpaca_eval_items: int = 1  # first N AlpacaEval instructions (0 = all 805)
     mt_bench_items: int = 1  # first N MT-Bench questions (0 = all 80)
     device: str = "auto"
     precision: str = "auto"  # decoding's own rule: auto = bf16 on a fast-bf16 GPU, fp32 on every CPU

@@ -28,7 +28,7 @@ BASE = (
 
 def test_minimal_params_load_with_defaults(tmp_path):
     p = load_params(_write(tmp_path, BASE))
-    assert p.languages == ("de", "no") and p.select.budget == 20 and p.train.target_modules[0] == "q_proj"
+    assert p.languages == ("de", "no") and p.select.budget == 12 and p.train.target_modules[0] == "q_proj"
 
 
 def test_unquoted_no_is_a_clear_error(tmp_path):

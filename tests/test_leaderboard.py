@@ -187,7 +187,7 @@ def test_intrinsic_metrics_join_the_rows(tmp_path, params):
     assert rows.loc["all", "len_mean"] == pytest.approx(200.0) and math.isnan(rows.loc["fr", "mean_quality"])
     write_leaderboard(df, tmp_path / "out")
     md = (tmp_path / "out" / "leaderboard.md").read_text()
-    assert "| random | method | 0.500 | 0.700 | 0.600 ± 0.055 |" in md and "| 0.500 | 0.500 | 1 |" in md
+    assert "| random | method | 0.500 | 0.700 | 0.600 ± 0.055 |" in md and "| 0.500 | – | – | 0.500 | 1 |" in md
 
 
 def test_generation_summary_joins_the_rows(tmp_path, params):

@@ -14,7 +14,11 @@ from mdaq.io import atomic_path, read_items, read_json, write_json
 from mdaq.provenance import BASE, run_sections
 
 INTRINSIC = ("cluster_coverage", "mean_pairwise_distance", "mean_quality", "len_mean")  # from the intrinsic stage
-GENERATION = ("share_target_lang",)  # from generation.json (language fidelity of the generated answers)
+GENERATION = ("share_target_lang",)
+TRAINING = (
+    "optimizer_steps",
+    "share_truncated_train",
+)  # from each run's train.json, means over seeds  # from generation.json (language fidelity of the generated answers)
 JUDGE = ("win_rate_alpaca_eval", "win_rate_mt_bench_r1", "win_rate_mt_bench_r2")  # vs judge.reference, percent
 JUDGE_STATS = tuple(f"{c}_{s}" for c in JUDGE for s in ("se", "ci_low", "ci_high", "n"))  # per win rate
 COLUMNS = [
@@ -32,6 +36,8 @@ COLUMNS = [
     "n",
     "n_selected",
     "share_revised",
+    *TRAINING,
+    "truncated_heldout",
     *INTRINSIC,
     *GENERATION,
     *JUDGE,
@@ -73,7 +79,7 @@ LONG_COLUMNS = [
     "date",
 ]
 Z95 = 1.959963984540054
-MEAN_FIELDS = ("share_revised", *INTRINSIC, *GENERATION, *JUDGE)
+MEAN_FIELDS = ("share_revised", *TRAINING, "truncated_heldout", *INTRINSIC, *GENERATION, *JUDGE)
 
 
 _BENCH = tuple(c.removeprefix("win_rate_") for c in JUDGE)
@@ -173,6 +179,20 @@ def seed_averaged_records(runs: dict[str, dict[str, list[tuple[int, dict[str, An
         ]
         out[method] = seed_average(frames)
     return out
+
+
+def _training_fields(folder: Path, seeds: Sequence[int]) -> dict[str, float]:
+    """Optimizer steps and the share of training samples whose response was cut at ``train.max_seq_len``, means
+    over the seeds' ``train.json`` (NaN for the base row, which is not trained)."""
+    records = [
+        read_json(folder / f"s{s}" / "train.json") for s in seeds if (folder / f"s{s}" / "train.json").is_file()
+    ]
+    if not records:
+        return dict.fromkeys(TRAINING, float("nan"))
+    return {
+        "optimizer_steps": float(np.mean([r.get("n_steps", np.nan) for r in records])),
+        "share_truncated_train": float(np.mean([r.get("share_truncated", np.nan) for r in records])),
+    }
 
 
 def _accuracy_fields(items: Any, per_seed_acc: Sequence[float]) -> dict[str, Any]:
@@ -295,6 +315,8 @@ def build_leaderboard(
             row.update(role=roles[method], group=group_of.get(method, float("nan")))
             row["n_selected"] = float(np.mean([m.get("n_selected", 0) for _, m, _ in seed_runs]))
             row["share_revised"] = float(np.mean([_num(m.get("share_revised")) for _, m, _ in seed_runs]))
+            row.update(_training_fields(Path(runs_dir) / method / lang, [s for s, _, _ in seed_runs]))
+            row["truncated_heldout"] = _num(metrics.get("truncated_chosen"))
             row.update({m: extra.get((method, lang, m), float("nan")) for m in INTRINSIC})
             gen = Path(runs_dir) / method / lang / f"s{seed_runs[0][0]}" / "generation.json"
             summary = read_json(gen) if gen.is_file() else {}
@@ -387,7 +409,8 @@ def to_markdown(df) -> str:
     judged = [c for c in JUDGE if c in mean and mean[c].notna().any()]
     cols = ["role", *langs, "all", "seed SD"]
     cols += [h for a in against for h in (f"Δ vs {a} [95% CI]", "p (Holm)")]
-    cols += ["NLL ± SE", "share revised", "coverage", "group"] + [c.replace("win_rate_", "win % ") for c in judged]
+    cols += ["NLL ± SE", "share revised", "steps", "cut", "coverage", "group"]
+    cols += [c.replace("win_rate_", "win % ") for c in judged]
     head = "| method | " + " | ".join(cols) + " |\n|---|---|" + "---:|" * (len(cols) - 1) + "\n"
     body = ""
     for method in mean.index:
@@ -399,9 +422,14 @@ def to_markdown(df) -> str:
             sig = p and float(p) < report.get("alpha", 0.05)
             cells += [f"**{d}**" if sig else d, p]
         cells += [f"{_fmt(r['ref_nll'])} ± {_fmt(r['ref_nll_se'])}", _fmt(r["share_revised"])]
+        cells += [_fmt(r["optimizer_steps"], ".1f"), _fmt(r["share_truncated_train"], ".2f")]
         cells += [_fmt(r["cluster_coverage"]), _fmt(r["group"], ".0f")] + [_fmt(r[c], ".1f") for c in judged]
         body += f"| {method} | " + " | ".join(cells) + " |\n"
     note = "\n" + controls_sentence(report.get("controls")) + "\n\n"
+    cut = mean["truncated_heldout"].dropna() if "truncated_heldout" in mean else []
+    if len(cut):
+        share = float(cut.iloc[0])
+        note += f"Held-out pairs whose revised response was truncated at `evaluate.max_seq_len`: {share:.1%}. "
     note += (
         "Expert-preference accuracy on held-out MIDB pairs (higher is better): per language and over all pairs "
         "(`all` ± SE over items), averaged over the training seeds (`seed SD`: spread of the per-seed accuracies). "
@@ -410,7 +438,9 @@ def to_markdown(df) -> str:
         "correctness, Holm-adjusted over the rows of that column; bold = significant. `base` = the un-tuned model; "
         "`oracle_revised` / `oracle_raw` are controls that read the label (revised-only / raw-only training sets). "
         "`NLL` = per-token NLL of the revised responses (ratio SE); `share revised` = share of expert-revised samples "
-        "in the training selection; `coverage` = share of an independent partition's clusters the selection touches. "
+        "in the training selection; `steps` = optimizer steps (per language, mean over seeds; equal epochs, so more "
+        "data also means more steps); `cut` = share of training samples whose response was truncated at "
+        "`train.max_seq_len`; `coverage` = share of an independent text partition's clusters the selection touches. "
         "Paired margins and NLL differences: `results/comparisons.csv`."
     )
     if judged:
