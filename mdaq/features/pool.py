@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -49,26 +50,77 @@ def compute_features(
 
 
 def write_features(
-    out_dir: str | Path, quality: np.ndarray, embeddings: np.ndarray, record: dict[str, Any] | None = None
+    out_dir: str | Path,
+    quality: np.ndarray,
+    embeddings: np.ndarray,
+    record: dict[str, Any] | None = None,
+    quality_regression: np.ndarray | None = None,
 ) -> None:
-    """Save ``quality.npy`` (n,) and ``embeddings.npy`` (n, d) atomically, and the record when given."""
+    """Save ``quality.npy`` (n,) and ``embeddings.npy`` (n, d) atomically, ``quality_regression.npy`` (CaR's
+    scorer) when given (else any old one is removed), and the record when given."""
     out_dir = Path(out_dir)
-    for name, arr in (("quality", quality), ("embeddings", embeddings)):
+    arrays = {"quality": quality, "embeddings": embeddings}
+    if quality_regression is not None:
+        arrays["quality_regression"] = quality_regression
+    else:
+        (out_dir / "quality_regression.npy").unlink(missing_ok=True)
+    for name, arr in arrays.items():
         with atomic_path(out_dir / f"{name}.npy", suffix=".npy") as tmp:
             np.save(tmp, np.ascontiguousarray(arr, dtype=np.float32), allow_pickle=False)
     if record is not None:
         write_json(out_dir / RECORD_FILE, record)
 
 
+QUALITY_FILES = {"qsm": "quality.npy", "regression": "quality_regression.npy"}  # per BaseSelector.scorer
+
+
+def scorer_needed(scorer: str, methods: Sequence[str]) -> bool:
+    """Whether any of ``methods`` ranks with ``scorer`` (its selector's ``scorer`` and ``"quality"`` in
+    ``requires``)."""
+    from mdaq.selectors import SELECTORS
+
+    return any(SELECTORS.get(m).scorer == scorer and "quality" in SELECTORS.get(m).requires for m in methods)
+
+
+def score_regression(pool_path: str | Path, scorer_dir: str | Path, cfg: FeaturesConfig, device: str = "auto"):
+    """CaR's regression scorer's scores of a pool (saved as ``quality_regression.npy`` by :func:`write_features`)."""
+    from mdaq.models.lm import resolve_device
+    from mdaq.quality.model import QualityModel
+
+    model = QualityModel.load(scorer_dir, device=resolve_device(device))
+    if model.kind != "regression":
+        raise ValueError(f"{scorer_dir}: a {model.kind!r} model, expected CaR's regression scorer")
+    return model.score_jsonl(pool_path, batch_size=cfg.batch_size)
+
+
 def load_pool(
-    lang: str, pool_path: str | Path, features_dir: str | Path | None = None, ifd_dir: str | Path | None = None
+    lang: str,
+    pool_path: str | Path,
+    features_dir: str | Path | None = None,
+    ifd_dir: str | Path | None = None,
+    *,
+    scorer: str = "qsm",
 ) -> Pool:
-    """Read a pool and, when given, its features (``np.load`` with pickles disabled); shapes are checked."""
+    """Read a pool and, when given, its features (``np.load`` with pickles disabled); shapes are checked.
+
+    ``scorer`` picks the scores in ``Pool.quality``: ``"qsm"`` (``quality.npy``) or ``"regression"``
+    (``quality_regression.npy``, CaR's scorer; a missing file names the ``car_scorer`` stage).
+    """
+    from mdaq.errors import MissingAssetError
+
     samples = read_samples(pool_path)
     features = {}
     if features_dir is not None:
         d = Path(features_dir)
-        features["quality"] = np.load(d / "quality.npy", allow_pickle=False)
+        if scorer not in QUALITY_FILES:
+            raise ValueError(f"scorer must be one of {tuple(QUALITY_FILES)}, got {scorer!r}")
+        qfile = d / QUALITY_FILES[scorer]
+        if not qfile.is_file():
+            raise MissingAssetError(
+                f"{qfile} not found: the {scorer!r} scores are computed by the features stage "
+                "only when a method of the profile ranks with them (car_scorer stage)"
+            )
+        features["quality"] = np.load(qfile, allow_pickle=False)
         features["embeddings"] = np.load(d / "embeddings.npy", allow_pickle=False)
     if ifd_dir is not None and (Path(ifd_dir) / "ifd.npy").is_file():  # absent: the ifd stage was skipped
         features["ifd"] = np.load(Path(ifd_dir) / "ifd.npy", allow_pickle=False)

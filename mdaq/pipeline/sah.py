@@ -35,13 +35,13 @@ def run_sah_point(
 ) -> dict[str, Any]:
     """Select ``size`` samples of ``lang``'s pool with ``method``, train an adapter on them, evaluate it on the
     held-out pairs (``params.evaluate``), and write the metrics to ``out_path``."""
-    from mdaq import get_selector
+    from mdaq import SELECTORS, get_selector
     from mdaq.evaluation.stage import judge_free_metrics, share_revised
     from mdaq.features.pool import load_pool
     from mdaq.io import write_items
     from mdaq.training.lora import train_lora
 
-    pool = load_pool(lang, pool_path, features_dir, ifd_dir)
+    pool = load_pool(lang, pool_path, features_dir, ifd_dir, scorer=SELECTORS.get(method).scorer)
     if size > len(pool):
         raise ValueError(f"sah size {size} exceeds the {len(pool)}-sample pool of {lang}; lower sah.sizes")
     selector = get_selector(method, params.selectors[method], random_state=params.seeds[0])

@@ -203,3 +203,17 @@ def _save_final(model: QualityModel, out_dir: Path) -> None:
     model.save(tmp)
     shutil.rmtree(out_dir, ignore_errors=True)
     tmp.rename(out_dir)
+
+
+def skip_training(out_dir: str | Path, reason: str) -> dict[str, Any]:
+    """A scorer stage with nothing to train (no method of the profile ranks with it): ``out_dir`` holds only
+    ``train_record.json`` saying why, so a stage that loads the scorer fails naming it; returns the record."""
+    from mdaq.io import write_json
+
+    out_dir = Path(out_dir)
+    for old in out_dir.glob("*") if out_dir.is_dir() else ():
+        if old.is_file():
+            old.unlink()
+    record = {"status": "skipped", "reason": reason, "losses": []}
+    write_json(out_dir / "train_record.json", record)
+    return record

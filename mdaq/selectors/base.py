@@ -12,6 +12,7 @@ from mdaq.types import Pool
 
 SELECTORS: Registry[type[BaseSelector]] = Registry("selector")
 FEATURES = frozenset({"quality", "embeddings", "ifd"})  # Pool fields a selector may declare in `requires`
+SCORERS = ("qsm", "regression")  # BaseSelector.scorer: the quality scorer behind Pool.quality
 
 
 class BaseSelector(BaseEstimator):
@@ -23,7 +24,9 @@ class BaseSelector(BaseEstimator):
     ``_select(pool, budget)``. Selection is stateless per pool: anything learned arrives through ``Pool.quality``.
     ``role`` places the method's row on the leaderboard: ``"method"`` (ranked), ``"reference"`` (the full pool,
     what every method is compared against) or ``"control"`` (reads the evaluation label; shows whether the metric
-    separates good from bad data, never ranked).
+    separates good from bad data, never ranked). ``scorer`` names the quality scorer whose scores the pipeline puts
+    in ``Pool.quality`` for this method: ``"qsm"`` (M-DaQ's triplet QSM, stage ``qsm``) or ``"regression"`` (CaR's
+    single-text regression scorer, stage ``car_scorer``), so each paper's method ranks with its own scorer.
     """
 
     name: ClassVar[str] = "base"
@@ -31,6 +34,7 @@ class BaseSelector(BaseEstimator):
     requires: ClassVar[frozenset[str]] = frozenset()
     uses_budget: ClassVar[bool] = True
     role: ClassVar[str] = "method"  # "reference" (full), "control" (reads the evaluation label), or "method"
+    scorer: ClassVar[str] = "qsm"  # which scorer fills Pool.quality: "qsm" (M-DaQ's) or "regression" (CaR's own)
 
     def select(self, pool: Pool, budget: int) -> np.ndarray:
         """Indices into ``pool.samples`` in priority order.

@@ -92,7 +92,9 @@ class CaRSelector(BaseSelector):
 
     With a fixed budget: the per-cluster representatives (k · n_per_cluster, at most the budget) come first,
     ordered by quality; the remaining slots go to the best not-yet-selected samples by quality (CaR's
-    "top n1 ∪ per-cluster top n2, deduplicated").
+    "top n1 ∪ per-cluster top n2, deduplicated"). In the pipeline ``Pool.quality`` holds CaR's own scorer's scores
+    (``scorer = "regression"``: the ``car_scorer`` stage trains it on the same expert revision pairs as the QSM), so
+    ``car`` against ``mdaq_das`` compares the two papers' scorers as well as their selection rules.
 
     References
     ----------
@@ -101,8 +103,9 @@ class CaRSelector(BaseSelector):
     """
 
     name = "car"
-    version = "1"
+    version = "2"
     requires = frozenset({"quality", "embeddings"})
+    scorer = "regression"  # CaR's own IQS scorer (one text -> score, MSE on revised 1 / raw 0), not M-DaQ's QSM
 
     def __init__(self, *, n_clusters: int = 0, n_per_cluster: int = 1, random_state: int = 0):
         self.n_clusters = n_clusters
