@@ -61,8 +61,8 @@ def test_smoke_repro_end_to_end(smoke_repo):
     _sh(["dvc", "repro"], dst, env)
     params = yaml.safe_load((dst / "params.yaml").read_text())
     df = pd.read_csv(dst / "results" / "leaderboard_wide.csv")
-    n_rows = len(params["methods"]) * (len(params["languages"]) + 1)
-    assert len(df) == n_rows and set(df["method"]) == set(params["methods"])
+    n_rows = (len(params["methods"]) + 1) * (len(params["languages"]) + 1)  # and the base model's row
+    assert len(df) == n_rows and set(df["method"]) == {*params["methods"], "base"}
     assert df["expert_pref_acc"].between(0, 1).all() and (df["ref_nll"] > 0).all()
     assert (df["n"] > 0).all() and set(df["status"]) == {"partial"}
     assert df["git_sha"].str.len().min() >= 12 and df["params_sha"].str.len().min() == 12
@@ -74,14 +74,26 @@ def test_smoke_repro_end_to_end(smoke_repo):
     assert (long["git_sha"] == df["git_sha"].iloc[0]).all() and long["params_sha"].notna().all()
     html = (dst / "results" / "leaderboard.html").read_text()
     assert "data:image/png;base64," in html and '"expert_pref_acc"' in html
-    for fig in ("leaderboard_by_language.png", "win_rates.png", "sah_curves.png", "human_eval_table1.png"):
+    comparisons = pd.read_csv(dst / "results" / "comparisons.csv")
+    assert set(comparisons["against"]) == {"full"} and set(comparisons["method"]) == {"base", "mdaq_das", "ifd"}
+    assert df["d_acc_vs_full"].notna().sum() == 3 * (len(params["languages"]) + 1)  # every row but full's own
+    figures = ("leaderboard_by_language.png", "paired_differences.png", "win_rates.png", "sah_curves.png")
+    for fig in (*figures, "human_eval_table1.png"):
         assert (dst / "figures" / fig).stat().st_size > 5_000
     human = json.loads((dst / "results" / "human_eval" / "status.json").read_text())
     assert human["status"] == "skipped" and "docs/human-eval.md" in human["reason"]  # the repo ships no judgments
     skipped = json.loads((dst / "results" / "judge" / "ifd" / "fr" / "judge.json").read_text())
     assert skipped["status"] == "skipped" and "judge.backend: none" in skipped["reason"]
-    runs = json.loads((dst / "results" / "runs" / "ifd" / "fr" / "metrics.json").read_text())
+    run = dst / "results" / "runs" / "ifd" / "fr" / "s0"
+    runs = json.loads((run / "metrics.json").read_text())
     assert runs["engine"] == "lm_eval" and runs["lm_eval_version"]  # the smoke profile evaluates through lm-eval
+    items = pd.read_csv(run / "items.csv")
+    assert len(items) == runs["n"] == params["prepare"]["max_heldout"] and items["correct"].mean() == pytest.approx(
+        runs["expert_pref_acc"]
+    )
+    assert json.loads((run / "train.json").read_text())["seed"] == 0
+    base = json.loads((dst / "results" / "runs" / "base" / "fr" / "s0" / "metrics.json").read_text())
+    assert base["role"] == "base" and base["n_selected"] == 0
     qsm = pd.read_csv(dst / "results" / "qsm" / "qsm_by_lang.csv")
     assert set(qsm["scorer"]) == {"qsm", "untrained", "length", "random"} and qsm["lang"].nunique() == 11
     assert set(qsm.loc[qsm["lang"] == "ko", "split"]) == {"unseen"}
@@ -90,9 +102,10 @@ def test_smoke_repro_end_to_end(smoke_repo):
     intrinsic = pd.read_csv(dst / "results" / "intrinsic" / "intrinsic.csv")
     assert set(intrinsic["mode"]) == {"per_language", "pooled"} and set(intrinsic["method"]) == set(params["methods"])
     assert (dst / "figures" / "selection_composition.png").stat().st_size > 10_000
-    assert df["cluster_coverage"].notna().all() and df["share_target_lang"].notna().all()
+    trained = df[df["method"] != "base"]  # the base model has no selection, hence no coverage
+    assert trained["cluster_coverage"].notna().all() and df["share_target_lang"].notna().all()
     for lang in params["languages"]:
-        gen = dst / "artifacts" / "generations" / "ifd" / lang
+        gen = dst / "results" / "runs" / "ifd" / lang / "s0"
         alpaca = json.loads((gen / "alpaca_eval.json").read_text())
         assert len(alpaca) == params["generate"]["alpaca_eval_items"] and {"instruction", "output"} <= set(alpaca[0])
         mt = [json.loads(x) for x in (gen / "mt_bench.jsonl").read_text().splitlines()]
@@ -107,7 +120,8 @@ def test_smoke_repro_end_to_end(smoke_repo):
     changed = {line.strip().rstrip(":") for line in out.splitlines() if line and not line.startswith("\t")}
     changed = {c for c in changed if "@" in c or c in ("assets", "prepare", "leaderboard")}
     sah = {f"sah@mdaq_das-{size}-{lang}" for size in params["sah"]["sizes"] for lang in params["languages"]}
-    assert changed == {"select@mdaq_das-fr", "select@mdaq_das-ja", "select_pooled@mdaq_das", *sah}  # downstream
+    selects = {f"select@mdaq_das-{lang}-0" for lang in params["languages"]}
+    assert changed == {*selects, "select_pooled@mdaq_das", *sah}  # downstream
 
 
 @pytest.mark.slow  # about 3 more minutes of dvc repro: keeps the default suite near its 15-minute budget
