@@ -149,3 +149,32 @@ def test_leaderboard_takes_win_rates_from_judge_json(tmp_path):
     assert row["win_rate_alpaca_eval"] == 62.5 and row["judge_id"] == "openai_compat:j" and row["status"] == "ok"
     assert df[(df.method == "full") & (df.lang == "de")].iloc[0]["status"] == "partial"
     assert set(JUDGE) <= set(df.columns) and "win % alpaca_eval" in to_markdown(df)
+
+
+def test_judge_stage_figures(tmp_path):
+    """The answer-language bars read each run's generation.json (a missing run is left out); win rates plot."""
+    import matplotlib
+    import pandas as pd
+
+    from mdaq.judging.plots import plot_answer_languages, plot_judge_win_rates
+
+    matplotlib.use("Agg")
+    write_json(tmp_path / "full" / "de" / "s0" / "generation.json", {"share_target_lang": 0.75})
+    write_json(tmp_path / "mdaq_das" / "de" / "s0" / "generation.json", {"share_target_lang": 1.0})
+    ax = plot_answer_languages(tmp_path, ["full", "mdaq_das"], ["de", "ja"], 0)
+    heights = sorted(round(p.get_height(), 2) for p in ax.patches if p.get_height() == p.get_height())
+    assert heights == [0.75, 1.0]  # two bars drawn, the two missing (ja) runs left out
+    table = pd.DataFrame(
+        [
+            {
+                "method": "mdaq_das",
+                "lang": "de",
+                "benchmark": "alpaca_eval",
+                "win_rate": 60.0,
+                "ci_low": 50.0,
+                "ci_high": 70.0,
+            }
+        ]
+    )
+    ax = plot_judge_win_rates(table)
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["mdaq_das / de / alpaca_eval"]
