@@ -9,7 +9,7 @@ import yaml
 
 from mdaq import SELECTORS, DataError, load_params
 from mdaq.cli import main
-from mdaq.config import Params, render_params, section_sha
+from mdaq.config import Params, render_params, run_grid, section_sha
 
 from .conftest import REPO
 
@@ -72,7 +72,8 @@ def test_repo_profiles_are_valid_and_params_is_generated_from_one():
     profiles = {p.stem: load_params(p) for p in (REPO / "profiles").glob("*.yaml")}
     assert {"smoke", "default"} <= set(profiles)
     params = load_params(REPO / "params.yaml")
-    assert params in profiles.values()
+    assert params.runs == run_grid(params)  # the generated grid, current
+    assert dataclasses.replace(params, runs={}) in profiles.values()
     # params.yaml is exactly what `mdaq profile use <its profile>` writes
     assert (REPO / "params.yaml").read_text(encoding="utf-8") == render_params(
         REPO / "profiles" / f"{params.profile}.yaml"
@@ -98,6 +99,9 @@ def test_one_place_for_defaults_the_default_profile():
         if f.default_factory is dataclasses.MISSING:
             continue  # profile, seed, languages, methods, base_model: no default, every profile sets them
         default = f.default_factory()
+        if f.name == "runs":
+            assert "runs" not in base  # generated into params.yaml, never in a profile
+            continue
         if f.name == "selectors":
             for name in SELECTORS.names():
                 sig = inspect.signature(SELECTORS.get(name).__init__).parameters
@@ -140,7 +144,22 @@ def test_profile_use_copies_a_validated_profile(tmp_path):
     target = tmp_path / "params.yaml"
     args = ["--profiles", str(tmp_path / "profiles"), "--params", str(target)]
     assert main(["profile", "use", "mine", *args]) == 0
-    assert target.read_text() == BASE
+    written = target.read_text()
+    assert written.startswith(BASE) and "runs:\n  random-de-0: {method: random, lang: de, seed: 0}" in written
+    assert load_params(target).runs == run_grid(load_params(tmp_path / "profiles" / "mine.yaml"))
     assert main(["profile", "use", "broken", *args]) == 1
     assert main(["profile", "use", "nope", *args]) == 1
-    assert target.read_text() == BASE
+    assert target.read_text() == written
+
+
+def test_method_seeds_and_the_generated_grid(tmp_path):
+    p = load_params(_write(tmp_path, BASE + "seeds: [0, 1]\nmethod_seeds: {random: [0, 1, 2]}\n"))
+    assert p.seeds_of("random") == (0, 1, 2) and len(run_grid(p)) == 2 * 3
+    for bad, message in (
+        ("method_seeds: {full: [0]}\n", "not one of the profile's methods"),
+        ("method_seeds: {random: [1, 2]}\n", "include seeds\\[0\\]"),
+        ("method_seeds: {random: []}\n", "non-empty list"),
+        ("runs: {random-de-0: {method: random, lang: de, seed: 0}, x: {}}\n", "out of date"),
+    ):
+        with pytest.raises(DataError, match=message):
+            load_params(_write(tmp_path, BASE + bad))

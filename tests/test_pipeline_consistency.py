@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from mdaq import SELECTORS, load_params
+from mdaq.config import run_grid
 
 from .conftest import REPO
 
@@ -25,6 +26,7 @@ BYPRODUCTS = ("artifacts/adapters/",)
 def _stages():
     """One entry per papermill command (a stage may run several notebooks)."""
     for name, stage in DVC["stages"].items():
+        stage = stage.get("do", stage)  # foreach stages keep their definition under `do`
         cmds = stage["cmd"] if isinstance(stage["cmd"], list) else [stage["cmd"]]
         papermill = [c for c in cmds if "papermill" in c]
         for k, cmd in enumerate(papermill):
@@ -69,13 +71,17 @@ def test_methods_registered_and_params_valid():
 
 def test_matrix_and_param_sections_exist():
     for name, stage in DVC["stages"].items():
+        if "foreach" in stage:  # the generated (method, language, seed) grid of params.yaml
+            assert stage["foreach"] == "${runs}" and set(PARAMS["runs"]) == set(
+                run_grid(load_params(REPO / "params.yaml"))
+            )
+        stage = stage.get("do", stage)
         for p in stage.get("params", []):
             top = p.split(".")[0]
             assert top in PARAMS, f"{name}: params {p} not in params.yaml"
         if "matrix" in stage:
             assert stage["matrix"] in (
                 {"method": "${methods}", "lang": "${languages}"},
-                {"method": "${methods}", "lang": "${languages}", "seed": "${seeds}"},
                 {"lang": "${languages}"},
                 {"method": "${methods}"},
                 {"method": "${sah.methods}", "size": "${sah.sizes}", "lang": "${languages}"},

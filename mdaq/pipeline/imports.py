@@ -160,6 +160,7 @@ def missing_deps(root: str | Path = ".", dvc_file: str = "dvc.yaml") -> dict[str
     stages = yaml.safe_load((root / dvc_file).read_text(encoding="utf-8"))["stages"]
     out: dict[str, list[str]] = {}
     for name, stage in stages.items():
+        stage = stage.get("do", stage)  # a `foreach` stage keeps its definition under `do`
         deps = [str(d) if isinstance(d, str) else next(iter(d)) for d in stage.get("deps", [])]
         need = closure(stage_entry_modules(stage["cmd"], root), root)
         gaps = sorted(str(p) for p in need if not _covered(p, deps))
@@ -174,6 +175,7 @@ def stage_closures(root: str | Path = ".", dvc_file: str = "dvc.yaml") -> dict[s
     stages = yaml.safe_load((root / dvc_file).read_text(encoding="utf-8"))["stages"]
     out = {}
     for name, stage in stages.items():
+        stage = stage.get("do", stage)
         need = closure(stage_entry_modules(stage["cmd"], root), root)
         out[name] = sorted({str(Path(*p.parts[:2])) if len(p.parts) > 2 else str(p) for p in need})
     return out

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,11 +14,8 @@ from mdaq.io import atomic_path, read_items, read_json, write_json
 from mdaq.provenance import BASE, run_sections
 
 INTRINSIC = ("cluster_coverage", "mean_pairwise_distance", "mean_quality", "len_mean")  # from the intrinsic stage
-GENERATION = ("share_target_lang",)
-TRAINING = (
-    "optimizer_steps",
-    "share_truncated_train",
-)  # from each run's train.json, means over seeds  # from generation.json (language fidelity of the generated answers)
+GENERATION = ("share_target_lang",)  # from generation.json (language fidelity of the generated answers)
+TRAINING = ("optimizer_steps", "share_truncated_train")  # from each run's train.json, means over seeds
 JUDGE = ("win_rate_alpaca_eval", "win_rate_mt_bench_r1", "win_rate_mt_bench_r2")  # vs judge.reference, percent
 JUDGE_STATS = tuple(f"{c}_{s}" for c in JUDGE for s in ("se", "ci_low", "ci_high", "n"))  # per win rate
 COLUMNS = [
@@ -141,10 +138,14 @@ def _mean_row(method: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def load_runs(
-    runs_dir: str | Path, methods: Sequence[str], langs: Sequence[str], seeds: Sequence[int]
+    runs_dir: str | Path,
+    methods: Sequence[str],
+    langs: Sequence[str],
+    seeds: Sequence[int] | Mapping[str, Sequence[int]],
 ) -> dict[str, dict[str, list[tuple[int, dict[str, Any], Any]]]]:
     """Every run's ``metrics.json`` and per-item records: ``{method: {lang: [(seed, metrics, items), ...]}}`` from
-    ``runs_dir/<method>/<lang>/s<seed>/``; the ``base`` row has one run, ``s0``.
+    ``runs_dir/<method>/<lang>/s<seed>/``; ``seeds`` for every method, or per method (``Params.seeds_of``); the
+    ``base`` row has one run, ``s0``.
 
     Raises
     ------
@@ -154,7 +155,8 @@ def load_runs(
     out: dict[str, dict[str, list[tuple[int, dict[str, Any], Any]]]] = {}
     for method in methods:
         for lang in langs:
-            for seed in (0,) if method == BASE else seeds:
+            own = seeds.get(method, ()) if isinstance(seeds, Mapping) else seeds
+            for seed in (0,) if method == BASE else own:
                 run = Path(runs_dir) / method / lang / f"s{seed}"
                 if not (run / "metrics.json").is_file():
                     raise FileNotFoundError(f"{run}: no metrics for {method}/{lang}/seed {seed}; run `dvc repro`")
@@ -261,11 +263,12 @@ def build_leaderboard(
     """One row per (method, lang) plus a ``lang = all`` row per method (all items of all languages), with the
     ``base`` row of the un-tuned model first when ``with_base``.
 
-    Accuracy, NLL and margin come from the per-item records (``items.csv``) averaged over the ``seeds`` (default
-    ``params.seeds``); ``acc_seed_sd`` is the spread of the per-seed accuracies. The paired comparisons of
-    :func:`paired_report` fill the ``<stat>_vs_<method>`` columns (:func:`compare_columns`) and ``group``; the
-    report itself is in ``df.attrs["report"]`` (comparisons as a list of records). Rows are ranked by accuracy when
-    the controls separate (or are absent), otherwise listed by role and name: the metric cannot rank methods there.
+    Accuracy, NLL and margin come from the per-item records (``items.csv``) averaged over the ``seeds`` (default: each
+    method's own, ``params.seeds_of``); ``acc_seed_sd`` is the spread of the per-seed accuracies. The paired
+    comparisons of :func:`paired_report` fill the ``<stat>_vs_<method>`` columns (:func:`compare_columns`) and
+    ``group``; the report itself is in ``df.attrs["report"]`` (comparisons as a list of records). Rows are ranked by
+    accuracy when the controls separate (or are absent), otherwise listed by role and name: the metric cannot rank
+    methods there.
 
     ``intrinsic`` (the long table of :func:`mdaq.evaluation.intrinsic.intrinsic_report`) adds the per-language-mode
     selection metrics :data:`INTRINSIC`; ``judge_dir/<method>/<lang>/judge.json`` (the ``judge`` stage) adds the
@@ -279,9 +282,9 @@ def build_leaderboard(
     """
     import pandas as pd
 
-    seeds = list(params.seeds if seeds is None else seeds)
     board = [BASE, *methods] if with_base else list(methods)
-    runs = load_runs(runs_dir, board, langs, seeds)
+    per_method = {m: list(params.seeds_of(m) if seeds is None else seeds) for m in methods}
+    runs = load_runs(runs_dir, board, langs, per_method)
     records = seed_averaged_records(runs)
     roles = {m: str(runs[m][langs[0]][0][1].get("role", "base" if m == BASE else "method")) for m in board}
     report = paired_report(records, roles, params)
