@@ -205,11 +205,14 @@ def _save_final(model: QualityModel, out_dir: Path) -> None:
     tmp.rename(out_dir)
 
 
-def skip_training(out_dir: str | Path, reason: str) -> dict[str, Any]:
+def skip_training(out_dir: str | Path, reason: str, ckpt_dir: str | Path | None = None) -> dict[str, Any]:
     """A scorer stage with nothing to train (no method of the profile ranks with it): ``out_dir`` holds only
-    ``train_record.json`` saying why, so a stage that loads the scorer fails naming it; returns the record."""
+    ``train_record.json`` saying why, so a stage that loads the scorer fails naming it; ``ckpt_dir`` (a declared
+    output of the stage) is created empty. Returns the record."""
     from mdaq.io import write_json
 
+    if ckpt_dir is not None:
+        Path(ckpt_dir).mkdir(parents=True, exist_ok=True)
     out_dir = Path(out_dir)
     for old in out_dir.glob("*") if out_dir.is_dir() else ():
         if old.is_file():
