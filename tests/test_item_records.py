@@ -40,10 +40,10 @@ def test_no_eos_is_scored(tiny_lm):
 
 def test_records_and_metrics_agree(tiny_lm, tmp_path):
     rows = [
-        {"id": f"x{i}", "lang": "fr", "source_index": i, "instruction": f"Dis {i}.", "chosen": f"mot {i}",
-         "rejected": "zz " * (i + 1)}
+        {"id": f"x{i}", "lang": "fr", "source_index": i, "instruction": f"Dis {i}.", "chosen": f"mot {i}"}
+        | {"rejected": "zz " * (i + 1)}
         for i in range(6)
-    ]  # fmt: skip
+    ]
     out = evaluate_heldout(tiny_lm, None, rows, EvaluateConfig(batch_size=4, max_seq_len=32), return_items=True)
     items = out["items"]
     assert list(items.columns) == list(ITEM_COLUMNS) and list(items["item"]) == [r["id"] for r in rows]
