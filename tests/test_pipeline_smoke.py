@@ -131,6 +131,7 @@ def test_judge_endpoint_and_a_new_method_reach_the_leaderboard(smoke_repo):
     docs/adding-a-method.md says (one file, one import line, its params) joins every table with one `dvc repro`."""
     import re
 
+    from mdaq.config import params_from_dict, run_grid
     from tests.test_judge import StubServer
 
     dst, env = smoke_repo
@@ -169,9 +170,10 @@ def test_judge_endpoint_and_a_new_method_reach_the_leaderboard(smoke_repo):
         (selectors / "__init__.py").write_text(init.replace("    score_first,", "    score_first,\n    shortest,"))
         params["methods"].append("shortest")
         params["selectors"]["shortest"] = {}
+        params["runs"] = run_grid(params_from_dict(params))  # what `mdaq profile use` regenerates from a profile
         params_path.write_text(yaml.safe_dump(params, sort_keys=False))
         out = _sh(["dvc", "repro"], dst, env)
-        assert "select@shortest-fr" in out and "train@shortest-ja" in out
+        assert "select@shortest-fr-0" in out and "run@shortest-ja-0" in out
         long = pd.read_csv(dst / "results" / "leaderboard.csv")
         rows = long[long["method"] == "shortest"]
         assert set(rows["language"]) == {"fr", "ja", "all"} and "win_rate_alpaca_eval" in set(rows["metric"])
