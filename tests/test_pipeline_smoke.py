@@ -170,7 +170,7 @@ def test_judge_endpoint_and_a_new_method_reach_the_leaderboard(smoke_repo):
         (selectors / "__init__.py").write_text(init.replace("    score_first,", "    score_first,\n    shortest,"))
         params["methods"].append("shortest")
         params["selectors"]["shortest"] = {}
-        params["runs"] = run_grid(params_from_dict(params))  # what `mdaq profile use` regenerates from a profile
+        params["runs"] = run_grid(params_from_dict({**params, "runs": {}}))  # what `mdaq profile use` regenerates
         params_path.write_text(yaml.safe_dump(params, sort_keys=False))
         out = _sh(["dvc", "repro"], dst, env)
         assert "select@shortest-fr-0" in out and "run@shortest-ja-0" in out
