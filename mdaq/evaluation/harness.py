@@ -227,8 +227,11 @@ def prepare_rows(rows: Sequence[dict[str, Any]], lm: Any) -> list[dict[str, Any]
             lm.reserve[prompt] = max(lm.reserve.get(prompt, 0), longest)
     out = []
     for i, (prompt, r) in enumerate(zip(prompts, rows, strict=True)):
-        n_tokens = [len(lm._encode_pair(prompt, r[key])[1]) for key in ("chosen", "rejected")]
         flags = [lm.encode(prompt, r[key]) for key in ("chosen", "rejected")] if mdaq_enc else []
+        # the scored continuation's length: one encoding per response (mdaq's), else lm-eval's own pair encoding
+        n_tokens = [e.n_response for e in flags] or [
+            len(lm._encode_pair(prompt, r[key])[1]) for key in ("chosen", "rejected")
+        ]
         out.append(
             {
                 "id": str(r.get("id", i)),
