@@ -226,6 +226,20 @@ def _profile_deps(args: argparse.Namespace) -> int:
     return 1 if gaps else 0
 
 
+def _study(args: argparse.Namespace) -> int:
+    from mdaq.pipeline.studies import restore_snapshot, save_snapshot, snapshot_dir
+
+    snap = Path(args.snapshot) if args.snapshot else snapshot_dir(args.repo, args.profile)
+    if args.sub == "save":
+        saved = save_snapshot(args.work, snap)
+        print(f"{snap} <- {args.work}: {', '.join(saved)}")
+    elif snap.is_dir():
+        print(f"{args.work} <- {snap}: {', '.join(restore_snapshot(snap, args.work))}")
+    else:
+        print(f"{snap}: no snapshot yet, the study starts afresh")
+    return 0
+
+
 def _ls(args: argparse.Namespace) -> int:
     from mdaq.selectors import SELECTORS
 
@@ -367,6 +381,18 @@ def build_parser() -> argparse.ArgumentParser:
     pd.add_argument("--all", action="store_true", help="also print each stage's closure (folders and root modules)")
     pd.add_argument("--write", action="store_true", help="rewrite each stage's mdaq/ deps in dvc.yaml to its closure")
     pd.set_defaults(fn=_profile_deps)
+    st = sub.add_parser("study", help="a profile's results in studies/PROFILE/ (scripts/study.sh runs one)")
+    st_sub = st.add_subparsers(dest="sub", required=True)
+    for name, text in (
+        ("save", "copy params.yaml, dvc.lock, results/, figures/ of --work into the study's snapshot"),
+        ("restore", "put the study's snapshot back into --work (its params.yaml must be the same profile)"),
+    ):
+        c = st_sub.add_parser(name, help=text)
+        c.add_argument("profile")
+        c.add_argument("--work", default=".", help="the folder DVC runs the study in (a git worktree)")
+        c.add_argument("--repo", default=".", help="the repository whose studies/ holds the snapshot")
+        c.add_argument("--snapshot", default=None, help="snapshot folder (default: <repo>/studies/<profile>)")
+        c.set_defaults(fn=_study)
     sub.add_parser("ls", help="list selection methods").set_defaults(fn=_ls)
     lb = sub.add_parser("leaderboard", help="print the leaderboard")
     lb.add_argument("--path", default="results/leaderboard.csv")

@@ -21,6 +21,9 @@ PARAMS = yaml.safe_load((REPO / "params.yaml").read_text())
 # paths a stage writes on purpose without declaring them: the `run` stage's adapter is a by-product (not a DVC output),
 # so a clone holding the committed results of a run does not train it again (docs/design.md)
 BYPRODUCTS = ("artifacts/adapters/",)
+# stages whose committed results let a clone skip them: every output must be tracked by git (an ignored output is
+# missing in a fresh clone, and DVC reruns a stage with a missing output)
+RESUMABLE = ("run", "run_base")
 
 
 def _stages():
@@ -86,3 +89,20 @@ def test_matrix_and_param_sections_exist():
                 {"method": "${methods}"},
                 {"method": "${sah.methods}", "size": "${sah.sizes}", "lang": "${languages}"},
             )
+
+
+@pytest.mark.parametrize("name", RESUMABLE)
+def test_resumable_stage_outputs_are_committed(name):
+    """A fresh clone must not retrain a run whose results are committed: DVC reruns a stage when any output is
+    missing, so the `run` and `run_base` outputs are all uncached (committed) and none is git-ignored."""
+    import subprocess
+
+    stage = DVC["stages"][name].get("do", DVC["stages"][name])
+    outs = stage["outs"]
+    assert outs, name
+    for out in outs:
+        path, spec = next(iter(out.items())) if isinstance(out, dict) else (out, {})
+        assert spec.get("cache") is False, f"{name}: {path} must be `cache: false` (committed with git)"
+        probe = re.sub(r"\$\{[^}]+\}", "x", path).rstrip("/") + "/metrics.json"
+        ignored = subprocess.run(["git", "check-ignore", "-q", probe], cwd=REPO, check=False).returncode == 0
+        assert not ignored, f"{name}: output {path} is git-ignored, so a fresh clone would rerun the stage"

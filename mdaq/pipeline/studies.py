@@ -1,0 +1,100 @@
+"""Studies: a profile's results committed beside the default profile's, and finished over several sittings.
+
+The repository's top level (``params.yaml``, ``dvc.lock``, ``results/``, ``figures/``) belongs to the active profile,
+the default one in every commit. Another profile's run lives in ``studies/<profile>/``: a snapshot of those four
+paths as DVC left them. ``scripts/study.sh PROFILE`` runs it in a separate git worktree: it restores the snapshot
+there, runs ``dvc repro`` and saves the snapshot back after every finished stage (and on exit). Because the snapshot
+holds ``dvc.lock`` and every ``run`` stage output (all committed, none git-ignored), a fresh clone does not train a
+run whose results are in the snapshot again: DVC finds that run's dependencies and outputs unchanged. The upstream
+stages (data, QSM, features, selections) rerun from scratch in a clone; they are deterministic on one kind of CPU,
+and a selection that differs on another CPU reruns the runs that depend on it, as it should.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import yaml
+
+from mdaq.errors import DataError
+
+SNAPSHOT = ("params.yaml", "dvc.lock", "results", "figures")
+
+
+def snapshot_dir(root: str | Path, profile: str) -> Path:
+    if not profile or "/" in profile or profile.startswith(".") or profile == "default":
+        raise DataError(profile, "a study is a profile other than `default` (its results are the top level)")
+    return Path(root) / "studies" / profile
+
+
+def _copy(src: Path, dst: Path) -> None:
+    if src.is_dir():
+        shutil.copytree(src, dst, symlinks=False)
+    else:
+        shutil.copy2(src, dst)
+
+
+def save_snapshot(work: str | Path, dest: str | Path) -> list[str]:
+    """Copy the snapshot paths of ``work`` (a finished or partly finished run) to ``dest``, replacing it whole.
+
+    The copy is built beside ``dest`` and swapped in by renames, so an interrupted save leaves the previous
+    snapshot intact. ``params.yaml`` and ``dvc.lock`` must exist (there is nothing to save before DVC ran)."""
+    work, dest = Path(work), Path(dest)
+    for name in ("params.yaml", "dvc.lock"):
+        if not (work / name).is_file():
+            raise DataError(work / name, "missing: run `dvc repro` in this folder before saving a study")
+    try:  # DVC may be rewriting the lock right now: never save a torn one
+        lock = yaml.safe_load((work / "dvc.lock").read_text())
+    except yaml.YAMLError as e:
+        raise DataError(work / "dvc.lock", f"not valid YAML (being written?): {e}") from None
+    if not isinstance(lock, dict) or "stages" not in lock:
+        raise DataError(work / "dvc.lock", "not a DVC lock file (no `stages`)")
+    tmp = dest.with_name(dest.name + ".saving")
+    old = dest.with_name(dest.name + ".old")
+    for stale in (tmp, old):
+        if stale.exists():
+            shutil.rmtree(stale)
+    tmp.mkdir(parents=True)
+    saved = []
+    for name in SNAPSHOT:
+        if (work / name).exists():
+            _copy(work / name, tmp / name)
+            saved.append(name)
+    if dest.exists():
+        os.replace(dest, old)
+    os.replace(tmp, dest)
+    if old.exists():
+        shutil.rmtree(old)
+    return saved
+
+
+def restore_snapshot(src: str | Path, work: str | Path) -> list[str]:
+    """Put a saved snapshot back into ``work`` (a worktree whose ``params.yaml`` is the study's profile).
+
+    Refuses when the profile written by ``mdaq profile use`` differs from the snapshot's ``params.yaml``: the
+    study's design changed since its runs were made, and mixing the two would leave stale results in the folder
+    (move or delete ``studies/<profile>/`` to start the study afresh)."""
+    src, work = Path(src), Path(work)
+    if not (src / "params.yaml").is_file():
+        raise DataError(src, "not a study snapshot (no params.yaml)")
+    current = work / "params.yaml"
+    if current.is_file() and current.read_text() != (src / "params.yaml").read_text():
+        raise DataError(
+            src / "params.yaml",
+            f"differs from {current} (the profile changed since this study's runs were made); "
+            "move the snapshot away to start the study afresh",
+        )
+    restored = []
+    for name in SNAPSHOT:
+        if not (src / name).exists():
+            continue
+        target = work / name
+        if target.is_dir():
+            shutil.rmtree(target)
+        elif target.exists():
+            target.unlink()
+        _copy(src / name, target)
+        restored.append(name)
+    return restored

@@ -1,0 +1,85 @@
+"""Study snapshots (mdaq/pipeline/studies.py): a profile's results saved to studies/PROFILE/ and put back."""
+
+from __future__ import annotations
+
+import pytest
+
+from mdaq.cli import main
+from mdaq.errors import DataError
+from mdaq.pipeline.studies import restore_snapshot, save_snapshot, snapshot_dir
+
+
+def _work(root, params="profile: study\n", lock="schema: '2.0'\nstages: {}\n"):
+    (root / "results" / "runs" / "full" / "de" / "s0").mkdir(parents=True)
+    (root / "results" / "runs" / "full" / "de" / "s0" / "metrics.json").write_text('{"acc": 0.5}')
+    (root / "figures").mkdir()
+    (root / "figures" / "f.png").write_bytes(b"png")
+    (root / "params.yaml").write_text(params)
+    (root / "dvc.lock").write_text(lock)
+    return root
+
+
+def test_save_then_restore_round_trip(tmp_path):
+    work = _work(tmp_path / "w")
+    snap = tmp_path / "repo" / "studies" / "study"
+    assert save_snapshot(work, snap) == ["params.yaml", "dvc.lock", "results", "figures"]
+    assert (snap / "results/runs/full/de/s0/metrics.json").read_text() == '{"acc": 0.5}'
+    # a second sitting: a fresh worktree whose results are another profile's, same params.yaml
+    fresh = tmp_path / "fresh"
+    (fresh / "results" / "runs" / "random").mkdir(parents=True)
+    (fresh / "params.yaml").write_text("profile: study\n")
+    restore_snapshot(snap, fresh)
+    assert (fresh / "results/runs/full/de/s0/metrics.json").is_file()
+    assert not (fresh / "results/runs/random").exists(), "results/ is replaced whole, nothing stale stays"
+    assert (fresh / "dvc.lock").read_text() == (work / "dvc.lock").read_text()
+    assert (fresh / "figures/f.png").read_bytes() == b"png"
+
+
+def test_save_replaces_the_previous_snapshot_whole(tmp_path):
+    work = _work(tmp_path / "w")
+    snap = tmp_path / "studies" / "study"
+    save_snapshot(work, snap)
+    (snap / "results" / "stale.csv").write_text("x")
+    save_snapshot(work, snap)
+    assert not (snap / "results" / "stale.csv").exists()
+    assert not snap.with_name("study.saving").exists() and not snap.with_name("study.old").exists()
+
+
+def test_restore_refuses_a_changed_profile(tmp_path):
+    snap = tmp_path / "studies" / "study"
+    save_snapshot(_work(tmp_path / "w"), snap)
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    (fresh / "params.yaml").write_text("profile: study\nseeds: [0, 1]\n")
+    with pytest.raises(DataError, match="profile changed"):
+        restore_snapshot(snap, fresh)
+    assert not (fresh / "results").exists(), "nothing restored after a refusal"
+
+
+@pytest.mark.parametrize("lock", ["stages: {a: [\n", "- just a list\n"])
+def test_save_refuses_a_torn_or_foreign_lock(tmp_path, lock):
+    snap = tmp_path / "studies" / "study"
+    with pytest.raises(DataError, match="dvc.lock"):
+        save_snapshot(_work(tmp_path / "w", lock=lock), snap)
+    assert not snap.exists()
+
+
+def test_save_needs_a_run_folder(tmp_path):
+    with pytest.raises(DataError, match="params.yaml"):
+        save_snapshot(tmp_path, tmp_path / "studies" / "study")
+
+
+@pytest.mark.parametrize("name", ["default", "../x", ".hidden", ""])
+def test_snapshot_dir_names_a_study(tmp_path, name):
+    with pytest.raises(DataError):
+        snapshot_dir(tmp_path, name)
+
+
+def test_cli_save_and_restore(tmp_path, capsys):
+    work = _work(tmp_path / "w")
+    repo = tmp_path / "repo"
+    assert main(["study", "restore", "study", "--work", str(work), "--repo", str(repo)]) == 0
+    assert "afresh" in capsys.readouterr().out
+    assert main(["study", "save", "study", "--work", str(work), "--repo", str(repo)]) == 0
+    assert (repo / "studies/study/results/runs/full/de/s0/metrics.json").is_file()
+    assert main(["study", "restore", "study", "--work", str(work), "--repo", str(repo)]) == 0
