@@ -110,11 +110,12 @@ def _features(args: argparse.Namespace, samples: list, needs: frozenset) -> dict
 
 
 def _select(args: argparse.Namespace) -> int:
-    from mdaq.io import write_jsonl
+    from mdaq.io import check_distinct, write_jsonl
     from mdaq.selectors import SELECTORS
     from mdaq.selectors.runner import select_samples
 
     requires = SELECTORS.get(args.method).requires
+    check_distinct(args.out, {"--pool": args.pool, "--features": args.features})
     samples = _read_pool(args)
     try:
         params = json.loads(args.params) if args.params else {}

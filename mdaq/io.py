@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,66 @@ def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+@contextmanager
+def atomic_dir(out_dir: str | Path, *, owned_by: Sequence[str]) -> Iterator[Path]:
+    """Build a folder in a fresh sibling and swap it in only when complete; never replace a folder mdaq did not write.
+
+    Yields an empty folder ``.<name>.tmp`` beside ``out_dir``. When the block finishes, an existing ``out_dir`` is
+    renamed aside, the new folder renamed into place, and the old one deleted; when the block raises (or the process
+    dies) ``out_dir`` is untouched. An existing ``out_dir`` is replaced only when it is empty or holds one of the
+    ``owned_by`` files, the record each writer always leaves (``train_record.json`` of an adapter, ``asset.json``
+    of a model folder): any other folder raises :class:`DataError` before anything is written. One helper for every
+    writer of a folder: the QSM and LoRA trainers, their checkpoints, model downloads (``docs/reliability.md``)."""
+    out = Path(out_dir)
+    check_replaceable(out, owned_by)
+    tmp = out.with_name(f".{out.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)  # a killed run's half-built folder: ours by its name
+    tmp.mkdir(parents=True)
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    swap_in(tmp, out)
+
+
+def swap_in(tmp: Path, out: Path) -> None:
+    """Rename the finished folder ``tmp`` onto ``out``: the old ``out`` goes aside first and is deleted last, so a
+    crash leaves either the old folder or the new one (and at worst a ``.<name>.old`` to delete), never a mix."""
+    old = out.with_name(f".{out.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if out.exists():
+        os.replace(out, old)
+    os.replace(tmp, out)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def check_replaceable(out: Path, owned_by: Sequence[str]) -> None:
+    """Raise :class:`DataError` unless ``out`` is absent, an empty folder, or a folder holding an ``owned_by`` file."""
+    if not out.exists() and not out.is_symlink():
+        return
+    if not out.is_dir() or out.is_symlink():
+        raise DataError(out, "exists and is not a folder mdaq wrote; refusing to replace it (choose another path)")
+    if any(out.iterdir()) and not any((out / name).is_file() for name in owned_by):
+        raise DataError(
+            out,
+            f"exists, is not empty and was not written by mdaq (no {' / '.join(owned_by)}); refusing to replace "
+            "it: move it away or choose another output folder",
+        )
+
+
+def check_distinct(out: str | Path, inputs: dict[str, str | Path | None], *, what: str = "--out") -> None:
+    """Refuse an output path that is one of the inputs or contains one (``--out`` equal to ``--pool`` would replace
+    the pool with the selection). ``inputs`` maps an option name to its path (``None``: not given)."""
+    out_r = Path(out).resolve()
+    for name, path in inputs.items():
+        if path is None:
+            continue
+        p = Path(path).resolve()
+        if p == out_r or out_r in p.parents:
+            raise DataError(out, f"{what} is the input {name} ({path}) or holds it; refusing to overwrite an input")
 
 
 def write_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> int:

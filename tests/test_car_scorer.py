@@ -50,7 +50,8 @@ def test_regression_scores_reach_the_pool_of_car_only(tiny_encoder, tmp_path):
 
 def test_an_unneeded_scorer_is_not_trained(tmp_path):
     (tmp_path / "car").mkdir()
-    (tmp_path / "car" / "model.safetensors").write_text("stale")
+    (tmp_path / "car" / "model.safetensors").write_text("stale")  # a scorer trained by an earlier run
+    (tmp_path / "car" / "qsm_config.json").write_text("{}")
     record = skip_training(tmp_path / "car", "no method ranks with it", ckpt_dir=tmp_path / "ck")
     assert record["status"] == "skipped" and [p.name for p in (tmp_path / "car").iterdir()] == ["train_record.json"]
     assert read_json(tmp_path / "car" / "train_record.json")["reason"] == "no method ranks with it"

@@ -6,7 +6,6 @@ import hashlib
 import json
 import logging
 import os
-import shutil
 import tempfile
 import urllib.request
 from importlib import resources
@@ -46,10 +45,20 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+PARTIAL = ".partial-"  # a killed fetch's temp file: `.<pinned name>.partial-XXXX` beside it, deleted by the next
+
+
+def _partial_of_pinned(rel: Path, pinned: set[Path]) -> bool:
+    name = rel.name
+    if not name.startswith(".") or PARTIAL not in name:
+        return False
+    return rel.with_name(name[1:].split(PARTIAL)[0]) in pinned
+
+
 def _copy_verified(src_open, dest: Path, expected: str, name: str) -> None:
     """Stream ``src_open()`` into a temp file beside ``dest``, check sha256, then rename (atomic)."""
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", dir=dest.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}{PARTIAL}", dir=dest.parent)
     h = hashlib.sha256()
     try:
         with os.fdopen(fd, "wb") as out, src_open() as src:
@@ -103,6 +112,7 @@ def fetch(
     manifest = manifest or load_manifest()
     mirror = mirror or os.environ.get(MIRROR_ENV) or None
     out_dir = Path(out_dir)
+    _refuse_unpinned(out_dir, manifest)
     done: dict[str, str] = {}
     for rel, expected in manifest["files"].items():
         dest = out_dir / rel
@@ -123,19 +133,34 @@ def fetch(
                 raise DataError(url, f"download failed ({e}); offline? set {MIRROR_ENV} to a mirror folder") from None
             done[rel] = "download"
         log.info("fetched %s (%s)", rel, done[rel])
-    _remove_unpinned(out_dir, manifest)
     return done
 
 
-def _remove_unpinned(out_dir: Path, manifest: dict[str, Any]) -> None:
-    """Delete files under ``out_dir`` that are not pinned, so the folder's DVC checksum depends on pins only."""
-    pinned = {out_dir / rel for rel in manifest["files"]}
-    for path in sorted(out_dir.rglob("*"), reverse=True):
-        if path.is_file() and path not in pinned:
-            log.warning("removing unpinned file %s", path)
-            path.unlink()
-        elif path.is_dir() and not any(path.iterdir()):
-            shutil.rmtree(path)
+def _refuse_unpinned(out_dir: Path, manifest: dict[str, Any]) -> None:
+    """Refuse, before writing anything, a folder holding files that are not pinned: the folder's DVC checksum must
+    depend on the pins only, and a fetch never deletes what it did not write (``--out .`` once emptied a
+    repository). The message lists what to move away."""
+    if not out_dir.exists():
+        return
+    if not out_dir.is_dir():
+        raise DataError(out_dir, "exists and is not a folder; choose another --out")
+    pinned = {Path(rel) for rel in manifest["files"]}
+    extra = []
+    for path in sorted(out_dir.rglob("*")):
+        rel = path.relative_to(out_dir)
+        if path.is_dir() and not path.is_symlink() or rel in pinned:
+            continue
+        if _partial_of_pinned(rel, pinned) and path.is_file():
+            path.unlink()  # our own temp file, left by a killed fetch
+            continue
+        extra.append(str(rel))
+    if extra:
+        shown = ", ".join(extra[:5]) + (f" and {len(extra) - 5} more" if len(extra) > 5 else "")
+        raise DataError(
+            out_dir,
+            f"holds {len(extra)} file(s) that are not pinned MIDB files ({shown}); fetch writes only into an empty "
+            "folder or one holding pinned files, and deletes nothing: move them away or choose another --out",
+        )
 
 
 def verify(out_dir: str | Path, manifest: dict[str, Any] | None = None) -> None:

@@ -10,7 +10,10 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from mdaq.io import check_replaceable, swap_in
+
 log = logging.getLogger(__name__)
+STATE = "state.json"  # written last: a folder holding it is a complete checkpoint, and mdaq's
 
 
 class Interrupted(RuntimeError):
@@ -27,9 +30,9 @@ def run_fingerprint(*parts: Any) -> str:
 def matching_checkpoint(ckpt: Path | None, fingerprint: str) -> dict[str, Any] | None:
     """The ``state.json`` of ``ckpt`` when it belongs to the run ``fingerprint``; a checkpoint of another run is
     deleted (resuming it would mix two runs) and ``None`` returned."""
-    if ckpt is None or not (ckpt / "state.json").is_file():
+    if ckpt is None or not (ckpt / STATE).is_file():
         return None
-    state = json.loads((ckpt / "state.json").read_text(encoding="utf-8"))
+    state = json.loads((ckpt / STATE).read_text(encoding="utf-8"))
     if state.get("fingerprint") == fingerprint:
         return state
     log.warning("ignoring checkpoint %s of a different run", ckpt)
@@ -51,11 +54,12 @@ def start(ckpt: Path) -> Path:
 
 
 def commit(ckpt: Path, state: dict[str, Any]) -> None:
-    """Write ``state.json`` last and swap the finished temp folder in: a crash leaves the old checkpoint whole."""
+    """Write ``state.json`` last and swap the finished temp folder in: a crash leaves the old checkpoint whole. A
+    folder at ``ckpt`` that is not a checkpoint (no ``state.json``) is never replaced (:func:`mdaq.io.atomic_dir`)."""
     tmp = tmp_dir(ckpt)
-    (tmp / "state.json").write_text(json.dumps(state), encoding="utf-8")
-    shutil.rmtree(ckpt, ignore_errors=True)
-    tmp.rename(ckpt)
+    (tmp / STATE).write_text(json.dumps(state), encoding="utf-8")
+    check_replaceable(ckpt, (STATE,))
+    swap_in(tmp, ckpt)
 
 
 def save_optim_state(folder: Path, opt: Any, sched: Any, rank: int = 0) -> None:

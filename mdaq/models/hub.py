@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mdaq.errors import MissingAssetError
+from mdaq.io import check_replaceable, swap_in
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,7 @@ def build_hub_model(name: str, out_dir: str | Path, *, force: bool = False) -> P
     spec, out = HUB_MODELS[name], Path(out_dir)
     if (out / MANIFEST).is_file() and not force:
         return out
+    check_replaceable(out, (MANIFEST,))  # a hand-made model folder (no asset.json) is never replaced
     tmp = out.with_name(f".{out.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     try:
@@ -81,8 +83,7 @@ def build_hub_model(name: str, out_dir: str | Path, *, force: bool = False) -> P
         "files": sorted(p.name for p in tmp.iterdir() if p.is_file()),
     }
     (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
-    shutil.rmtree(out, ignore_errors=True)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp.rename(out)
+    swap_in(tmp, out)
     log.info("%s: downloaded %s@%s to %s", name, spec.repo_id, spec.revision, out)
     return out

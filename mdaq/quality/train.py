@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import shutil
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,10 +14,11 @@ import numpy as np
 from mdaq.config import QSMConfig
 from mdaq.data.split import lang_rng
 from mdaq.hardware import configure_torch
+from mdaq.io import atomic_dir, check_replaceable
 from mdaq.models import checkpoint
 from mdaq.models.checkpoint import Interrupted  # noqa: F401  (re-exported: `stop_after` raises it)
 from mdaq.models.loop import StepLoop
-from mdaq.quality.model import QualityModel, anchor_text
+from mdaq.quality.model import CONFIG_FILE, QualityModel, anchor_text
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +135,9 @@ def train_qsm(
 
     if not rows:
         raise ValueError("train_qsm: no training pairs")
+    check_replaceable(Path(out_dir), QSM_FILES)  # before training: never replace a folder mdaq did not write
+    if ckpt_dir:
+        check_replaceable(Path(ckpt_dir), (checkpoint.STATE,))
     seed_everything(seed)
     model = QualityModel(
         encoder,
@@ -197,12 +200,13 @@ def train_qsm(
     return model
 
 
+SKIP_RECORD = "train_record.json"  # the only file of a scorer folder with nothing to train
+QSM_FILES = (CONFIG_FILE, SKIP_RECORD)  # either marks a QSM folder as mdaq's (mdaq.io.atomic_dir)
+
+
 def _save_final(model: QualityModel, out_dir: Path) -> None:
-    tmp = out_dir.with_name(f".{out_dir.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save(tmp)
-    shutil.rmtree(out_dir, ignore_errors=True)
-    tmp.rename(out_dir)
+    with atomic_dir(out_dir, owned_by=QSM_FILES) as tmp:
+        model.save(tmp)
 
 
 def skip_training(out_dir: str | Path, reason: str, ckpt_dir: str | Path | None = None) -> dict[str, Any]:
@@ -213,10 +217,7 @@ def skip_training(out_dir: str | Path, reason: str, ckpt_dir: str | Path | None 
 
     if ckpt_dir is not None:
         Path(ckpt_dir).mkdir(parents=True, exist_ok=True)
-    out_dir = Path(out_dir)
-    for old in out_dir.glob("*") if out_dir.is_dir() else ():
-        if old.is_file():
-            old.unlink()
     record = {"status": "skipped", "reason": reason, "losses": []}
-    write_json(out_dir / "train_record.json", record)
+    with atomic_dir(out_dir, owned_by=QSM_FILES) as tmp:
+        write_json(tmp / SKIP_RECORD, record)
     return record

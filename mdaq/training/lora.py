@@ -14,7 +14,7 @@ import numpy as np
 
 from mdaq.config import TrainConfig
 from mdaq.hardware import configure_torch
-from mdaq.io import write_json
+from mdaq.io import atomic_dir, check_distinct, check_replaceable, write_json
 from mdaq.models import checkpoint
 from mdaq.models.checkpoint import Interrupted, seed_everything  # noqa: F401  (Interrupted re-exported: `stop_after` raises it)
 from mdaq.models.checkpoint import run_fingerprint as run_fingerprint_
@@ -164,6 +164,9 @@ def train_lora(
     if world == 1 and _finished(Path(out_dir), fingerprint):
         log.info("%s already holds this run's adapter (fingerprint %s): not retrained", out_dir, fingerprint)
         return Path(out_dir)
+    check_replaceable(Path(out_dir), (ADAPTER_RECORD,))  # before training, not after: an hour is not lost to it
+    if ckpt_dir:
+        check_replaceable(Path(ckpt_dir), (checkpoint.STATE,))
     tok, model = load_causal_lm(base_model, device, dtype=cfg.base_dtype)
     model = add_lora(model, cfg)
     torch.manual_seed(seed + 1_000_003 * rank)  # independent dropout streams per process; rank 0 as one process
@@ -266,14 +269,14 @@ def sort_adapter_config(folder: Path) -> None:
     path.write_text(json.dumps(config, indent=2, sort_keys=True), encoding="utf-8")
 
 
+ADAPTER_RECORD = "train_record.json"  # the file that marks an adapter folder as mdaq's (mdaq.io.atomic_dir)
+
+
 def _save(model: Any, record: dict[str, Any], out_dir: Path) -> Path:
-    tmp = out_dir.with_name(f".{out_dir.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp, safe_serialization=True)
-    sort_adapter_config(tmp)
-    write_json(tmp / "train_record.json", record)
-    shutil.rmtree(out_dir, ignore_errors=True)
-    tmp.rename(out_dir)
+    with atomic_dir(out_dir, owned_by=(ADAPTER_RECORD,)) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        sort_adapter_config(tmp)
+        write_json(tmp / ADAPTER_RECORD, record)
     log.info("saved adapter to %s (%d steps, %.1f s)", out_dir, record["n_steps"], record["seconds_this_run"])
     return out_dir
 
@@ -297,6 +300,8 @@ def train_from_files(
     from mdaq.io import read_samples
     from mdaq.selectors import read_selection
 
+    inputs = {"base model": base_model, "pool": pool_path, "selection": selection_path, "params": params_path}
+    check_distinct(out_dir, inputs, what="the adapter folder")
     params = load_params(params_path)
     by_id = {s.id: s for s in read_samples(pool_path)}
     ids = read_selection(selection_path)
