@@ -9,11 +9,27 @@ from mdaq.errors import DataError
 from mdaq.pipeline.studies import restore_snapshot, save_snapshot, snapshot_dir
 
 
-def _work(root, params="profile: study\n", lock="schema: '2.0'\nstages: {}\n"):
+LOCK = """schema: '2.0'
+stages:
+  run@full-de-0:
+    cmd: papermill ...
+    outs:
+    - path: results/runs/full/de/s0
+      hash: md5
+  leaderboard:
+    outs:
+    - path: figures/f.png
+    - path: artifacts/cached/thing
+"""
+
+
+def _work(root, params="profile: study\n", lock=LOCK):
     (root / "results" / "runs" / "full" / "de" / "s0").mkdir(parents=True)
     (root / "results" / "runs" / "full" / "de" / "s0" / "metrics.json").write_text('{"acc": 0.5}')
     (root / "figures").mkdir()
     (root / "figures" / "f.png").write_bytes(b"png")
+    (root / "results" / "qsm").mkdir()  # the default profile's file, from HEAD: not this study's
+    (root / "results" / "qsm" / "summary.csv").write_text("default")
     (root / "params.yaml").write_text(params)
     (root / "dvc.lock").write_text(lock)
     return root
@@ -22,8 +38,9 @@ def _work(root, params="profile: study\n", lock="schema: '2.0'\nstages: {}\n"):
 def test_save_then_restore_round_trip(tmp_path):
     work = _work(tmp_path / "w")
     snap = tmp_path / "repo" / "studies" / "study"
-    assert save_snapshot(work, snap) == ["params.yaml", "dvc.lock", "results", "figures"]
+    assert save_snapshot(work, snap) == ["params.yaml", "dvc.lock", "figures/f.png", "results/runs/full/de/s0"]
     assert (snap / "results/runs/full/de/s0/metrics.json").read_text() == '{"acc": 0.5}'
+    assert not (snap / "results" / "qsm").exists(), "only what the lock records as the study's outputs"
     # a second sitting: a fresh worktree whose results are another profile's, same params.yaml
     fresh = tmp_path / "fresh"
     (fresh / "results" / "runs" / "random").mkdir(parents=True)

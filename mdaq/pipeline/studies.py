@@ -1,8 +1,8 @@
 """Studies: a profile's results committed beside the default profile's, and finished over several sittings.
 
 The repository's top level (``params.yaml``, ``dvc.lock``, ``results/``, ``figures/``) belongs to the active profile,
-the default one in every commit. Another profile's run lives in ``studies/<profile>/``: a snapshot of those four
-paths as DVC left them. ``scripts/study.sh PROFILE`` runs it in a separate git worktree: it restores the snapshot
+the default one in every commit. Another profile's run lives in ``studies/<profile>/``: its ``params.yaml``, its
+``dvc.lock`` and the outputs under ``results/`` and ``figures/`` that this lock records. ``scripts/study.sh PROFILE`` runs it in a separate git worktree: it restores the snapshot
 there, runs ``dvc repro`` and saves the snapshot back after every finished stage (and on exit). Because the snapshot
 holds ``dvc.lock`` and every ``run`` stage output (all committed, none git-ignored), a fresh clone does not train a
 run whose results are in the snapshot again: DVC finds that run's dependencies and outputs unchanged. The upstream
@@ -20,7 +20,8 @@ import yaml
 
 from mdaq.errors import DataError
 
-SNAPSHOT = ("params.yaml", "dvc.lock", "results", "figures")
+TOP = ("params.yaml", "dvc.lock")  # always saved
+PUBLISHED = ("results", "figures")  # of these folders, only what the study's own stages wrote (dvc.lock's outs)
 
 
 def snapshot_dir(root: str | Path, profile: str) -> Path:
@@ -36,38 +37,55 @@ def _copy(src: Path, dst: Path) -> None:
         shutil.copy2(src, dst)
 
 
-def save_snapshot(work: str | Path, dest: str | Path) -> list[str]:
-    """Copy the snapshot paths of ``work`` (a finished or partly finished run) to ``dest``, replacing it whole.
+def lock_outputs(lock: dict) -> list[str]:
+    """The outputs recorded in a ``dvc.lock`` that lie under ``results/`` or ``figures/``: what the profile's stages
+    wrote. The worktree starts from the default profile's committed files, and a stage the study did not run
+    (``dvc repro leaderboard`` skips the QSM evaluation) must not pass the default's results off as the study's."""
+    outs = set()
+    for entry in (lock.get("stages") or {}).values():
+        for out in entry.get("outs") or []:
+            path = out.get("path", "") if isinstance(out, dict) else ""
+            if path.split("/")[0] in PUBLISHED:
+                outs.add(path.rstrip("/"))
+    return sorted(outs)
 
-    The copy is built beside ``dest`` and swapped in by renames, so an interrupted save leaves the previous
-    snapshot intact. ``params.yaml`` and ``dvc.lock`` must exist (there is nothing to save before DVC ran)."""
-    work, dest = Path(work), Path(dest)
-    for name in ("params.yaml", "dvc.lock"):
-        if not (work / name).is_file():
-            raise DataError(work / name, "missing: run `dvc repro` in this folder before saving a study")
+
+def _read_lock(work: Path) -> dict:
     try:  # DVC may be rewriting the lock right now: never save a torn one
         lock = yaml.safe_load((work / "dvc.lock").read_text())
     except yaml.YAMLError as e:
         raise DataError(work / "dvc.lock", f"not valid YAML (being written?): {e}") from None
     if not isinstance(lock, dict) or "stages" not in lock:
         raise DataError(work / "dvc.lock", "not a DVC lock file (no `stages`)")
+    return lock
+
+
+def save_snapshot(work: str | Path, dest: str | Path) -> list[str]:
+    """Copy ``params.yaml``, ``dvc.lock`` and the outputs it records under ``results/`` and ``figures/`` from
+    ``work`` (a finished or partly finished run) to ``dest``, replacing it whole. Returns the paths saved.
+
+    The copy is built beside ``dest`` and swapped in by renames, so an interrupted save leaves the previous
+    snapshot intact."""
+    work, dest = Path(work), Path(dest)
+    for name in TOP:
+        if not (work / name).is_file():
+            raise DataError(work / name, "missing: run `dvc repro` in this folder before saving a study")
+    paths = [*TOP, *(p for p in lock_outputs(_read_lock(work)) if (work / p).exists())]
     tmp = dest.with_name(dest.name + ".saving")
     old = dest.with_name(dest.name + ".old")
     for stale in (tmp, old):
         if stale.exists():
             shutil.rmtree(stale)
     tmp.mkdir(parents=True)
-    saved = []
-    for name in SNAPSHOT:
-        if (work / name).exists():
-            _copy(work / name, tmp / name)
-            saved.append(name)
+    for rel in paths:
+        (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+        _copy(work / rel, tmp / rel)
     if dest.exists():
         os.replace(dest, old)
     os.replace(tmp, dest)
     if old.exists():
         shutil.rmtree(old)
-    return saved
+    return paths
 
 
 def restore_snapshot(src: str | Path, work: str | Path) -> list[str]:
@@ -86,15 +104,15 @@ def restore_snapshot(src: str | Path, work: str | Path) -> list[str]:
             f"differs from {current} (the profile changed since this study's runs were made); "
             "move the snapshot away to start the study afresh",
         )
+    for name in PUBLISHED:  # the default profile's results are not the study's
+        if (work / name).is_dir():
+            shutil.rmtree(work / name)
     restored = []
-    for name in SNAPSHOT:
-        if not (src / name).exists():
-            continue
-        target = work / name
-        if target.is_dir():
-            shutil.rmtree(target)
-        elif target.exists():
-            target.unlink()
-        _copy(src / name, target)
-        restored.append(name)
+    for name in (*TOP, *PUBLISHED):
+        if (src / name).exists():
+            target = work / name
+            if target.is_file():
+                target.unlink()
+            _copy(src / name, target)
+            restored.append(name)
     return restored
