@@ -8,7 +8,6 @@ from mdaq.cli import main
 from mdaq.errors import DataError
 from mdaq.pipeline.studies import restore_snapshot, save_snapshot, snapshot_dir
 
-
 LOCK = """schema: '2.0'
 stages:
   run@full-de-0:

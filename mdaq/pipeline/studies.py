@@ -2,12 +2,13 @@
 
 The repository's top level (``params.yaml``, ``dvc.lock``, ``results/``, ``figures/``) belongs to the active profile,
 the default one in every commit. Another profile's run lives in ``studies/<profile>/``: its ``params.yaml``, its
-``dvc.lock`` and the outputs under ``results/`` and ``figures/`` that this lock records. ``scripts/study.sh PROFILE`` runs it in a separate git worktree: it restores the snapshot
-there, runs ``dvc repro`` and saves the snapshot back after every finished stage (and on exit). Because the snapshot
-holds ``dvc.lock`` and every ``run`` stage output (all committed, none git-ignored), a fresh clone does not train a
-run whose results are in the snapshot again: DVC finds that run's dependencies and outputs unchanged. The upstream
-stages (data, QSM, features, selections) rerun from scratch in a clone; they are deterministic on one kind of CPU,
-and a selection that differs on another CPU reruns the runs that depend on it, as it should.
+``dvc.lock`` and the outputs under ``results/`` and ``figures/`` that this lock records. ``scripts/study.sh PROFILE``
+runs it in a separate git worktree: it restores the snapshot there, runs ``dvc repro`` and saves the snapshot back
+after every finished stage (and on exit). Because the snapshot holds ``dvc.lock`` and every ``run`` stage output
+(all committed, none git-ignored), a fresh clone does not train a run whose results are in the snapshot again: DVC
+finds that run's dependencies and outputs unchanged. The upstream stages (data, QSM, features, selections) rerun
+from scratch in a clone; they are deterministic on one kind of CPU, and a selection that differs on another CPU
+reruns the runs that depend on it, as it should.
 """
 
 from __future__ import annotations
