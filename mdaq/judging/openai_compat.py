@@ -97,12 +97,12 @@ class OpenAICompatJudge(Judge):
 
     Notes
     -----
-    How long a call can take, with :math:`T` = ``timeout_s``, :math:`R` = ``max_retries`` and
-    :math:`B` = max(``backoff_max_s``, 300 s when the server sends ``Retry-After``):
+    How long a call can take, with T = ``timeout_s``, R = ``max_retries`` and B = max(``backoff_max_s``, 300 s
+    when the server sends ``Retry-After``):
 
-    - one conversation: at most :math:`(R + 1) T + R B`, plus the rate limiter's spacing;
-    - :meth:`chat_many` on :math:`N` new conversations: at most :math:`\lceil N / n_{concurrent} \rceil` times
-      that; the first conversation that fails for good stops new ones from starting;
+    - one conversation: at most (R + 1) T + R B, plus the rate limiter's spacing;
+    - :meth:`chat_many` on N new conversations: at most ceil(N / ``n_concurrent``) times that; the first
+      conversation that fails for good stops new ones from starting;
     - after a Ctrl-C or SIGTERM: at most ``cancel_grace_s`` plus about a second.
 
     With the default profile's ``timeout_s: 120`` and ``max_retries: 6`` a conversation waits at most 7 x 120 s
@@ -133,7 +133,13 @@ class OpenAICompatJudge(Judge):
         progress: bool = True,
     ) -> None:
         super().__init__(prompt=prompt, multiturn_prompt=multiturn_prompt)
-        _check_settings(n_concurrent, max_retries, max_tokens, timeout_s, cancel_grace_s)
+        limits = (n_concurrent >= 1, max_retries >= 0, max_tokens >= 1, 0 < timeout_s < math.inf, 0 <= cancel_grace_s)
+        if not all(limits) or not math.isfinite(cancel_grace_s):
+            raise ValueError(
+                "judge: need n_concurrent >= 1, max_retries >= 0, max_tokens >= 1, 0 < timeout_s < inf and "
+                f"0 <= cancel_grace_s < inf (got {n_concurrent}, {max_retries}, {max_tokens}, {timeout_s}, "
+                f"{cancel_grace_s})"
+            )
         clean_url, shown_url, self._auth = split_url_credentials(base_url.rstrip("/"))
         self.model, self.base_url, self.api_key_env = model, shown_url, api_key_env
         self._endpoint = f"{clean_url}/chat/completions"
@@ -380,22 +386,3 @@ class OpenAICompatJudge(Judge):
                 )
             counts.append(value or 0)
         return counts[0], counts[1]
-
-
-def _check_settings(
-    n_concurrent: int, max_retries: int, max_tokens: int, timeout_s: float, cancel_grace_s: float
-) -> None:
-    """Refuse settings the client cannot run with, naming each."""
-    bad = [
-        name
-        for name, ok in (
-            ("n_concurrent >= 1", n_concurrent >= 1),
-            ("max_retries >= 0", max_retries >= 0),
-            ("max_tokens >= 1", max_tokens >= 1),
-            ("0 < timeout_s < inf", 0 < timeout_s < math.inf),
-            ("0 <= cancel_grace_s < inf", 0 <= cancel_grace_s < math.inf),
-        )
-        if not ok
-    ]
-    if bad:
-        raise ValueError(f"judge: need {', '.join(bad)}")
