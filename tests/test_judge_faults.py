@@ -33,6 +33,7 @@ SECRET = "sk-live/Ab+cd/EF9876543210/ghijKLMN"
 PASSWORD = "pa55/w0rd+seCRET!x"
 HI = [[{"role": "user", "content": "hi"}]]
 OK_REPLY = {"choices": [{"message": {"content": "Answer 1 is better. [[1]]"}}], "usage": {"prompt_tokens": 5}}
+OK_BODY = json.dumps(OK_REPLY).encode()
 
 
 @pytest.fixture
@@ -252,6 +253,41 @@ def test_ctrl_c_abandons_in_flight_requests_after_the_grace_period(server: StubS
     assert time.monotonic() - start < 2.0  # 4 fast calls + the grace + closing the sockets
     time.sleep(0.2)
     assert server.count == 6 and len(JudgeCache(cache_path)) == 4  # abandoned calls are not cached
+
+
+def test_second_ctrl_c_skips_the_grace_period(server: StubServer, tmp_path) -> None:
+    main = threading.main_thread().ident
+
+    def act(h: _Handler, _body: dict) -> None:
+        if server.count == 2:  # both workers busy for 5 s; Ctrl-C now, and again 0.3 s later
+            signal.pthread_kill(main, signal.SIGINT)
+            threading.Timer(0.3, signal.pthread_kill, args=(main, signal.SIGINT)).start()
+        time.sleep(5.0)
+        h._send(200, json.dumps(OK_REPLY).encode())
+
+    server.default = act
+    judge = stub_judge(server, n_concurrent=2, cancel_grace_s=30.0, timeout_s=10.0)
+    start = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        judge.chat_many(_conversations(6))
+    assert time.monotonic() - start < 2.5 and server.count == 2
+
+
+@pytest.mark.parametrize("waiting_in", ["retry-after", "rate-limit"])
+def test_ctrl_c_is_not_held_up_by_a_pause(server: StubServer, waiting_in: str) -> None:
+    """A thread pausing before a retry (Retry-After: 300) or for the rate limit (one start per 10 s) wakes up."""
+
+    def act(h: _Handler, _body: dict) -> None:
+        if server.count == 1:
+            threading.Timer(0.3, signal.pthread_kill, args=(threading.main_thread().ident, signal.SIGINT)).start()
+        h._send(503, b"{}", {"Retry-After": "300"}) if waiting_in == "retry-after" else h._send(200, OK_BODY)
+
+    server.default = act
+    judge = stub_judge(server, n_concurrent=2, requests_per_minute=6, timeout_s=2.0)
+    start = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        judge.chat_many(_conversations(4))
+    assert time.monotonic() - start < 1.5 and server.count == 1
 
 
 SIGTERM_SCRIPT = """

@@ -101,8 +101,10 @@ class RateLimiter:
             self._last = now
             self._tokens -= 1.0
             wait_s = max(0.0, -self._tokens / self.rate_per_s)
-        if wait_s > 0:
-            cancel.wait(wait_s) if cancel is not None else self._sleep(wait_s)
+        if wait_s > 0 and cancel is not None:
+            cancel.wait(wait_s)
+        elif wait_s > 0:
+            self._sleep(wait_s)
         return wait_s
 
 
@@ -158,7 +160,8 @@ def post_json(
 
     httpx's timeouts bound each socket operation, so a server sending a byte now and then keeps a request alive
     for ever; here a timer shuts the socket down at the deadline. ``client`` must not keep connections alive
-    (``httpx.Limits(max_keepalive_connections=0)``): the socket is caught when it is opened.
+    (``httpx.Limits(max_keepalive_connections=0)``): the socket is caught when it is opened. Only a DNS lookup
+    escapes the deadline (the resolver has no timeout); its socket is shut down as soon as it connects.
 
     Raises
     ------
@@ -287,10 +290,7 @@ class Batch:
         for exchange in live:
             exchange.kill("interrupt")
         wait(running, timeout=ABANDON_WAIT_S)
-        n_abandoned = sum(not f.done() or f.exception() is not None for f in running)
-        log.warning(
-            "judge interrupted: %d requests in flight finished, %d abandoned", len(running) - n_abandoned, n_abandoned
-        )
+        log.warning("judge interrupted: %d requests abandoned; every reply that arrived is cached", len(live))
 
 
 def _wait_awake(futures: list[Future], first_exception: bool) -> None:
