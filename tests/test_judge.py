@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import ssl
 import threading
 import time
 from collections import deque
@@ -41,16 +42,21 @@ KEY_ENV = "MDAQ_TEST_JUDGE_KEY"
 # --------------------------------------------------------------------------- loopback stub server
 
 
+Behaviour = str | Callable[["_Handler", dict], None]
+
+
 class StubServer:
     """An OpenAI-compatible ``/v1/chat/completions`` stub with scripted behaviours, counting requests.
 
     ``script`` behaviours are used one per request, then ``default``. ``fail_after=k`` answers HTTP 500 to
-    every request after the k-th successful one (a server that dies mid-run).
+    every request after the k-th successful one (a server that dies mid-run). A behaviour is a name (see
+    ``_Handler.do_POST``) or a callable ``(handler, body)`` that writes the whole reply itself
+    (``tests/test_judge_faults.py`` builds misbehaving ones).
     """
 
-    def __init__(self) -> None:
-        self.script: deque[str] = deque()
-        self.default = "ok"
+    def __init__(self, ssl_context: ssl.SSLContext | None = None) -> None:
+        self.script: deque[Behaviour] = deque()
+        self.default: Behaviour = "ok"
         self.fail_after: int | None = None
         self.reply: Callable[[dict], str] = lambda body: "Answer 1 is better. [[1]]"
         self.requests: list[tuple[str, dict[str, str], Any]] = []
@@ -59,18 +65,21 @@ class StubServer:
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self.httpd.daemon_threads = True
         self.httpd.stub = self  # type: ignore[attr-defined]
+        if ssl_context is not None:  # HTTPS (tests/test_judge_faults.py)
+            self.httpd.socket = ssl_context.wrap_socket(self.httpd.socket, server_side=True)
+        self.scheme = "http" if ssl_context is None else "https"
         self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.02,), daemon=True)
         self.thread.start()
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        return f"{self.scheme}://127.0.0.1:{self.httpd.server_address[1]}/v1"
 
     @property
     def count(self) -> int:
         return len(self.requests)
 
-    def next_behaviour(self) -> str:
+    def next_behaviour(self) -> Behaviour:
         with self.lock:
             if self.fail_after is not None and self.n_ok >= self.fail_after:
                 return "500"
@@ -102,6 +111,9 @@ class _Handler(BaseHTTPRequestHandler):
         behaviour = stub.next_behaviour()
         err = {"error": {"message": f"{behaviour} from stub"}}
         try:
+            if callable(behaviour):
+                behaviour(self, body)
+                return
             if behaviour in ("slow", "jitter"):
                 time.sleep(0.5 if behaviour == "slow" else random.uniform(0, 0.03))
             if behaviour == "429":
@@ -121,7 +133,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(200, json.dumps({"choices": [{"message": {"content": content}}], "usage": usage}).encode())
                 with stub.lock:
                     stub.n_ok += 1
-        except (BrokenPipeError, ConnectionResetError):  # the client timed out and hung up
+        except OSError:  # the client timed out or was interrupted, and hung up (over TLS: an SSLError)
             pass
 
 

@@ -1,89 +1,52 @@
 """Judge backed by any OpenAI-compatible ``/chat/completions`` server (vLLM, llama.cpp, OpenAI, ...).
 
 Concurrent, rate-limited, retried with backoff, cached on disk, with token and cost accounting. The API key is
-read from the environment at call time and never stored, logged or put in an error message.
+read from the environment at call time and never stored, logged or put in a message; server replies are redacted
+before they are quoted (:mod:`mdaq.judging.secrets`). Each request has a total deadline, and one Ctrl-C or
+SIGTERM stops a batch (:mod:`mdaq.judging.transport`).
 """
 
 from __future__ import annotations
 
-import email.utils
+import functools
+import json
 import logging
-import os
+import math
 import random
 import threading
-import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from mdaq.judging.base import DEFAULT_MULTITURN_PROMPT, DEFAULT_PROMPT, JUDGES, Completion, Judge, JudgeError
 from mdaq.judging.cache import JudgeCache, cache_key
+from mdaq.judging.secrets import Redactor, credential_secrets, read_api_key, split_url_credentials
+from mdaq.judging.transport import (
+    Batch,
+    DeadlineExceeded,
+    RateLimiter,
+    post_json,
+    retry_after_seconds,
+)
 
 __all__ = ["OpenAICompatJudge", "RateLimiter"]
 
 log = logging.getLogger(__name__)
 
-# A server asking for a longer pause than this is probably misconfigured; waiting hours would stall the run.
-MAX_RETRY_AFTER_S = 300.0
+RETRY_STATUSES = frozenset({408, 425, 429})  # request timeout, too early, too many requests; and every 5xx
+MAX_REPLY_BYTES = 1 << 20  # a verdict is a few kB; a longer reply is malformed (and not read into memory)
+ERROR_CHARS = 300  # of a server's error body quoted in a message, after redaction
 
 
-class RateLimiter:
-    """Token bucket shared by threads: at most ``requests_per_minute`` starts per minute, no bursts.
+@dataclass(frozen=True)
+class _Session:
+    """What the requests of one batch share: the HTTP client, the headers, the redactor, the interrupt."""
 
-    The bucket holds one token, so requests are spaced ``60 / requests_per_minute`` seconds apart. A caller
-    that finds the bucket empty reserves the next token (the count goes negative) and sleeps outside the lock,
-    so concurrent callers queue up in order.
-
-    Parameters
-    ----------
-    requests_per_minute : float
-        The rate; 0 means unlimited.
-    clock, sleep : callable
-        Time source and sleeper (replaceable in tests).
-    """
-
-    def __init__(
-        self,
-        requests_per_minute: float,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        if requests_per_minute < 0:
-            raise ValueError(f"requests_per_minute must be >= 0, got {requests_per_minute}")
-        self.rate_per_s = requests_per_minute / 60.0
-        self._clock, self._sleep = clock, sleep
-        self._lock = threading.Lock()
-        self._tokens = 1.0
-        self._last = clock()
-
-    def acquire(self) -> float:
-        """Wait for a token; returns the seconds waited."""
-        if self.rate_per_s == 0:
-            return 0.0
-        with self._lock:
-            now = self._clock()
-            self._tokens = min(1.0, self._tokens + (now - self._last) * self.rate_per_s)
-            self._last = now
-            self._tokens -= 1.0
-            wait_s = max(0.0, -self._tokens / self.rate_per_s)
-        if wait_s > 0:
-            self._sleep(wait_s)
-        return wait_s
-
-
-def _retry_after(value: str | None) -> float | None:
-    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date); None when absent or invalid."""
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            seconds = email.utils.parsedate_to_datetime(value).timestamp() - time.time()
-        except (TypeError, ValueError):
-            return None
-    return min(max(seconds, 0.0), MAX_RETRY_AFTER_S)
+    client: Any
+    headers: dict[str, str]
+    redactor: Redactor
+    batch: Batch
 
 
 @JUDGES.register("openai_compat")
@@ -96,8 +59,10 @@ class OpenAICompatJudge(Judge):
         Model name sent to the server; the judge id is ``openai_compat:<model>``.
     base_url : str
         Server root, e.g. ``http://127.0.0.1:8000/v1``; requests go to ``<base_url>/chat/completions``.
+        Credentials in it (``http://user:password@host/v1``) are sent as HTTP basic auth and shown as ``***``.
     api_key_env : str
-        Name of the environment variable holding the API key. Unset or empty: no ``Authorization`` header
+        Name of the environment variable holding the API key (surrounding whitespace is stripped; a key with
+        whitespace or a non-ASCII character inside is refused). Unset or empty: no ``Authorization`` header
         (fine for local servers).
     prompt, multiturn_prompt : str
         Prompt names (``mdaq/judging/prompts/<name>.txt``) for single-turn and ``mt_bench_r2`` items.
@@ -106,9 +71,12 @@ class OpenAICompatJudge(Judge):
     max_tokens : int
         Reply length limit.
     timeout_s : float
-        Per-request timeout; a timeout is retried.
+        Total deadline of one request, from connecting to the reply's last byte; a request past it is
+        abandoned and retried.
     max_retries : int
-        Retries after the first attempt on connection errors, timeouts, HTTP 429 and 5xx, and malformed replies.
+        Retries after the first attempt on connection errors, deadlines, HTTP 408, 425, 429 and 5xx, and
+        malformed replies. Other HTTP errors, a reply that echoes the credentials and invalid token counts
+        fail at once.
     n_concurrent : int
         Requests in flight at once (threads).
     requests_per_minute : float
@@ -119,9 +87,27 @@ class OpenAICompatJudge(Judge):
         sqlite cache file; None keeps the cache in memory for the life of this object.
     backoff_base_s, backoff_max_s : float
         Exponential backoff: attempt ``k`` waits about ``base * 2**(k-1)`` seconds (jittered), at most ``max``.
-        A ``Retry-After`` header replaces the backoff (capped at 300 s).
+        A usable ``Retry-After`` header replaces the backoff (capped at 300 s; see
+        :func:`mdaq.judging.transport.retry_after_seconds`).
+    cancel_grace_s : float
+        After a Ctrl-C or SIGTERM, how long requests already in flight may still finish (their replies are
+        cached); queued ones are cancelled at once, and a second Ctrl-C abandons the rest.
     progress : bool
         Show a tqdm progress bar.
+
+    Notes
+    -----
+    How long a call can take, with T = ``timeout_s``, R = ``max_retries`` and B = max(``backoff_max_s``, 300 s
+    when the server sends ``Retry-After``):
+
+    - one conversation: at most (R + 1) T + R B, plus the rate limiter's spacing;
+    - :meth:`chat_many` on N new conversations: at most ceil(N / ``n_concurrent``) times that; the first
+      conversation that fails for good stops new ones from starting;
+    - after a Ctrl-C or SIGTERM: at most ``cancel_grace_s`` plus about a second.
+
+    With the default profile's ``timeout_s: 120`` and ``max_retries: 6`` a conversation waits at most 7 x 120 s
+    + 6 x 300 s = 44 min against a server that always asks for the longest pause, and 7 x 120 s + 63 s = 15 min
+    when it sends no ``Retry-After``.
     """
 
     def __init__(
@@ -143,32 +129,48 @@ class OpenAICompatJudge(Judge):
         cache_path: str | Path | None = None,
         backoff_base_s: float = 1.0,
         backoff_max_s: float = 60.0,
+        cancel_grace_s: float = 10.0,
         progress: bool = True,
     ) -> None:
         super().__init__(prompt=prompt, multiturn_prompt=multiturn_prompt)
-        if n_concurrent < 1 or max_retries < 0 or max_tokens < 1 or timeout_s <= 0:
-            raise ValueError("judge: need n_concurrent >= 1, max_retries >= 0, max_tokens >= 1, timeout_s > 0")
-        self.model, self.base_url, self.api_key_env = model, base_url.rstrip("/"), api_key_env
+        limits = (n_concurrent >= 1, max_retries >= 0, max_tokens >= 1, 0 < timeout_s < math.inf, 0 <= cancel_grace_s)
+        if not all(limits) or not math.isfinite(cancel_grace_s):
+            raise ValueError(
+                "judge: need n_concurrent >= 1, max_retries >= 0, max_tokens >= 1, 0 < timeout_s < inf and "
+                f"0 <= cancel_grace_s < inf (got {n_concurrent}, {max_retries}, {max_tokens}, {timeout_s}, "
+                f"{cancel_grace_s})"
+            )
+        clean_url, shown_url, self._auth = split_url_credentials(base_url.rstrip("/"))
+        self.model, self.base_url, self.api_key_env = model, shown_url, api_key_env
+        self._endpoint = f"{clean_url}/chat/completions"
+        if self._auth is not None:
+            log.warning(
+                "judge: base_url %s carries credentials; they are sent as HTTP basic auth and never printed, "
+                "but params files are committed: an API key in $%s is safer",
+                shown_url,
+                api_key_env,
+            )
         self.temperature, self.max_tokens, self.timeout_s = temperature, max_tokens, timeout_s
-        self.max_retries, self.n_concurrent = max_retries, n_concurrent
+        self.max_retries, self.n_concurrent, self.cancel_grace_s = max_retries, n_concurrent, cancel_grace_s
         self.price_per_1m_input, self.price_per_1m_output = price_per_1m_input, price_per_1m_output
         self.cache_path, self.backoff_base_s, self.backoff_max_s = cache_path, backoff_base_s, backoff_max_s
         self.progress = progress
         self.id = f"openai_compat:{model}"
         self._limiter = RateLimiter(requests_per_minute)
-        self._sleep: Callable[[float], None] = time.sleep
+        self._sleep: Callable[[float], None] | None = None  # tests record pauses here; None: the batch's pause
         self._jitter = random.Random()
         self._lock = threading.Lock()
         self._totals = {"requests": 0, "cached": 0, "retries": 0, "prompt_tokens": 0, "completion_tokens": 0}
         self._cost = 0.0
         self._cache: JudgeCache | None = None
+        self._ssl: Any = None
 
     def __repr__(self) -> str:
         return f"OpenAICompatJudge(model={self.model!r}, base_url={self.base_url!r}, api_key_env={self.api_key_env!r})"
 
     @property
     def url(self) -> str:
-        """The chat-completions endpoint."""
+        """The chat-completions endpoint, as shown in messages (credentials replaced by ``***``)."""
         return f"{self.base_url}/chat/completions"
 
     @property
@@ -189,13 +191,16 @@ class OpenAICompatJudge(Judge):
         """Complete every conversation, concurrently, cached; results in input order.
 
         Identical conversations are requested once. Each finished call is cached at once, so after an error
-        (raised when the first conversation exhausts its retries; queued calls are then cancelled) a rerun
-        requests only what is missing.
+        (raised when the first conversation fails for good; queued calls are then cancelled) or an interrupt a
+        rerun requests only what is missing.
 
         Raises
         ------
         JudgeError
-            On a non-retryable HTTP status or when retries are exhausted.
+            On a non-retryable HTTP status, exhausted retries, a bad API key, a reply that echoes the
+            credentials, or invalid token counts.
+        KeyboardInterrupt, SystemExit
+            On Ctrl-C, or SIGTERM (``SystemExit(143)``), after cancelling the queued calls.
         """
         keys = [cache_key(self.id, self.temperature, self.max_tokens, c) for c in conversations]
         results: dict[str, Completion] = {}
@@ -214,100 +219,131 @@ class OpenAICompatJudge(Judge):
             results.update(self._request_all(todo))
         return [results[key] for key in keys]
 
+    def _ssl_context(self) -> Any:
+        """httpx's default TLS context (certifi, or ``$SSL_CERT_FILE``), built once: loading the certificates
+        takes ~0.1 s, which every :meth:`chat_many` call paid before."""
+        import httpx
+
+        with self._lock:
+            if self._ssl is None:
+                self._ssl = httpx.create_ssl_context()
+            return self._ssl
+
+    def _open_session(self, client: Any, batch: Batch) -> _Session:
+        """Read the key (refusing a malformed one before any request) and set up what the batch shares."""
+        key = read_api_key(self.api_key_env)
+        if key and self._auth is not None:
+            raise JudgeError(
+                f"judge: base_url carries credentials and ${self.api_key_env} holds an API key; keep one of them"
+            )
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        return _Session(client, headers, Redactor([key, *credential_secrets(self._auth)]), batch)
+
     def _request_all(self, todo: dict[str, list[dict[str, str]]]) -> dict[str, Completion]:
         """Request each uncached conversation in a thread pool; cache each result as it arrives."""
         import httpx
         from tqdm.auto import tqdm
 
         out: dict[str, Completion] = {}
-        bar = tqdm(total=len(todo), desc=f"judge {self.model}", unit="call", disable=not self.progress)
-        timeout = httpx.Timeout(self.timeout_s)
-        failed = threading.Event()
-        with httpx.Client(timeout=timeout) as client, ThreadPoolExecutor(self.n_concurrent) as pool:
+        batch = Batch(self.cancel_grace_s)
+        limits = httpx.Limits(max_keepalive_connections=0)  # one socket per request: the deadline closes it
+        with httpx.Client(limits=limits, auth=self._auth, verify=self._ssl_context()) as client:
+            session = self._open_session(client, batch)
+            bar = tqdm(total=len(todo), desc=f"judge {self.model}", unit="call", disable=not self.progress)
 
             def one(key: str, messages: list[dict[str, str]]) -> None:
-                if failed.is_set():  # a call already failed for good: start nothing new
-                    return
-                try:
-                    completion = self._post(client, messages)
-                except BaseException:
-                    failed.set()
-                    raise
-                self.cache.put(key, self.id, completion)
-                out[key] = completion
-                bar.update(1)
+                completion = self._post(session, messages)
+                if completion is not None:  # None: cancelled by an interrupt
+                    self.cache.put(key, self.id, completion)
+                    out[key] = completion
+                    bar.update(1)
 
-            futures: list[Future] = [pool.submit(one, k, m) for k, m in todo.items()]
-            done, pending = wait(futures, return_when=FIRST_EXCEPTION)
-            for f in pending:
-                f.cancel()
-            wait(pending)  # calls already running finish (and are cached) before the error propagates
-            bar.close()
-            for f in done:
-                if f.exception() is not None:
-                    raise f.exception()
+            try:
+                batch.run([functools.partial(one, k, m) for k, m in todo.items()], self.n_concurrent)
+            finally:
+                bar.close()
         return out
 
-    def _headers(self) -> dict[str, str]:
-        key = os.environ.get(self.api_key_env, "")
-        return {"Authorization": f"Bearer {key}"} if key else {}
-
-    def _redact(self, text: str) -> str:
-        """``text`` with the API key (if any) replaced, for error messages that echo server replies."""
-        key = os.environ.get(self.api_key_env, "")
-        return text.replace(key, "***") if key else text
-
-    def _post(self, client: Any, messages: list[dict[str, str]]) -> Completion:
-        """One conversation with retries; returns the completion or raises :class:`JudgeError`."""
+    def _post(self, session: _Session, messages: list[dict[str, str]]) -> Completion | None:
+        """One conversation with retries: the completion, None when the batch was cancelled, or
+        :class:`JudgeError`."""
         payload = {
             "model": self.model,
             "messages": messages,
             "temperature": self.temperature,
             "max_tokens": self.max_tokens,
         }
-        n_attempts = self.max_retries + 1
+        n_attempts, cancelled = self.max_retries + 1, session.batch.cancelled
+        last = ""
         for attempt in range(1, n_attempts + 1):
-            self._limiter.acquire()
-            completion, last, retry_after = self._attempt(client, payload)
+            self._limiter.acquire(cancel=cancelled)
+            if cancelled.is_set():
+                return None
+            completion, last, retry_after = self._attempt(session, payload)
             if completion is not None:
                 return completion
-            if attempt < n_attempts:
+            if attempt < n_attempts and not cancelled.is_set():
                 delay = self._delay(attempt, retry_after)
-                why = self._redact(last)[:200]
                 log.warning(
-                    "POST %s attempt %d/%d failed (%s); retrying in %.2f s", self.url, attempt, n_attempts, why, delay
+                    "POST %s attempt %d/%d failed (%s); retrying in %.2f s", self.url, attempt, n_attempts, last, delay
                 )
                 with self._lock:
                     self._totals["retries"] += 1
-                self._sleep(delay)
-        raise JudgeError(self._redact(f"POST {self.url}: giving up after {n_attempts} attempts; last error: {last}"))
+                (self._sleep or session.batch.pause)(delay)
+        if cancelled.is_set():
+            return None
+        raise JudgeError(f"POST {self.url}: giving up after {n_attempts} attempts; last error: {last}")
 
-    def _attempt(self, client: Any, payload: dict[str, Any]) -> tuple[Completion | None, str, str | None]:
+    def _attempt(self, session: _Session, payload: dict[str, Any]) -> tuple[Completion | None, str, str | None]:
         """One POST: ``(completion, "", None)``, or ``(None, why, Retry-After header)`` on a retryable failure.
 
-        Connection errors, timeouts, HTTP 429 and 5xx, and replies without ``choices[0].message.content`` are
-        retryable; any other HTTP error raises :class:`JudgeError` at once.
+        ``why`` is redacted, then cut. Connection errors, the deadline, HTTP 408, 425, 429 and 5xx, and replies
+        without ``choices[0].message.content`` are retryable; other HTTP errors, replies that echo a secret and
+        invalid token counts raise :class:`JudgeError` at once.
         """
         import httpx
 
-        start = time.perf_counter()
+        clip = session.redactor.clip
         try:
-            resp = client.post(self.url, json=payload, headers=self._headers())
-        except httpx.TransportError as e:  # connection refused/reset, timeouts, protocol errors
-            return None, f"{type(e).__name__}: {e}", None
-        if resp.status_code == 429 or resp.status_code >= 500:
-            return None, f"HTTP {resp.status_code}: {resp.text[:300]}", resp.headers.get("Retry-After")
-        if not resp.is_success:
-            msg = f"POST {self.url} failed with HTTP {resp.status_code} (not retried): {resp.text[:500]}"
-            raise JudgeError(self._redact(msg))
+            reply = post_json(
+                session.client,
+                self._endpoint,
+                payload,
+                session.headers,
+                self.timeout_s,
+                session.batch,
+                MAX_REPLY_BYTES,
+            )
+        except DeadlineExceeded as e:
+            return None, f"{e} (a total deadline per request)", None
+        except httpx.TransportError as e:  # connection refused/reset, protocol errors, abandoned after an interrupt
+            return None, clip(f"{type(e).__name__}: {e}", ERROR_CHARS), None
+        text = reply.body.decode("utf-8", errors="replace")
+        if reply.status in RETRY_STATUSES or reply.status >= 500:
+            return None, f"HTTP {reply.status}: {clip(text, ERROR_CHARS)}", reply.retry_after
+        if not 200 <= reply.status < 300:
+            raise JudgeError(f"POST {self.url} failed with HTTP {reply.status} (not retried): {clip(text, 500)}")
+        if not reply.complete:
+            return None, f"malformed response (longer than {MAX_REPLY_BYTES} bytes)", None
         try:
-            return self._completion(resp.json(), time.perf_counter() - start), "", None
-        except (ValueError, KeyError, IndexError, TypeError, AttributeError) as e:
-            return None, f"malformed response ({type(e).__name__}: {e})", None
+            data = json.loads(text)
+            self._refuse_echoed_secrets(session.redactor, text, data)
+            return self._completion(data, reply.latency_s), "", None
+        except (ValueError, RecursionError, KeyError, IndexError, TypeError, AttributeError) as e:
+            return None, clip(f"malformed response ({type(e).__name__}: {e})", ERROR_CHARS), None
+
+    def _refuse_echoed_secrets(self, redactor: Redactor, text: str, data: Any) -> None:
+        """A reply holding the key (or URL credentials, or a fragment) would reach the cache and the judgment
+        files: refuse it, naming no secret."""
+        if redactor.found_in(text) or redactor.found_in(json.dumps(data, ensure_ascii=False)):
+            raise JudgeError(
+                f"POST {self.url}: the reply contains the API key or the URL credentials (or 8+ characters of "
+                "them): the server or a proxy echoes them; the reply was neither used nor cached"
+            )
 
     def _delay(self, attempt: int, retry_after: str | None) -> float:
-        """Seconds before the next attempt: the server's ``Retry-After`` if given, else jittered exponential."""
-        delay = _retry_after(retry_after)
+        """Seconds before the next attempt: the server's ``Retry-After`` if usable, else jittered exponential."""
+        delay = retry_after_seconds(retry_after)
         if delay is None:
             delay = min(self.backoff_max_s, self.backoff_base_s * 2 ** (attempt - 1))
             delay *= 0.5 + 0.5 * self._jitter.random()  # jitter de-synchronises the threads
@@ -318,9 +354,7 @@ class OpenAICompatJudge(Judge):
         text = data["choices"][0]["message"]["content"]
         if not isinstance(text, str):
             raise TypeError(f"message content is {type(text).__name__}, not str")
-        usage = data.get("usage") or {}
-        prompt_tokens = int(usage.get("prompt_tokens") or 0)
-        completion_tokens = int(usage.get("completion_tokens") or 0)
+        prompt_tokens, completion_tokens = self._token_counts(data.get("usage"))
         cost = (prompt_tokens * self.price_per_1m_input + completion_tokens * self.price_per_1m_output) / 1e6
         with self._lock:
             self._totals["requests"] += 1
@@ -328,3 +362,27 @@ class OpenAICompatJudge(Judge):
             self._totals["completion_tokens"] += completion_tokens
             self._cost += cost
         return Completion(text, prompt_tokens, completion_tokens, cost, latency_s, cached=False)
+
+    def _token_counts(self, usage: Any) -> tuple[int, int]:
+        """``(prompt_tokens, completion_tokens)`` of a reply's ``usage``; a missing count is 0.
+
+        Raises
+        ------
+        JudgeError
+            If ``usage`` is not an object or a count is not a non-negative integer (negative, NaN, 1.5, "12",
+            true): cost accounting would go wrong silently, so the reply is refused before it is cached.
+        """
+        if usage is None:
+            return 0, 0
+        if not isinstance(usage, dict):
+            raise JudgeError(f"POST {self.url}: the reply's usage is {type(usage).__name__}, not an object")
+        counts = []
+        for field in ("prompt_tokens", "completion_tokens"):
+            value = usage.get(field)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+                raise JudgeError(
+                    f"POST {self.url}: the reply's usage.{field} is {str(value)[:40]!r}, not a non-negative "
+                    "integer; the reply was not cached"
+                )
+            counts.append(value or 0)
+        return counts[0], counts[1]
