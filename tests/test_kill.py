@@ -4,6 +4,7 @@ uninterrupted run's while nothing outside the outputs changed (docs/reliability.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import random
 import signal
@@ -138,3 +139,64 @@ def test_lora_training_killed_then_rerun(tiny_lm, tmp_path):
     assert (out / "adapter_model.safetensors").read_bytes() == (ref / "adapter_model.safetensors").read_bytes()
     assert (out / "adapter_config.json").read_bytes() == (ref / "adapter_config.json").read_bytes()
     assert _tree(tmp_path, skip=("ref", "out")) == inputs, "nothing outside the outputs changed, no temp left"
+
+
+JUDGE_SCRIPT = """
+import json, sys
+from mdaq.config import JudgeConfig
+from mdaq.judging.stage import run_judge_stage
+gen, midb, url, out, cache = sys.argv[1:6]
+cfg = JudgeConfig(backend="openai_compat", model="stub", base_url=url, n_concurrent=1, max_retries=0)
+run_judge_stage(gen, midb, ["full", "mdaq_das"], ["de"], cfg, out, cache)
+"""
+
+
+def test_judge_stage_killed_then_rerun(tmp_path, monkeypatch):
+    """The judge stage killed mid-batch (each reply takes 0.1 s) and rerun: the same judgments and win rates as an
+    uninterrupted run, and the rerun asks the server only what the killed runs had not cached."""
+    from mdaq.io import read_json, read_jsonl
+
+    from .test_judge import StubServer
+    from .test_judging import QUESTIONS, _generations
+
+    for var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    gen, midb = tmp_path / "gen", tmp_path / "midb"
+    _generations(gen, "full", long=False)
+    _generations(gen, "mdaq_das", long=True)
+    (midb / "mt_bench").mkdir(parents=True)
+    (midb / "mt_bench" / "German.json").write_text(json.dumps(QUESTIONS), encoding="utf-8")
+    server = StubServer()
+
+    def reply(body):  # deterministic in the prompt, slow enough for a kill to land between requests
+        time.sleep(0.1)
+        text = json.dumps(body["messages"], sort_keys=True)
+        return "[[1]]" if int(hashlib.sha256(text.encode()).hexdigest(), 16) % 3 else "[[2]]"
+
+    server.reply = reply
+    try:
+
+        def cmd(out: str) -> list[str]:
+            return [sys.executable, "-c", JUDGE_SCRIPT, "gen", "midb", server.base_url, out, f"{out}.sqlite"]
+
+        _timed(cmd("ref"), tmp_path)
+        n_reference = server.count
+        inputs = _tree(tmp_path, skip=("ref", "out"))
+        ready = tmp_path / "out.sqlite"
+        killed = _kill_then_finish(cmd("out"), tmp_path, _delays(3, 0.6, 2), ready=ready)
+        assert killed >= 1
+        assert server.count - n_reference <= n_reference + 2 * killed, "at most the in-flight request is asked twice"
+    finally:
+        server.close()
+    ref, out = tmp_path / "ref" / "mdaq_das" / "de", tmp_path / "out" / "mdaq_das" / "de"
+
+    def verdicts(path):
+        return sorted(
+            (r["benchmark"], str(r["item_id"]), r["order"], str(r["winner"]), str(r.get("verdict")))
+            for r in read_jsonl(path / "judgments.jsonl")
+        )
+
+    assert verdicts(out) == verdicts(ref)
+    for bench in ("alpaca_eval", "mt_bench_r1", "mt_bench_r2"):
+        assert read_json(out / "judge.json")[bench]["win_rate"] == read_json(ref / "judge.json")[bench]["win_rate"]
+    assert _tree(tmp_path, skip=("ref", "out")) == inputs
