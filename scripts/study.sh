@@ -30,7 +30,12 @@ cd "$work"
 dvc cache dir --local "$repo/.dvc/cache"   # one DVC cache: the model assets and the data are not built twice
 export PYTHONPATH="$work"                  # the worktree's mdaq, not the editable install of the checkout
 python -m mdaq profile use "$profile"
-python -m mdaq study restore "$profile" --work . --repo "$repo"
+if [ -d "$repo/studies/$profile" ]; then
+  python -m mdaq study restore "$profile" --work . --repo "$repo"
+else   # a first sitting: the lock starts empty, so it (and the snapshot) records only what this study's stages ran
+  printf "schema: '2.0'\nstages: {}\n" > dvc.lock
+  echo "studies/$profile: no snapshot yet, the study starts afresh"
+fi
 python -m mdaq data fetch --out data/midb
 python -m mdaq profile prune-lock
 save() { python -m mdaq study save "$profile" --work . --repo "$repo"; }
