@@ -19,14 +19,16 @@ from pathlib import Path
 import yaml
 
 from mdaq.errors import DataError
+from mdaq.names import check_name, path_under
 
 SNAPSHOT = ("params.yaml", "dvc.lock", "results", "figures")
 
 
 def snapshot_dir(root: str | Path, profile: str) -> Path:
-    if not profile or "/" in profile or profile.startswith(".") or profile == "default":
+    check_name(profile, "study", what="profile name")
+    if profile == "default":
         raise DataError(profile, "a study is a profile other than `default` (its results are the top level)")
-    return Path(root) / "studies" / profile
+    return path_under(root, "studies", profile)
 
 
 def _copy(src: Path, dst: Path) -> None:
