@@ -78,7 +78,10 @@ def _read_pool(args: argparse.Namespace) -> list:
         first = next(iter(iter_jsonl(path)), {})
         if "id" in first and "lang" in first:
             return read_samples(path)
-    return load_any(path, args.lang, fmt=args.format)
+    samples = load_any(path, args.lang, fmt=args.format)
+    if not samples:
+        raise DataError(path, "no samples: the pool is empty")
+    return samples
 
 
 def _features(args: argparse.Namespace, samples: list, needs: frozenset) -> dict:
@@ -93,6 +96,8 @@ def _features(args: argparse.Namespace, samples: list, needs: frozenset) -> dict
             f = Path(args.features) / f"{name}.npy"
             if f.is_file():
                 out[name] = read_finite_npy(f, name)  # a NaN score or embedding: refused, naming file and row
+                if len(out[name]) != len(samples):
+                    raise DataError(f, f"{len(out[name])} rows for the {len(samples)} samples of --pool", field=name)
     if args.ifd:
         out["ifd"] = np.load(Path(args.ifd) / "ifd.npy", allow_pickle=False)
     if "quality" in needs and "quality" not in out and args.qsm:

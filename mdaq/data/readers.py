@@ -236,7 +236,9 @@ def _read_csv(path: Path) -> tuple[list[str], list[dict[str, Any]]]:
 
     try:
         df = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False, encoding="utf-8-sig")
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+    except UnicodeDecodeError as e:
+        raise DataError(path, f"not valid UTF-8 (byte {e.start})") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:
         raise DataError(path, f"malformed CSV: {' '.join(str(e).split())}") from None
     with open(path, encoding="utf-8-sig", newline="") as f:  # pandas renames a repeated column to "name.1"
         try:

@@ -325,8 +325,8 @@ def read_judgments(path: str | Path) -> JudgmentFile:
     FileNotFoundError
         When ``path`` does not exist.
     DataError
-        On malformed JSON or an invalid record; the message names the record (list index, or ``line N`` in
-        JSONL) and the field.
+        On malformed JSON, an invalid record (the message names the record, list index or ``line N`` in JSONL,
+        and the field), a folder, or a file without judgments.
     """
     path = check_file(path)
     if path.suffix == ".json":
@@ -335,9 +335,10 @@ def read_judgments(path: str | Path) -> JudgmentFile:
         is_alpaca = False
     else:
         is_alpaca = read_text(path).lstrip().startswith("[")
-    if is_alpaca:
-        return JudgmentFile(str(path), "alpaca_eval", _read_alpaca(path))
-    return JudgmentFile(str(path), "mdaq", _read_mdaq(path))
+    records = _read_alpaca(path) if is_alpaca else _read_mdaq(path)
+    if not records:
+        raise DataError(path, "no judgments: the file is empty")
+    return JudgmentFile(str(path), "alpaca_eval" if is_alpaca else "mdaq", records)
 
 
 def winrate_report(
