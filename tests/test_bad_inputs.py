@@ -77,7 +77,10 @@ FILES: dict[str, str | bytes] = {
     "human_no_verdict.csv": HUMAN.replace("verdict,", "").replace("model,m,r", "m,r"),
     "human_bad_verdict.csv": HUMAN.replace("A,model", "A,maybe"),
     "human_empty.csv": "",
-    # MIDB pairs (qsm eval --pairs)
+    # MIDB pairs and QSM folders (qsm eval --pairs, --model)
+    "pairs.json": json.dumps([midb_record(0, "de")]),
+    "qsm_deep/qsm_config.json": DEEP,
+    "qsm_partial/qsm_config.json": json.dumps({"kind": "triplet"}),
     "pairs_deep.json": DEEP,
     "pairs_latin1.json": json.dumps([midb_record(0, "de")]).encode().replace(b"raw answer", b"r\xe4w answer"),
     "pairs_not_list.json": json.dumps(midb_record(0, "de")),
@@ -245,6 +248,11 @@ CASES: dict[str, Case] = {
     ),
     "qsm-pairs-field": Case(
         "qsm eval --model {d}/m --pairs {d}/pairs_missing.json", ("pairs_missing.json", "record 0", "'Raw Input'")
+    ),
+    "qsm-model-missing": Case("qsm eval --model {d}/nope --pairs {d}/pairs.json", ("nope", "not a saved QSM")),
+    "qsm-model-deep": Case("qsm eval --model {d}/qsm_deep --pairs {d}/pairs.json", ("qsm_config.json", "nested")),
+    "qsm-model-partial": Case(
+        "qsm eval --model {d}/qsm_partial --pairs {d}/pairs.json", ("qsm_config.json", "'pooling'", "missing")
     ),
     # leaderboard
     "board-folder": Case("leaderboard --path {d}/folder.csv", ("folder.csv", "is a folder")),
