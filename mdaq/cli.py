@@ -268,7 +268,6 @@ def _ls(args: argparse.Namespace) -> int:
 
 
 def _leaderboard(args: argparse.Namespace) -> int:
-
     if args.update_readme:
         from mdaq.reporting.leaderboard import update_readme
 

@@ -13,7 +13,7 @@ from mdaq.selectors import (
     mdaq_das,  # noqa: E402,F401  (mdaq_das)
     score_first,  # noqa: E402,F401  (deita, ifd)
 )
-from mdaq.selectors.base import FEATURES, SELECTORS, BaseSelector  # noqa: E402
+from mdaq.selectors.base import FEATURES, SELECTORS, BaseSelector
 
 __all__ = [
     "SELECTORS",

@@ -91,7 +91,10 @@ class BaseSelector(BaseEstimator):
         ``__init__`` only stores (scikit-learn's rule), so this is where a value is checked: by :meth:`select`
         before any work, by :func:`mdaq.selectors.get_selector`, and by ``mdaq profile use / check``.
         """
-        hints = typing.get_type_hints(type(self).__init__)
+        try:
+            hints = typing.get_type_hints(type(self).__init__)
+        except (NameError, TypeError):  # an annotation that does not resolve: range checks only
+            hints = {}
         problems = [
             (key, f"expected {_type_name(hints[key])}, got {value!r:.40} ({type(value).__name__})")
             for key, value in self.get_params(deep=False).items()
