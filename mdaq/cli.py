@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import sys
+import traceback
 from pathlib import Path
 
 from mdaq.errors import DataError, MissingAssetError
@@ -77,19 +78,26 @@ def _read_pool(args: argparse.Namespace) -> list:
         first = next(iter(iter_jsonl(path)), {})
         if "id" in first and "lang" in first:
             return read_samples(path)
-    return load_any(path, args.lang, fmt=args.format)
+    samples = load_any(path, args.lang, fmt=args.format)
+    if not samples:
+        raise DataError(path, "no samples: the pool is empty")
+    return samples
 
 
 def _features(args: argparse.Namespace, samples: list, needs: frozenset) -> dict:
     """Features for ``needs``: read from --features/--ifd folders or computed with --qsm/--encoder/--ifd-model."""
     import numpy as np
 
+    from mdaq.io import read_finite_npy
+
     out: dict = {}
     if args.features:
         for name in ("quality", "embeddings"):
             f = Path(args.features) / f"{name}.npy"
             if f.is_file():
-                out[name] = np.load(f, allow_pickle=False)
+                out[name] = read_finite_npy(f, name)  # a NaN score or embedding: refused, naming file and row
+                if len(out[name]) != len(samples):
+                    raise DataError(f, f"{len(out[name])} rows for the {len(samples)} samples of --pool", field=name)
     if args.ifd:
         out["ifd"] = np.load(Path(args.ifd) / "ifd.npy", allow_pickle=False)
     if "quality" in needs and "quality" not in out and args.qsm:
@@ -180,17 +188,27 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _profile_path(profiles: str, name: str) -> Path:
+    """``profiles/<name>.yaml``; ``name`` must be a plain profile name, and the file must exist."""
+    from mdaq.names import check_name, path_under
+
+    src = path_under(profiles, check_name(name, profiles, what="profile name") + ".yaml")
+    if not src.is_file():
+        names = sorted(p.stem for p in Path(profiles).glob("*.yaml"))
+        raise DataError(src, f"unknown profile {name!r}; available: {', '.join(names)}")
+    return src
+
+
 def _profile_use(args: argparse.Namespace) -> int:
     from mdaq.config import load_params, render_params
-
-    src = Path(args.profiles) / f"{args.name}.yaml"
-    if not src.is_file():
-        names = sorted(p.stem for p in Path(args.profiles).glob("*.yaml"))
-        raise DataError(src, f"unknown profile {args.name!r}; available: {', '.join(names)}")
     from mdaq.io import atomic_path
     from mdaq.judging import check_backend
+    from mdaq.selectors import check_selectors
 
-    check_backend(load_params(src).judge.backend, src)  # validate before replacing the active params
+    src = _profile_path(args.profiles, args.name)
+    params = load_params(src)  # validate before replacing the active params
+    check_backend(params.judge.backend, src)
+    check_selectors(params.methods, params.selectors, src)
     with atomic_path(args.params) as tmp:
         tmp.write_text(render_params(src), encoding="utf-8")
     print(f"{args.params} <- {src}")
@@ -200,10 +218,9 @@ def _profile_use(args: argparse.Namespace) -> int:
 def _profile_check(args: argparse.Namespace) -> int:
     from mdaq.pipeline.dryrun import dry_run
 
-    path = Path(args.profiles) / f"{args.name}.yaml" if not args.name.endswith(".yaml") else Path(args.name)
+    path = Path(args.name) if args.name.endswith(".yaml") else _profile_path(args.profiles, args.name)
     if not path.is_file():
-        names = ", ".join(sorted(p.stem for p in Path(args.profiles).glob("*.yaml")))
-        raise DataError(path, f"no such profile; available: {names}")
+        raise DataError(path, "no such params file")
     report = dry_run(path, args.root)
     print(json.dumps(report, indent=1))
     return 1 if report["problems"] else 0
@@ -252,8 +269,6 @@ def _ls(args: argparse.Namespace) -> int:
 
 
 def _leaderboard(args: argparse.Namespace) -> int:
-    import pandas as pd
-
     if args.update_readme:
         from mdaq.reporting.leaderboard import update_readme
 
@@ -261,7 +276,13 @@ def _leaderboard(args: argparse.Namespace) -> int:
         changed = update_readme(args.update_readme, md)
         print(f"{args.update_readme}: {'updated from' if changed else 'already matches'} {md}")
         return 0
-    df = pd.read_csv(args.path)
+    from mdaq.io import read_csv
+
+    df = read_csv(args.path)
+    need = ["method", "language", "metric", "value", "status"] if "metric" in df.columns else ["method", "lang"]
+    missing = [c for c in need if c not in df.columns]
+    if missing:
+        raise DataError(args.path, f"not a leaderboard: missing column(s) {missing}", field=missing[0])
     if "metric" in df.columns:  # the long format of results/leaderboard.csv: one column per metric
         order = list(dict.fromkeys(df["metric"]))
         wide = df.pivot_table(index=["method", "language"], columns="metric", values="value", sort=False)
@@ -280,7 +301,8 @@ def _leaderboard(args: argparse.Namespace) -> int:
         )
         cols = [c for c in show if c in df.columns]
     else:
-        cols = ["method", "lang", "expert_pref_acc", "expert_pref_acc_se", "ref_nll", "n", "status"]
+        show = ("method", "lang", "expert_pref_acc", "expert_pref_acc_se", "ref_nll", "n", "status")
+        cols = [c for c in show if c in df.columns]
     print(df[cols].to_string(index=False, float_format=lambda x: f"{x:.3f}"))
     return 0
 
@@ -417,14 +439,31 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _one_line(e: BaseException) -> str:
+    """The exception's message on one line (a KeyError's without the quotes ``str`` adds)."""
+    text = str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
+    return " ".join(part.strip() for part in text.splitlines() if part.strip()) or type(e).__name__
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point; bad input exits 1 with a one-line message naming file, record and field."""
+    """Entry point; bad input exits 1 with a one-line message naming file, record and field, never a traceback
+    (``-v`` prints the traceback of an unexpected error); Ctrl-C exits 130."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
     try:
         return args.fn(args)
-    except (DataError, MissingAssetError, FileNotFoundError, ValueError, KeyError) as e:
-        print(f"error: {e}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except (DataError, MissingAssetError, ValueError, KeyError, OSError) as e:  # bad input, a missing file
+        print(f"error: {_one_line(e)}", file=sys.stderr)
+        return 1
+    except Exception as e:  # a bug rather than bad input: still one line; -v shows where
+        if args.verbose:
+            traceback.print_exc()
+        print(
+            f"error: unexpected {type(e).__name__}: {_one_line(e)} (rerun with -v for the traceback)", file=sys.stderr
+        )
         return 1
 
 

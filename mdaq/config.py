@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ import yaml
 
 from mdaq.errors import DataError
 from mdaq.hardware import PRECISION_CHOICES, PRECISIONS  # "auto" resolves per machine (mdaq.hardware)
+from mdaq.names import check_lang, check_name, check_relative, check_unique, path_under
 
 LANG_HINT = 'language codes must be strings; quote them in YAML ("no" is read as False otherwise)'
 
@@ -230,7 +232,7 @@ def _check(value: Any, tp: Any, where: str, path: str) -> Any:
     if origin is dict:
         if not isinstance(value, dict):
             raise DataError(path, f"expected a mapping, got {type(value).__name__}", field=where)
-        return {str(k): (dict(v) if isinstance(v, dict) else v) for k, v in value.items()}
+        return {_key(k, where, path): (dict(v) if isinstance(v, dict) else v) for k, v in value.items()}
     if origin in (typing.Union, types.UnionType):
         args = typing.get_args(tp)
         if value is None and type(None) in args:
@@ -240,18 +242,27 @@ def _check(value: Any, tp: Any, where: str, path: str) -> Any:
             return _check(value, others[0], where, path)
         return value
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
+        value = float(value)
     if tp is Any:
         return value
     if not isinstance(value, tp) or (tp is int and isinstance(value, bool)):
-        raise DataError(path, f"expected {tp.__name__}, got {value!r} ({type(value).__name__})", field=where)
+        raise DataError(path, f"expected {tp.__name__}, got {value!r:.60} ({type(value).__name__})", field=where)
+    if tp is float and not math.isfinite(value):
+        raise DataError(path, f"{value!r} is not a finite number", field=where)
     return value
+
+
+def _key(key: Any, where: str, path: str) -> str:
+    """A mapping key of a params section (a method name): a string, since YAML reads ``no:`` as ``False``."""
+    if not isinstance(key, str):
+        raise DataError(path, f"key {key!r} is not a string; quote it in YAML", field=where)
+    return key
 
 
 def _build(cls: type, data: dict[str, Any], prefix: str, path: str) -> Any:
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
+    unknown = sorted(set(data) - names, key=str)
     if unknown:
         where = f"{prefix}.{unknown[0]}" if prefix else unknown[0]
         raise DataError(path, f"unknown key (valid: {', '.join(sorted(names))})", field=where)
@@ -266,6 +277,96 @@ EXTENDS = "extends"  # a profile key: the profile (same folder) this one overrid
 QUOTA_MODES = ("equal", "proportional", "temperature")  # select.pooled_quota (mdaq.selectors.budgets)
 
 
+# Value ranges, (low, high, low excluded): a count of steps, samples or tokens is at least 1, a seed, a count that
+# may be 0 ("none" or "all", per the field's comment) or a non-negative rate at least 0, a learning rate or a time
+# strictly positive, a share or probability in [0, 1].
+_AT_LEAST_1 = (1, None, False)
+_AT_LEAST_0 = (0, None, False)
+_POSITIVE = (0, None, True)
+_SHARE = (0, 1, False)
+RANGES: dict[str, tuple[float, float | None, bool]] = {
+    **dict.fromkeys(
+        ("select.budget", "qsm.epochs", "qsm.batch_size", "qsm.max_len", "features.embed_max_len")
+        + ("features.batch_size", "ifd.max_seq_len", "ifd.batch_size", "train.lora_r", "train.epochs")
+        + ("train.batch_size", "train.grad_accum", "train.max_seq_len", "evaluate.batch_size")
+        + ("evaluate.max_seq_len", "generate.max_new_tokens", "generate.max_prompt_len", "generate.batch_size")
+        + ("judge.max_tokens", "judge.n_concurrent"),
+        _AT_LEAST_1,
+    ),
+    **dict.fromkeys(
+        ("seed", "prepare.guard", "prepare.max_pool", "prepare.max_heldout", "qsm.margin", "qsm.max_pairs_per_lang")
+        + ("qsm.checkpoint_every", "qsm.group_by_length", "train.weight_decay", "train.checkpoint_every")
+        + ("train.group_by_length", "generate.temperature", "generate.alpaca_eval_items", "generate.mt_bench_items")
+        + ("judge.temperature", "judge.max_retries", "judge.requests_per_minute", "judge.price_per_1m_input")
+        + ("judge.price_per_1m_output",),
+        _AT_LEAST_0,
+    ),
+    **dict.fromkeys(
+        ("qsm.lr", "train.lr", "train.lora_alpha", "select.pooled_temperature", "judge.timeout_s"), _POSITIVE
+    ),
+    **dict.fromkeys(
+        ("prepare.split.qsm_train", "prepare.split.pool", "prepare.split.heldout", "prepare.p_revised")
+        + ("qsm.warmup_ratio", "qsm.dropout", "train.lora_dropout", "train.warmup_ratio"),
+        _SHARE,
+    ),
+    "generate.top_p": (0, 1, True),
+}
+
+
+def _dotted(params: Params, key: str) -> Any:
+    node: Any = params
+    for part in key.split("."):
+        node = getattr(node, part)
+    return node
+
+
+def _bound(low: float, high: float | None, open_low: bool) -> str:
+    if high is None:
+        return f"> {low}" if open_low else f">= {low}"
+    return f"in {'(' if open_low else '['}{low}, {high}]"
+
+
+def _check_ranges(params: Params, path: str) -> None:
+    """Every :data:`RANGES` bound, and split fractions that fit in the source range."""
+    for key, (low, high, open_low) in RANGES.items():
+        value = _dotted(params, key)
+        if value is None:  # qsm.dropout: None keeps the encoder's own
+            continue
+        if (value <= low if open_low else value < low) or (high is not None and value > high):
+            raise DataError(path, f"{value!r} is out of range: it must be {_bound(low, high, open_low)}", field=key)
+    split = params.prepare.split
+    if split.qsm_train + split.pool + split.heldout > 1 + 1e-9:
+        total = split.qsm_train + split.pool + split.heldout
+        raise DataError(
+            path, f"the fractions add up to {total:g}, more than the whole range (1)", field="prepare.split"
+        )
+
+
+def _check_names(params: Params, path: str) -> None:
+    """Language codes against the known table, names that become paths, no list entry twice."""
+    for key in ("languages", "qsm.unseen_langs"):
+        for i, code in enumerate(_dotted(params, key)):
+            check_lang(code, path, field=f"{key}[{i}]")
+    for key in ("methods", "sah.methods", "compare.against"):
+        for i, name in enumerate(_dotted(params, key)):
+            check_name(name, path, field=f"{key}[{i}]", what="method name")
+    for key in ("languages", "methods", "qsm.unseen_langs", "sah.methods", "compare.against"):
+        check_unique(_dotted(params, key), path, key)
+    for key in ("languages", "methods"):
+        if not _dotted(params, key):
+            raise DataError(path, "must list at least one", field=key)
+    for key in ("profile", "base_model", "qsm.encoder", "judge.prompt", "judge.reference"):
+        check_name(_dotted(params, key), path, field=key)
+    for name, entry in params.selectors.items():
+        check_name(name, path, field=f"selectors.{name}", what="selector name")
+        if not isinstance(entry, dict):
+            raise DataError(
+                path, f"expected a mapping of parameters, got {type(entry).__name__}", field=f"selectors.{name}"
+            )
+    if params.train.accelerate_config:
+        check_relative(params.train.accelerate_config, path, field="train.accelerate_config")
+
+
 def params_from_dict(data: dict[str, Any], path: str = "<params>") -> Params:
     """Validate a parsed params mapping (see :func:`load_params`)."""
     langs = data.get("languages", [])
@@ -273,6 +374,8 @@ def params_from_dict(data: dict[str, Any], path: str = "<params>") -> Params:
         if not isinstance(code, str):
             raise DataError(path, f"{code!r} is not a string: {LANG_HINT}", field=f"languages[{i}]")
     params = _build(Params, data, "", path)
+    _check_names(params, path)
+    _check_ranges(params, path)
     for section in ("qsm", "features", "ifd", "train", "evaluate", "generate"):
         if getattr(params, section).precision not in PRECISION_CHOICES:
             value = getattr(params, section).precision
@@ -295,16 +398,18 @@ def params_from_dict(data: dict[str, Any], path: str = "<params>") -> Params:
         raise DataError(
             path, f"{params.select.pooled_quota!r} is not one of {QUOTA_MODES}", field="select.pooled_quota"
         )
-    if not params.seeds or len(set(params.seeds)) != len(params.seeds):
-        raise DataError(path, f"{list(params.seeds)} must be a non-empty list of distinct integers", field="seeds")
+    if not params.seeds or len(set(params.seeds)) != len(params.seeds) or min(params.seeds) < 0:
+        raise DataError(
+            path, f"{list(params.seeds)} must be a non-empty list of distinct non-negative integers", field="seeds"
+        )
     if not 0 < params.compare.alpha < 1 or params.compare.n_boot < 100:
         raise DataError(path, "alpha must be in (0, 1) and n_boot >= 100", field="compare")
     for method, seeds in params.method_seeds.items():
         where = f"method_seeds.{method}"
         if method not in params.methods:
             raise DataError(path, f"{method!r} is not one of the profile's methods", field=where)
-        if not isinstance(seeds, list | tuple) or not seeds or not all(type(x) is int for x in seeds):
-            raise DataError(path, f"{seeds!r} must be a non-empty list of integers", field=where)
+        if not isinstance(seeds, list | tuple) or not seeds or not all(type(x) is int and x >= 0 for x in seeds):
+            raise DataError(path, f"{seeds!r} must be a non-empty list of non-negative integers", field=where)
         if len(set(seeds)) != len(seeds) or params.seeds[0] not in seeds:
             raise DataError(
                 path,
@@ -352,11 +457,35 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+class _NoAliasLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing anchors and aliases (``&name`` / ``*name``): a params file never needs them,
+    and nested aliases expand exponentially (a few hundred bytes can fill memory here and inside DVC)."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            raise yaml.composer.ComposerError(
+                None, None, "YAML anchors and aliases (&name, *name) are not allowed in params files", event.start_mark
+            )
+        return super().compose_node(parent, index)
+
+
+def _yaml_problem(e: yaml.YAMLError) -> str:
+    """One line: what is wrong and where (PyYAML's own text spans several lines)."""
+    mark = getattr(e, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return f"malformed YAML{where}: {getattr(e, 'problem', None) or e}"
+
+
 def _read_yaml_mapping(path: Path) -> dict[str, Any]:
+    from mdaq.io import read_text
+
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(read_text(path), Loader=_NoAliasLoader)  # noqa: S506 (a safe loader)
     except yaml.YAMLError as e:
-        raise DataError(path, f"malformed YAML: {e}") from None
+        raise DataError(path, _yaml_problem(e)) from None
+    except RecursionError:
+        raise DataError(path, "YAML nested too deeply to read") from None
     if not isinstance(data, dict):
         raise DataError(path, "expected a mapping at the top level")
     return data
@@ -376,7 +505,7 @@ def load_profile(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, An
     parent = data.pop(EXTENDS, None)
     if parent is None:
         return data
-    parent_path = path.parent / f"{parent}.yaml"
+    parent_path = path_under(path.parent, f"{check_name(parent, path, field=EXTENDS, what='profile name')}.yaml")
     if parent_path.resolve() in _seen or parent_path.resolve() == path.resolve():
         raise DataError(path, f"profiles extend each other in a cycle through {parent_path.name}", field=EXTENDS)
     if not parent_path.is_file():

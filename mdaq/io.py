@@ -1,4 +1,9 @@
-"""Read and write JSON/JSONL files atomically (write to a temp file, then rename), streaming where it matters."""
+"""Read and write JSON/JSONL files atomically (write to a temp file, then rename), streaming where it matters.
+
+Every reader decodes UTF-8 the same way (a leading byte-order mark is dropped) and turns what a bad file can raise
+(bad bytes, malformed or too deeply nested JSON, a folder where a file belongs) into a :class:`DataError` that names
+the file and the line or record.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +14,68 @@ import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mdaq.errors import DataError
-from mdaq.types import Sample
+from mdaq.names import check_lang
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from mdaq.types import Sample
+
+
+def check_file(path: str | Path) -> Path:
+    """``path`` as a :class:`Path` when it is an existing file.
+
+    Raises
+    ------
+    FileNotFoundError
+        When nothing is there (the message names the path).
+    DataError
+        When it is a folder or another non-file.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file")
+    if not path.is_file():
+        raise DataError(path, "is a folder, expected a file" if path.is_dir() else "not a regular file")
+    return path
+
+
+def decode_utf8(data: bytes, path: str | Path, record: int | str | None = None) -> str:
+    """``data`` decoded as UTF-8 without a leading byte-order mark; bad bytes raise a :class:`DataError` naming
+    the file, the record (when given) and the byte offset (and the line, for a whole file)."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        where = f"byte {e.start}" if record is not None else f"byte {e.start}, line {line}"
+        raise DataError(path, f"not valid UTF-8 ({where}: {data[e.start : e.start + 1]!r})", record=record) from None
+
+
+def read_text(path: str | Path) -> str:
+    """A whole text file as UTF-8 (BOM dropped, ``\\r\\n`` and ``\\r`` read as ``\\n`` as text mode would).
+
+    Raises
+    ------
+    FileNotFoundError, DataError
+        See :func:`check_file` and :func:`decode_utf8`.
+    """
+    text = decode_utf8(check_file(path).read_bytes(), path)
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def parse_json(text: str, path: str | Path, record: int | str | None = None, line: int | None = None) -> Any:
+    """``json.loads(text)``; malformed or too deeply nested JSON raises a :class:`DataError` naming the file, the
+    record and the line (``line`` overrides the parser's own when ``text`` is one line of a bigger file)."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        at = f"line {e.lineno if line is None else line}, column {e.colno}"
+        raise DataError(path, f"malformed JSON at {at}: {e.msg}", record=record) from None
+    except RecursionError:
+        raise DataError(path, "JSON nested too deeply to read", record=record) from None
 
 
 def save_figure(fig: Any, path: str | Path, *, dpi: int = 120, close: bool = True) -> Path:
@@ -119,15 +182,13 @@ def write_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> int:
 def iter_jsonl_lines(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """Stream ``(line number, object)`` from a JSONL file, skipping blank lines; a bad line raises
     :class:`DataError` naming its line number."""
-    path = Path(path)
-    with open(path, encoding="utf-8") as f:
-        for i, line in enumerate(f, start=1):
+    path = check_file(path)
+    with open(path, "rb") as f:
+        for i, raw in enumerate(f, start=1):
+            line = decode_utf8(raw, path, record=f"line {i}")  # a BOM opening the file (or a line) is dropped
             if not line.strip():
                 continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(path, f"malformed JSON ({e.msg}, column {e.colno})", record=f"line {i}") from None
+            row = parse_json(line, path, record=f"line {i}", line=i)
             if not isinstance(row, dict):
                 raise DataError(path, f"expected an object, got {type(row).__name__}", record=f"line {i}")
             yield i, row
@@ -152,21 +213,27 @@ def write_json(path: str | Path, obj: Any) -> None:
 
 def read_json(path: str | Path) -> Any:
     """Read JSON, with a :class:`DataError` naming the file on bad input."""
-    path = Path(path)
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise DataError(path, f"malformed JSON ({e.msg} at line {e.lineno})") from None
+    return parse_json(read_text(path), path)
 
 
 _SAMPLE_FIELDS = ("id", "lang", "instruction", "input", "output")
+_NON_BLANK = ("id", "instruction", "output")  # input may be empty (Alpaca's convention)
 
 
 def sample_from_dict(row: dict[str, Any], path: str | Path = "<memory>", record: int | str | None = None) -> Sample:
-    """Rebuild a :class:`Sample` from :meth:`Sample.to_dict` output, checking field types."""
+    """Rebuild a :class:`Sample` from :meth:`Sample.to_dict` output, checking field types, the language code (the
+    table of :mod:`mdaq.names`) and that ``id``, ``instruction`` and ``output`` are not blank."""
+    from mdaq.types import Sample
+
     for key in _SAMPLE_FIELDS:
         if not isinstance(row.get(key), str):
             raise DataError(path, "missing or non-string", record=record, field=key)
+    for key in _NON_BLANK:
+        if not row[key].strip():
+            raise DataError(path, "is empty" if not row[key] else "is whitespace-only", record=record, field=key)
+    check_lang(row["lang"], path, record)
+    if not isinstance(row.get("meta") or {}, dict):
+        raise DataError(path, f"expected an object, got {type(row['meta']).__name__}", record=record, field="meta")
     return Sample(
         id=row["id"],
         lang=row["lang"],
@@ -179,8 +246,26 @@ def sample_from_dict(row: dict[str, Any], path: str | Path = "<memory>", record:
 
 
 def read_samples(path: str | Path) -> list[Sample]:
-    """Read a pool/sample JSONL file written by :func:`write_samples`."""
-    return [sample_from_dict(row, path, f"line {i + 1}") for i, row in enumerate(iter_jsonl(path))]
+    """Read a pool/sample JSONL file written by :func:`write_samples`.
+
+    Raises
+    ------
+    DataError
+        Naming the line and field: a malformed row (:func:`sample_from_dict`), an id seen on an earlier line (it
+        would be selected twice), or a file without samples.
+    """
+    samples, first = [], {}
+    for n, row in iter_jsonl_lines(path):
+        sample = sample_from_dict(row, path, f"line {n}")
+        if sample.id in first:
+            raise DataError(
+                path, f"duplicate id {sample.id!r:.40} (first on line {first[sample.id]})", f"line {n}", "id"
+            )
+        first[sample.id] = n
+        samples.append(sample)
+    if not samples:
+        raise DataError(path, "no samples: the pool is empty")
+    return samples
 
 
 def write_samples(path: str | Path, samples: Iterable[Sample]) -> int:
@@ -213,14 +298,71 @@ def write_items(path: str | Path, items: Any) -> Path:
     return Path(path)
 
 
-def read_items(path: str | Path) -> Any:
-    """Read per-item records written by :func:`write_items`; a missing column raises :class:`DataError`."""
+def read_csv(path: str | Path, **kwargs: Any) -> Any:
+    """``pandas.read_csv`` (UTF-8, BOM dropped) with a :class:`DataError` naming the file for a folder, bad bytes,
+    an empty or malformed file."""
     import pandas as pd
 
+    path = check_file(path)
+    try:
+        return pd.read_csv(path, encoding="utf-8-sig", **kwargs)
+    except UnicodeDecodeError as e:
+        raise DataError(path, f"not valid UTF-8 (byte {e.start})") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+        raise DataError(path, f"malformed CSV: {' '.join(str(e).split())}") from None
+
+
+def read_finite_npy(path: str | Path, feature: str) -> np.ndarray:
+    """A feature array (``np.load``, pickles refused) whose every value is finite.
+
+    Raises
+    ------
+    DataError
+        Naming the file, the first row holding NaN or an infinity, and ``feature``; or a file ``np.load`` cannot
+        read.
+    """
+    import numpy as np
+
+    path = check_file(path)
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as e:
+        raise DataError(path, f"not a readable .npy array ({e})", field=feature) from None
+    if not np.issubdtype(arr.dtype, np.number) or arr.ndim == 0:
+        raise DataError(path, f"expected a numeric array with one row per sample, got {arr.dtype} {arr.shape}")
+    row = first_nonfinite_row(arr)
+    if row is not None:
+        raise DataError(path, f"holds {nonfinite_text(arr, row)}", record=row, field=feature)
+    return arr
+
+
+def first_nonfinite_row(arr: Any) -> int | None:
+    """The first row of a numeric array (scores ``(n,)`` or vectors ``(n, d)``) holding NaN or an infinity."""
+    import numpy as np
+
+    arr = np.asarray(arr)
+    if arr.ndim == 0 or len(arr) == 0:
+        return None
+    bad = ~np.isfinite(arr.reshape(len(arr), -1)).all(axis=1)
+    return int(np.flatnonzero(bad)[0]) if bad.any() else None
+
+
+def nonfinite_text(arr: Any, row: int) -> str:
+    """What :func:`first_nonfinite_row` found, for a message: ``"nan (3 rows are not finite)"``."""
+    import numpy as np
+
+    arr = np.asarray(arr)
+    values = np.asarray(arr[row]).reshape(-1)
+    n_bad = int((~np.isfinite(arr.reshape(len(arr), -1)).all(axis=1)).sum())
+    return f"{values[~np.isfinite(values)][0]} ({n_bad} row{'s are' if n_bad > 1 else ' is'} not finite)"
+
+
+def read_items(path: str | Path) -> Any:
+    """Read per-item records written by :func:`write_items`; a missing column raises :class:`DataError`."""
     path = Path(path)
     if not path.is_file():
         raise DataError(path, "per-item records not found")
-    df = pd.read_csv(path, dtype={"lang": str, "item": str}, keep_default_na=False)
+    df = read_csv(path, dtype={"lang": str, "item": str}, keep_default_na=False)
     missing = [c for c in ITEM_COLUMNS if c not in df.columns]
     if missing:
         raise DataError(path, "missing column(s) " + ", ".join(missing), field=missing[0])

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from mdaq.cli import main
 
 from .conftest import REPO
@@ -48,3 +50,35 @@ def test_leaderboard_prints_table(tmp_path, capsys):
 def test_missing_file_is_a_one_line_error(tmp_path, capsys):
     assert main(["leaderboard", "--path", str(tmp_path / "nope.csv")]) == 1
     assert "nope.csv" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("exc", "code", "line"),
+    [
+        (RecursionError("maximum recursion depth exceeded"), 1, "error: unexpected RecursionError: maximum recursion"),
+        (KeyError("unknown selector 'x'"), 1, "error: unknown selector 'x'"),
+        (IsADirectoryError(21, "Is a directory", "some/folder"), 1, "error: [Errno 21] Is a directory: 'some/folder'"),
+        (ValueError("two\nlines"), 1, "error: two lines"),
+        (KeyboardInterrupt(), 130, "error: interrupted"),
+    ],
+)
+def test_every_error_is_one_line(monkeypatch, capsys, exc, code, line):
+    """Whatever a command raises, the user sees one line (an unexpected error says so and how to see more)."""
+
+    def boom(args):
+        raise exc
+
+    monkeypatch.setattr("mdaq.cli._ls", boom)
+    assert main(["ls"]) == code
+    err = capsys.readouterr().err
+    assert err.splitlines() == [line] or (err.startswith(line) and len(err.splitlines()) == 1), err
+
+
+def test_verbose_shows_the_traceback_of_an_unexpected_error(monkeypatch, capsys):
+    def boom(args):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr("mdaq.cli._ls", boom)
+    assert main(["-v", "ls"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" in err and err.splitlines()[-1].startswith("error: unexpected RuntimeError: a bug")

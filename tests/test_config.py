@@ -163,3 +163,139 @@ def test_method_seeds_and_the_generated_grid(tmp_path):
     ):
         with pytest.raises(DataError, match=message):
             load_params(_write(tmp_path, BASE + bad))
+
+
+@pytest.mark.parametrize(
+    ("extra", "match"),
+    [
+        ('languages: ["de", "../../x"]\n', r"field 'languages\[1\]': unknown language code '../../x'"),
+        ('languages: ["/abs/path"]\n', r"field 'languages\[0\]': unknown language code '/abs/path'"),
+        ('languages: ["xx"]\n', r"field 'languages\[0\]': unknown language code 'xx'"),
+        ('languages: [""]\n', r"field 'languages\[0\]': unknown language code ''"),
+        ('languages: ["de", "ja", "de"]\n', r"field 'languages\[2\]': 'de' is listed twice"),
+        ("languages: []\n", r"field 'languages': must list at least one"),
+        ('qsm: {unseen_langs: ["../ko"]}\n', r"field 'qsm.unseen_langs\[0\]'"),
+        ("methods: [random, random]\nselectors: {random: {}}\n", r"field 'methods\[1\]': 'random' is listed twice"),
+        ('methods: ["../../x"]\nselectors: {"../../x": {}}\n', r"field 'methods\[0\]': method name '../../x'"),
+        ("base_model: ../../etc\n", r"field 'base_model'"),
+        ("qsm: {encoder: /abs/enc}\n", r"field 'qsm.encoder'"),
+        ("judge: {prompt: ../../secret}\n", r"field 'judge.prompt'"),
+        (
+            "train: {accelerate_config: /etc/x.yaml}\n",
+            r"field 'train.accelerate_config': '/etc/x.yaml' is an absolute",
+        ),
+        ("selectors: {random: 5}\n", r"field 'selectors.random': expected a mapping of parameters, got int"),
+        ("selectors: {random: {}, no: {}}\n", r"field 'selectors': key False is not a string"),
+    ],
+)
+def test_names_are_validated_at_load(tmp_path, extra, match):
+    """The finding: profile check and profile use accepted "../../x", absolute paths, unknown codes, duplicates."""
+    with pytest.raises(DataError, match=match):
+        load_params(_write(tmp_path, BASE + extra))
+
+
+@pytest.mark.parametrize(
+    ("extra", "match"),
+    [
+        ("select: {budget: -1}\n", r"field 'select.budget': -1 is out of range: it must be >= 1"),
+        ("select: {budget: 0}\n", r"field 'select.budget': 0 is out of range"),
+        ("train: {epochs: -3}\n", r"field 'train.epochs': -3 is out of range: it must be >= 1"),
+        ("prepare: {split: {qsm_train: 2.0, pool: -1}}\n", r"field 'prepare.split.qsm_train': 2.0 is out of range"),
+        (
+            "prepare: {split: {pool: -1.0}}\n",
+            r"field 'prepare.split.pool': -1.0 is out of range: it must be in \[0, 1\]",
+        ),
+        ("prepare: {split: {qsm_train: 0.6, pool: 0.3}}\n", r"field 'prepare.split': the fractions add up to 1.1"),
+        ("train: {batch_size: 0}\n", r"field 'train.batch_size': 0 is out of range"),
+        ("train: {max_seq_len: -5}\n", r"field 'train.max_seq_len'"),
+        ("qsm: {batch_size: 0}\n", r"field 'qsm.batch_size'"),
+        ("train: {lr: 0}\n", r"field 'train.lr': 0.0 is out of range: it must be > 0"),
+        ("train: {lr: .nan}\n", r"field 'train.lr': nan is not a finite number"),
+        ("judge: {timeout_s: .inf}\n", r"field 'judge.timeout_s': inf is not a finite number"),
+        ("generate: {top_p: 0}\n", r"field 'generate.top_p': 0.0 is out of range: it must be in \(0, 1\]"),
+        ("prepare: {p_revised: 1.5}\n", r"field 'prepare.p_revised'"),
+        ("seed: -1\n", r"field 'seed': -1 is out of range"),
+        ("seeds: [0, -2]\n", r"field 'seeds'"),
+    ],
+)
+def test_values_out_of_range_are_refused(tmp_path, extra, match):
+    """The finding: `profile check` reported no problems for budget -1, epochs -3, split fractions {2.0, -1}."""
+    with pytest.raises(DataError, match=match):
+        load_params(_write(tmp_path, BASE + extra))
+
+
+def test_every_range_names_a_real_key():
+    from mdaq.config import RANGES, params_from_dict
+
+    params = params_from_dict(yaml.safe_load(BASE))
+    for key in RANGES:
+        node = params
+        for part in key.split("."):
+            node = getattr(node, part)  # AttributeError: a typo in RANGES
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        BASE + "selectors: {random: &a {}}\n",
+        BASE.replace("methods: [random]", "methods: &m [random]") + "sah: {methods: *m}\n",
+        # the alias bomb under `selectors`: nine levels of nine aliases expand to 9^9 list items
+        BASE.replace("selectors: {random: {}}", "selectors:\n  random: {}\n  bomb:\n")
+        + "    l0: &l0 [a, a, a, a, a, a, a, a, a]\n"
+        + "".join(f"    l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 9)}]\n" for i in range(1, 9)),
+    ],
+)
+def test_yaml_anchors_and_aliases_are_refused(tmp_path, text):
+    """The finding: a YAML alias bomb under `selectors` passed load_params and exhausted memory inside DVC."""
+    with pytest.raises(DataError, match=r"line \d+, column \d+: YAML anchors and aliases .* are not allowed"):
+        load_params(_write(tmp_path, text))
+
+
+def test_extends_must_name_a_profile_beside_it(tmp_path):
+    (tmp_path / "p").mkdir()
+    (tmp_path / "outside.yaml").write_text(BASE, encoding="utf-8")
+    (tmp_path / "p" / "child.yaml").write_text("extends: ../outside\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"field 'extends': profile name '../outside'"):
+        load_params(tmp_path / "p" / "child.yaml")
+
+
+@pytest.mark.parametrize(
+    ("entry", "field", "match"),
+    [
+        ("{car: {n_clusters: abc}}", "selectors.car.n_clusters", "expected an int, got 'abc'"),
+        ("{car: {n_clusters: -1}}", "selectors.car.n_clusters", "-1 is negative"),
+        ("{mmr: {lam: x}}", "selectors.mmr.lam", "expected a number, got 'x'"),
+        ("{mmr: {lam: 1.5}}", "selectors.mmr.lam", r"1.5 is not in \[0, 1\]"),
+        ("{mmr: {bogus: 1}}", "selectors.mmr.bogus", "unknown parameter"),
+        ("{mdaq_das: {n_clusters: auto}}", "selectors.mdaq_das.n_clusters", "'budget'"),
+        ("{deita: {max_similarity: 2}}", "selectors.deita.max_similarity", r"not a cosine similarity"),
+        ("{nope: {}}", "selectors.nope", "no selector is registered"),
+    ],
+)
+def test_profile_use_checks_selector_parameters_with_the_selector(tmp_path, entry, field, match):
+    """The finding: unknown selector parameters and `n_clusters: "abc"` passed; now each selector's own
+    validation runs where a profile is adopted, and the message names the params key."""
+    (tmp_path / "profiles").mkdir()
+    profile = BASE.replace("selectors: {random: {}}", f"selectors: {{random: {{}}, {entry[1:-1]}}}")
+    (tmp_path / "profiles" / "mine.yaml").write_text(profile, encoding="utf-8")
+    target = tmp_path / "params.yaml"
+    assert main(["profile", "use", "mine", "--profiles", str(tmp_path / "profiles"), "--params", str(target)]) == 1
+    assert not target.exists()
+    with pytest.raises(DataError, match=match) as e:
+        from mdaq.selectors import check_selectors
+
+        params = load_params(tmp_path / "profiles" / "mine.yaml")
+        check_selectors(params.methods, params.selectors, "mine.yaml")
+    assert e.value.field == field and "mine.yaml" in str(e.value)
+
+
+def test_profile_use_refuses_unregistered_methods_and_path_names(tmp_path, capsys):
+    (tmp_path / "profiles").mkdir()
+    bad = BASE.replace("[random]", "[random, nope]").replace("{random: {}}", "{random: {}, nope: {}}")
+    (tmp_path / "profiles" / "mine.yaml").write_text(bad, encoding="utf-8")
+    args = ["--profiles", str(tmp_path / "profiles"), "--params", str(tmp_path / "params.yaml")]
+    assert main(["profile", "use", "mine", *args]) == 1
+    assert "field 'methods[1]': 'nope' is not a registered method" in capsys.readouterr().err
+    assert main(["profile", "use", "../profiles/mine", *args]) == 1
+    assert "profile name '../profiles/mine'" in capsys.readouterr().err
+    assert not (tmp_path / "params.yaml").exists()

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
-from mdaq import Pool, Sample, get_selector
+from mdaq import SELECTORS, Pool, Sample, get_selector
 from mdaq.evaluation.intrinsic import coverage_labels, intrinsic_report, part_counts, selection_metrics
 from mdaq.io import read_jsonl
 from mdaq.selectors import read_selection_parts, selection_parts, write_selection
@@ -76,9 +76,16 @@ def test_sqrt_rule_reports_the_shortfall():
 
 def test_n_clusters_is_validated():
     pool = _random_pool(30, 0)
-    for bad in (0, -2, "auto", True, 2.5):
-        with pytest.raises(ValueError, match=r"selectors\.mdaq_das: n_clusters must be .*'budget'.*'sqrt'"):
-            get_selector("mdaq_das", {"n_clusters": bad}).select(pool, 7)
+    for bad in (0, -2, "auto"):
+        with pytest.raises(
+            ValueError, match=r"selectors\.mdaq_das\.n_clusters': n_clusters must be .*'budget'.*'sqrt'"
+        ):
+            get_selector("mdaq_das", {"n_clusters": bad})
+        with pytest.raises(ValueError, match=r"selectors\.mdaq_das\.n_clusters'"):  # built directly: select() checks
+            SELECTORS.get("mdaq_das")(n_clusters=bad).select(pool, 7)
+    for bad in (True, 2.5):
+        with pytest.raises(ValueError, match=r"selectors\.mdaq_das\.n_clusters': expected an int or a str"):
+            get_selector("mdaq_das", {"n_clusters": bad})
     sel = get_selector("mdaq_das", {"n_clusters": 4})
     sel.select(pool, 7)
     assert sel.parts_["n_clusters"] == 4

@@ -116,3 +116,21 @@ def test_prune_lock_drops_only_unknown_stages(tmp_path):
     kept = yaml.safe_load((tmp_path / "dvc.lock").read_text())
     assert kept["schema"] == "2.0" and list(kept["stages"]) == ["prepare", "qsm"] and kept["stages"]["qsm"] == entry
     assert prune_lock(tmp_path) == []  # idempotent
+
+
+def test_profile_check_reports_selector_parameters_and_languages_without_midb_files(tmp_path):
+    """The finding: `profile check` said "no problems" for unknown selector parameters and `n_clusters: "abc"`;
+    each selector's own validation now runs, and a language the pipeline has no MIDB file for is reported."""
+    bad = load_profile(REPO / "profiles" / "smoke.yaml")
+    bad["selectors"]["car"] = {"n_clusters": "abc"}
+    bad["selectors"]["mmr"] = {"lam": 0.5, "bogus": 1}
+    bad["languages"] = ["fr", "sw"]
+    bad.pop("runs", None)
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(bad))
+    root = tmp_path / "repo"
+    root.mkdir()
+    (root / "dvc.yaml").write_text("stages:\n  s:\n    cmd: echo\n")
+    problems = dry_run(tmp_path / "bad.yaml", root)["problems"]
+    assert "selectors.car.n_clusters: expected an int, got 'abc' (str)" in problems
+    assert any(p.startswith("selectors.mmr.bogus: unknown parameter") for p in problems)
+    assert any(p.startswith("languages: 'sw' has no MIDB file") for p in problems)

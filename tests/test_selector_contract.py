@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from sklearn.base import clone
 
-from mdaq import FEATURES, SELECTORS, Pool, get_selector
+from mdaq import FEATURES, SELECTORS, DataError, Pool, get_selector
 
 
 def _labelled(samples):
@@ -96,3 +96,49 @@ def test_controls_pick_one_label_then_fill(name, revised, toy_pool):
     full = get_selector(name, random_state=3).select(pool, 7)  # more than there are: filled with the other label
     assert [labels[i] for i in full] == [revised] * 5 + [not revised] * 2
     assert SELECTORS.get(name).role == "control"
+
+
+@pytest.mark.parametrize("name", sorted(SELECTORS.names()))
+@pytest.mark.parametrize("bad", ["abc", [1], float("nan"), None])
+def test_selector_validates_its_own_parameters(name, bad, toy_pool):
+    """The finding: `{"random_state": "abc"}`, `{"n_clusters": "abc"}`, `{"lam": "x"}` ended in TypeErrors deep in
+    numpy or scikit-learn; every parameter of every selector is now checked against its `__init__` annotation and
+    the selector's own ranges, naming the key, both by get_selector and (for a directly built one) by select()."""
+    for key in SELECTORS.get(name)().get_params():
+        with pytest.raises(DataError, match=rf"field 'selectors\.{name}\.{key}'"):
+            get_selector(name, {key: bad})
+        with pytest.raises(DataError, match=rf"field 'selectors\.{name}\.{key}'"):
+            SELECTORS.get(name)(**{key: bad}).select(toy_pool, 3)
+
+
+def test_selector_params_must_be_a_mapping():
+    with pytest.raises(DataError, match=r"field 'selectors.random': expected a mapping .* got list"):
+        get_selector("random", [1])
+    with pytest.raises(DataError, match=r"--params, field 'selectors.random.random_state': .* is negative"):
+        get_selector("random", {"random_state": -1}, source="--params")
+
+
+@pytest.mark.parametrize(
+    "name", sorted(n for n in SELECTORS.names() if SELECTORS.get(n).requires & {"quality", "embeddings"})
+)
+@pytest.mark.parametrize("feature", ["quality", "embeddings"])
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+def test_non_finite_features_are_refused_naming_the_row(name, feature, value, toy_pool):
+    """The finding: NaN/inf QSM scores or embeddings were ranked silently (quality_topk, kcenter)."""
+    if feature not in SELECTORS.get(name).requires:
+        pytest.skip(f"{name} does not read {feature}")
+    pool = _pool_with_features(toy_pool)
+    arr = getattr(pool, feature).copy()
+    arr[3] = value
+    pool = dataclasses.replace(pool, **{feature: arr})
+    with pytest.raises(
+        ValueError, match=rf"{name}: pool 'de', {feature} row 3 holds -?(nan|inf) \(1 row is not finite\)"
+    ):
+        get_selector(name).select(pool, 4)
+
+
+def test_unscorable_ifd_is_still_allowed(toy_pool):
+    pool = _pool_with_features(toy_pool)
+    ifd = pool.ifd.copy()
+    ifd[2] = np.nan  # an empty response: IFD ranks it last
+    assert 2 not in get_selector("ifd").select(dataclasses.replace(pool, ifd=ifd), 4)

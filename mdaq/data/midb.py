@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections import Counter
 from collections.abc import Sequence
@@ -12,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from mdaq.errors import DataError
+from mdaq.io import parse_json, read_text
 
 # File stem in the MIDB release -> ISO 639-1 code.
 LANG_FILES: dict[str, str] = {
@@ -73,9 +73,7 @@ class RevisionPair:
 
 def _read_json_list(path: Path) -> list:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise DataError(path, f"malformed JSON: {e.msg} at line {e.lineno}, column {e.colno}") from None
+        data = parse_json(read_text(path), path)
     except FileNotFoundError:
         raise DataError(path, "file not found; run `python -m mdaq data fetch`") from None
     if not isinstance(data, list):

@@ -9,15 +9,15 @@ returns how many were removed for each reason.
 from __future__ import annotations
 
 import csv
-import json
 import logging
-import re
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from mdaq.errors import DataError
+from mdaq.io import check_file, parse_json, read_text
+from mdaq.names import ISO_639_1, check_lang, is_lang_code
 from mdaq.types import Sample
 
 __all__ = [
@@ -37,69 +37,10 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: The ISO 639-1 two-letter language codes (including the deprecated ``bh``).
-ISO_639_1: frozenset[str] = frozenset(
-    """
-    aa ab ae af ak am an ar as av ay az ba be bg bh bi bm bn bo br bs ca ce ch co cr cs cu cv cy da de dv dz ee el
-    en eo es et eu fa ff fi fj fo fr fy ga gd gl gn gu gv ha he hi ho hr ht hu hy hz ia id ie ig ii ik io is it iu
-    ja jv ka kg ki kj kk kl km kn ko kr ks ku kv kw ky la lb lg li ln lo lt lu lv mg mh mi mk ml mn mr ms mt my na
-    nb nd ne ng nl nn no nr nv ny oc oj om or os pa pi pl ps pt qu rm rn ro ru rw sa sc sd se sg si sk sl sm sn so
-    sq sr ss st su sv sw ta te tg th ti tk tl tn to tr ts tt tw ty ug uk ur uz ve vi vo wa wo xh yi yo za zh zu
-    """.split()
-)
-
-#: Language-plus-script codes as used by FLORES/NLLB, e.g. ``zho_Hans``, ``nob_Latn``.
-_LANG_SCRIPT = re.compile(r"[a-z]{3}_[A-Z][a-z]{3}")
-
-#: ``und`` (ISO 639-2 "undetermined") is accepted so that a file can be validated without knowing its language.
-_SPECIAL = frozenset({"und"})
-
 #: mdaq field -> record key, used when no column mapping is given.
 DEFAULT_COLUMNS: Mapping[str, str] = {"instruction": "instruction", "input": "input", "output": "output"}
 
 _OPTIONAL_FIELDS = frozenset({"input"})
-
-
-def is_lang_code(code: object) -> bool:
-    """Whether ``code`` is an accepted language code (ISO 639-1, ``xxx_Scrp`` or ``und``)."""
-    return isinstance(code, str) and (code in ISO_639_1 or code in _SPECIAL or bool(_LANG_SCRIPT.fullmatch(code)))
-
-
-def check_lang(lang: object, path: object, record: int | str | None = None, field: str = "lang") -> str:
-    """Return ``lang`` if it is an accepted language code, else raise.
-
-    Parameters
-    ----------
-    lang : object
-        The value to check.
-    path, record, field
-        Where the value came from (used in the error message).
-
-    Returns
-    -------
-    str
-        ``lang`` unchanged.
-
-    Raises
-    ------
-    DataError
-        If ``lang`` is not a string (a YAML ``no`` read as ``False`` gets a hint to quote it) or not a known code.
-    """
-    if isinstance(lang, bool):
-        raise DataError(
-            path, f'lang {lang!r} is not a string; quote language codes in YAML ("no")', record=record, field=field
-        )
-    if not isinstance(lang, str):
-        raise DataError(path, f"lang {lang!r} is not a string (got {type(lang).__name__})", record=record, field=field)
-    if not is_lang_code(lang):
-        raise DataError(
-            path,
-            f"unknown language code {lang!r}; expected an ISO 639-1 code (e.g. 'en', 'no') or 'xxx_Scrp' (e.g. "
-            "'zho_Hans')",
-            record=record,
-            field=field,
-        )
-    return lang
 
 
 def check_text(value: object, path: object, record: int | str | None, field: str, *, allow_empty: bool = False) -> str:
@@ -246,20 +187,19 @@ def clean_samples(samples: Sequence[Sample]) -> tuple[list[Sample], Counter]:
 
 
 def _read_text(path: Path) -> str:
-    if not path.is_file():
-        raise DataError(path, "file not found" if not path.exists() else "not a regular file")
-    try:
-        return path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise DataError(path, f"not valid UTF-8 (byte offset {e.start})") from None
+    if not path.exists():
+        raise DataError(path, "file not found")
+    check_file(path)
+    return read_text(path)
 
 
 def _parse_json(path: Path, text: str) -> list[Any]:
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as e:
-        hint = " (one object per line? name the file .jsonl)" if e.msg == "Extra data" else ""
-        raise DataError(path, f"malformed JSON at line {e.lineno}, column {e.colno}: {e.msg}{hint}") from None
+        data = parse_json(text, path)
+    except DataError as e:
+        if "Extra data" not in e.message:
+            raise
+        raise DataError(path, f"{e.message} (one object per line? name the file .jsonl)") from None
     if not isinstance(data, list):
         raise DataError(path, f"expected a JSON list of records, got a {type(data).__name__}")
     return data
@@ -268,13 +208,8 @@ def _parse_json(path: Path, text: str) -> list[Any]:
 def _parse_jsonl(path: Path, text: str) -> list[Any]:
     records: list[Any] = []
     for lineno, line in enumerate(text.split("\n"), start=1):  # not splitlines(): U+2028 is legal inside JSON
-        if not line.strip():
-            continue
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError as e:
-            msg = f"malformed JSON on line {lineno}, column {e.colno}: {e.msg}"
-            raise DataError(path, msg, record=len(records)) from None
+        if line.strip():
+            records.append(parse_json(line, path, record=len(records), line=lineno))
     return records
 
 
@@ -301,10 +236,15 @@ def _read_csv(path: Path) -> tuple[list[str], list[dict[str, Any]]]:
 
     try:
         df = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False, encoding="utf-8-sig")
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
-        raise DataError(path, f"malformed CSV: {e}") from None
+    except UnicodeDecodeError as e:
+        raise DataError(path, f"not valid UTF-8 (byte {e.start})") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+        raise DataError(path, f"malformed CSV: {' '.join(str(e).split())}") from None
     with open(path, encoding="utf-8-sig", newline="") as f:  # pandas renames a repeated column to "name.1"
-        header = next(csv.reader(f), [])
+        try:
+            header = next(csv.reader(f), [])
+        except csv.Error as e:  # e.g. a header cell over the csv module's field size limit
+            raise DataError(path, f"malformed CSV header: {e}", record="line 1") from None
     repeated = sorted({c for c in header if header.count(c) > 1})
     if repeated:
         raise DataError(path, f"repeated column name(s) in the header: {repeated}", field=repeated[0])
@@ -341,9 +281,9 @@ def read_table(path: str | Path) -> tuple[list[str], list[dict[str, Any]]]:
     reader = _TABLE_READERS.get(p.suffix.lower())
     if reader is None:
         raise DataError(p, f"unknown table extension {p.suffix!r}; expected one of {sorted(_TABLE_READERS)}")
-    if not p.is_file():
+    if not p.exists():
         raise DataError(p, "file not found")
-    return reader(p)
+    return reader(check_file(p))
 
 
 def resolve_lang(path: object, lang: object, lang_column: str | None) -> str | None:

@@ -15,6 +15,7 @@ import numpy as np
 from mdaq.config import PrepareConfig
 from mdaq.data.midb import RevisionPair, available_langs, load_pairs, midb_path, pair_problem
 from mdaq.io import write_json, write_jsonl, write_samples
+from mdaq.names import path_under
 from mdaq.types import Sample, sample_id
 
 log = logging.getLogger(__name__)
@@ -137,9 +138,9 @@ def prepare(midb_root: str | Path, out_dir: str | Path, cfg: PrepareConfig, seed
         path = midb_path(midb_root, "MIDB_train", lang)
         pairs = load_pairs(path, lang)
         rows, dropped = split_language(pairs, cfg, seed, f"MIDB_train/{path.name}")
-        write_jsonl(out_dir / "qsm_train" / f"{lang}.jsonl", rows["qsm_train"])
-        write_samples(out_dir / "pool" / f"{lang}.jsonl", rows["pool"])
-        write_jsonl(out_dir / "heldout" / f"{lang}.jsonl", rows["heldout"])
+        write_jsonl(path_under(out_dir, "qsm_train", f"{lang}.jsonl"), rows["qsm_train"])
+        write_samples(path_under(out_dir, "pool", f"{lang}.jsonl"), rows["pool"])
+        write_jsonl(path_under(out_dir, "heldout", f"{lang}.jsonl"), rows["heldout"])
         n_rev = sum(s.meta["is_revised"] for s in rows["pool"])
         report["languages"][lang] = {
             "n_items": len(pairs),

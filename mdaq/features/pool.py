@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from mdaq.config import FeaturesConfig
-from mdaq.io import atomic_path, read_samples, write_json
+from mdaq.io import atomic_path, read_finite_npy, read_samples, write_json
 from mdaq.types import Pool
 
 RECORD_FILE = "features_record.json"
@@ -101,7 +101,8 @@ def load_pool(
     *,
     scorer: str = "qsm",
 ) -> Pool:
-    """Read a pool and, when given, its features (``np.load`` with pickles disabled); shapes are checked.
+    """Read a pool and, when given, its features (``np.load`` with pickles disabled); shapes are checked, and a
+    NaN or infinite quality score or embedding is refused naming the file, the row and the feature.
 
     ``scorer`` picks the scores in ``Pool.quality``: ``"qsm"`` (``quality.npy``) or ``"regression"``
     (``quality_regression.npy``, CaR's scorer; a missing file names the ``car_scorer`` stage).
@@ -120,8 +121,8 @@ def load_pool(
                 f"{qfile} not found: the {scorer!r} scores are computed by the features stage "
                 "only when a method of the profile ranks with them (car_scorer stage)"
             )
-        features["quality"] = np.load(qfile, allow_pickle=False)
-        features["embeddings"] = np.load(d / "embeddings.npy", allow_pickle=False)
+        features["quality"] = read_finite_npy(qfile, "quality")
+        features["embeddings"] = read_finite_npy(d / "embeddings.npy", "embeddings")
     if ifd_dir is not None and (Path(ifd_dir) / "ifd.npy").is_file():  # absent: the ifd stage was skipped
         features["ifd"] = np.load(Path(ifd_dir) / "ifd.npy", allow_pickle=False)
     return Pool(lang, samples, **features)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import math
 from collections.abc import Iterator, Mapping, Sequence
+from io import StringIO
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from mdaq.errors import DataError
+from mdaq.io import read_text
 from mdaq.judging.winrate import bootstrap_ci, combine_orders, json_safe, read_judgments
 
 COLUMNS = ("lang", "benchmark", "item", "annotator", "verdict", "model", "reference")
@@ -56,8 +58,8 @@ def read_human_csv(path: str | Path) -> pd.DataFrame:
         or a second verdict of one annotator on one item.
     """
     path = Path(path)
-    with open(path, encoding="utf-8", newline="") as f:
-        reader = csv.reader(_uncommented(f))
+    reader = csv.reader(_uncommented(StringIO(read_text(path), newline="")))  # UTF-8, a BOM dropped: io.read_text
+    try:
         header = next((row for row in reader if row), None)
         if header is None:
             raise DataError(path, "empty file: expected a header line")
@@ -66,23 +68,31 @@ def read_human_csv(path: str | Path) -> pd.DataFrame:
         if missing:
             names = ["language" if c == "lang" else c for c in missing]
             raise DataError(path, f"missing column(s) {names}", record=f"line {reader.line_num}")
-        rows, seen = [], {}
-        for row in reader:
-            if not row:
-                continue
-            line = f"line {reader.line_num}"
-            if len(row) != len(header):
-                raise DataError(path, f"{len(row)} fields, header has {len(header)}", record=line)
-            rec = _check_row(dict(zip(header, (v.strip() for v in row), strict=True)), path, line)
-            key = (*(rec[c] for c in ITEM), rec["annotator"])
-            if key in seen:
-                msg = f"second verdict of this annotator on this item (first at {seen[key]})"
-                raise DataError(path, msg, record=line, field="annotator")
-            seen[key] = line
-            rows.append(rec)
+        rows = _verdict_rows(reader, header, path)
+    except csv.Error as e:  # e.g. a cell over the csv module's field size limit, a NUL byte
+        raise DataError(path, f"malformed CSV: {e}", record=f"line {reader.line_num}") from None
     if not rows:
         raise DataError(path, "no verdict rows")
     return pd.DataFrame(rows, columns=header).astype(str)
+
+
+def _verdict_rows(reader: Any, header: list[str], path: Path) -> list[dict[str, str]]:
+    """The checked rows after the header; a second verdict of one annotator on one item is an error."""
+    rows, seen = [], {}
+    for row in reader:
+        if not row:
+            continue
+        line = f"line {reader.line_num}"
+        if len(row) != len(header):
+            raise DataError(path, f"{len(row)} fields, header has {len(header)}", record=line)
+        rec = _check_row(dict(zip(header, (v.strip() for v in row), strict=True)), path, line)
+        key = (*(rec[c] for c in ITEM), rec["annotator"])
+        if key in seen:
+            msg = f"second verdict of this annotator on this item (first at {seen[key]})"
+            raise DataError(path, msg, record=line, field="annotator")
+        seen[key] = line
+        rows.append(rec)
+    return rows
 
 
 def item_scores(df: pd.DataFrame) -> pd.DataFrame:

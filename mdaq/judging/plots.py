@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from mdaq.io import read_json
+from mdaq.names import path_under
 
 
 def plot_answer_languages(
@@ -26,7 +27,7 @@ def plot_answer_languages(
     for k, method in enumerate(methods):
         shares = []
         for lang in languages:
-            path = Path(generations_dir) / method / lang / f"s{seed}" / "generation.json"
+            path = path_under(generations_dir, method, lang, f"s{seed}", "generation.json")
             shares.append(read_json(path)["share_target_lang"] if path.is_file() else np.nan)
         x = np.arange(len(languages)) + (k - (len(methods) - 1) / 2) * width
         ax.bar(x, shares, width, label=method)

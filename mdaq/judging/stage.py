@@ -17,6 +17,7 @@ from typing import Any
 from mdaq.config import JudgeConfig
 from mdaq.io import iter_jsonl, read_json, write_json, write_jsonl
 from mdaq.judging.base import BENCHMARKS
+from mdaq.names import path_under
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +103,7 @@ def judge_pair(
     from mdaq.judging.alpaca_bridge import run_alpaca_eval
     from mdaq.judging.winrate import combine_orders, json_safe, judge_diagnostics, win_rate_stats
 
-    m_dir, r_dir = (generations_dir / m / lang / f"s{seed}" for m in (method, cfg.reference))
+    m_dir, r_dir = (path_under(generations_dir, m, lang, f"s{seed}") for m in (method, cfg.reference))
     model_rows, ref_rows = read_json(m_dir / "alpaca_eval.json"), read_json(r_dir / "alpaca_eval.json")
     res = run_alpaca_eval(
         model_rows, ref_rows, judge, lang=lang, out_dir=out_dir, name=method, reference=cfg.reference
@@ -173,7 +174,7 @@ def run_judge_stage(
         for method in methods:
             if method == cfg.reference:
                 continue
-            pair_dir = out_dir / method / lang
+            pair_dir = path_under(out_dir, method, lang)  # names from params: never a path outside out_dir
             if judge is None:
                 summary = {"status": "skipped", "method": method, "lang": lang, "reason": SKIP_MESSAGE}
                 write_json(pair_dir / "judge.json", summary)

@@ -7,7 +7,6 @@ summarises preferences exactly as ``alpaca_eval.metrics.get_winrate`` (v0.6.6) d
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from mdaq.errors import DataError
+from mdaq.io import check_file, iter_jsonl_lines, read_json, read_text
 from mdaq.judging.base import ORDERS
 
 WINNERS = ("model", "reference", "tie")
@@ -270,10 +270,7 @@ class JudgmentFile:
 
 
 def _read_alpaca(path: Path) -> list[dict[str, Any]]:
-    try:
-        rows = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise DataError(path, f"malformed JSON ({e.msg} at line {e.lineno})") from None
+    rows = read_json(path)
     if not isinstance(rows, list):
         raise DataError(path, f"expected a list of AlpacaEval annotations, got a JSON {type(rows).__name__}")
     out = []
@@ -302,8 +299,6 @@ def _read_alpaca(path: Path) -> list[dict[str, Any]]:
 
 
 def _read_mdaq(path: Path) -> list[dict[str, Any]]:
-    from mdaq.io import iter_jsonl_lines
-
     out, seen = [], {}
     for n, rec in iter_jsonl_lines(path):
         validate_record(rec, path, f"line {n}")
@@ -330,21 +325,20 @@ def read_judgments(path: str | Path) -> JudgmentFile:
     FileNotFoundError
         When ``path`` does not exist.
     DataError
-        On malformed JSON or an invalid record; the message names the record (list index, or ``line N`` in
-        JSONL) and the field.
+        On malformed JSON, an invalid record (the message names the record, list index or ``line N`` in JSONL,
+        and the field), a folder, or a file without judgments.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such judgment file")
+    path = check_file(path)
     if path.suffix == ".json":
         is_alpaca = True
     elif path.suffix == ".jsonl":
         is_alpaca = False
     else:
-        is_alpaca = path.read_text(encoding="utf-8").lstrip().startswith("[")
-    if is_alpaca:
-        return JudgmentFile(str(path), "alpaca_eval", _read_alpaca(path))
-    return JudgmentFile(str(path), "mdaq", _read_mdaq(path))
+        is_alpaca = read_text(path).lstrip().startswith("[")
+    records = _read_alpaca(path) if is_alpaca else _read_mdaq(path)
+    if not records:
+        raise DataError(path, "no judgments: the file is empty")
+    return JudgmentFile(str(path), "alpaca_eval" if is_alpaca else "mdaq", records)
 
 
 def winrate_report(

@@ -35,7 +35,7 @@ def _has_key(data: dict[str, Any], dotted: str) -> bool:
     return True
 
 
-def _profile_problems(params: Any, root: Path) -> list[str]:
+def _profile_problems(params: Any, root: Path, profile: Path) -> list[str]:
     """Checks of what the profile names: models, accelerate config, judge prompt, methods."""
     from importlib.resources import files
 
@@ -60,7 +60,37 @@ def _profile_problems(params: Any, root: Path) -> list[str]:
     if params.judge.backend != "none" and params.judge.reference not in params.methods:
         problems.append(f"judge.reference: {params.judge.reference!r} is not one of the profile's methods")
     problems += [f"methods: {m!r} is not registered" for m in params.methods if m not in SELECTORS]
+    return problems + _selector_problems(params, profile) + _language_problems(params)
+
+
+def _selector_problems(params: Any, profile: Path) -> list[str]:
+    """Each ``selectors`` entry checked by its selector's own validation (:func:`mdaq.selectors.get_selector`)."""
+    from mdaq.errors import DataError
+    from mdaq.selectors import SELECTORS, get_selector
+
+    problems = []
+    for name, entry in params.selectors.items():
+        if name not in SELECTORS:
+            problems.append(f"selectors.{name}: no selector is registered under this name")
+            continue
+        try:
+            get_selector(name, entry, source=profile)
+        except DataError as e:
+            problems.append(f"{e.field}: {e.message}")
     return problems
+
+
+def _language_problems(params: Any) -> list[str]:
+    """Languages the pipeline cannot read: every pool and held-out set comes from an MIDB file."""
+    from mdaq.data.midb import LANG_FILES
+
+    known = ", ".join(sorted(LANG_FILES))
+    return [
+        f"{key}: {lang!r} has no MIDB file (MIDB languages: {known})"
+        for key, langs in (("languages", params.languages), ("qsm.unseen_langs", params.qsm.unseen_langs))
+        for lang in langs
+        if lang not in LANG_FILES
+    ]
 
 
 def dry_run(profile: str | Path, root: str | Path = ".") -> dict[str, Any]:
@@ -105,7 +135,7 @@ def dry_run(profile: str | Path, root: str | Path = ".") -> dict[str, Any]:
         finally:
             repo.close()
     produced = {o for _, _, outs in deps for o in outs}
-    problems = _profile_problems(params, root)
+    problems = _profile_problems(params, root, profile)
     for name, ds, _ in deps:
         for kind, path, keys in ds:
             if kind == "ParamsDependency":

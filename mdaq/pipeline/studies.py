@@ -20,15 +20,17 @@ from pathlib import Path
 import yaml
 
 from mdaq.errors import DataError
+from mdaq.names import check_name, path_under
 
 TOP = ("params.yaml", "dvc.lock")  # always saved
 PUBLISHED = ("results", "figures")  # of these folders, only what the study's own stages wrote (dvc.lock's outs)
 
 
 def snapshot_dir(root: str | Path, profile: str) -> Path:
-    if not profile or "/" in profile or profile.startswith(".") or profile == "default":
+    check_name(profile, "study", what="profile name")
+    if profile == "default":
         raise DataError(profile, "a study is a profile other than `default` (its results are the top level)")
-    return Path(root) / "studies" / profile
+    return path_under(root, "studies", profile)
 
 
 def _copy(src: Path, dst: Path) -> None:

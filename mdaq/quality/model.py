@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from mdaq.errors import MissingAssetError
+from mdaq.errors import DataError, MissingAssetError
+from mdaq.io import read_json
 
 log = logging.getLogger(__name__)
 
@@ -281,11 +282,15 @@ class QualityModel:
         cfg_file = path / CONFIG_FILE
         if not cfg_file.is_file():
             raise MissingAssetError(f"{path} is not a saved QSM (no {CONFIG_FILE}); train one with `dvc repro qsm`")
-        cfg = json.loads(cfg_file.read_text(encoding="utf-8"))
+        cfg = read_json(cfg_file)
+        keys = ("kind", "pooling", "query_prefix", "passage_prefix", "max_len")
+        missing = [k for k in keys if not isinstance(cfg, dict) or k not in cfg]
+        if missing:
+            raise DataError(cfg_file, f"not a QSM config: missing {missing}", field=missing[0])
         model = cls(
             path,
             device=device,
-            **{k: cfg[k] for k in ("kind", "pooling", "query_prefix", "passage_prefix", "max_len")},
+            **{k: cfg[k] for k in keys},
             precision=precision or cfg.get("precision", "fp32"),
         )
         model.train_record_ = cfg.get("train_record", {})

@@ -11,6 +11,7 @@ import numpy as np
 
 from mdaq.config import Params, section_sha
 from mdaq.io import atomic_path, read_items, read_json, write_json
+from mdaq.names import path_under
 from mdaq.provenance import BASE, run_sections
 
 INTRINSIC = ("cluster_coverage", "mean_pairwise_distance", "mean_quality", "len_mean")  # from the intrinsic stage
@@ -157,7 +158,7 @@ def load_runs(
         for lang in langs:
             own = seeds.get(method, ()) if isinstance(seeds, Mapping) else seeds
             for seed in (0,) if method == BASE else own:
-                run = Path(runs_dir) / method / lang / f"s{seed}"
+                run = path_under(runs_dir, method, lang, f"s{seed}")
                 if not (run / "metrics.json").is_file():
                     raise FileNotFoundError(f"{run}: no metrics for {method}/{lang}/seed {seed}; run `dvc repro`")
                 items = read_items(run / "items.csv")
@@ -299,7 +300,7 @@ def build_leaderboard(
         for lang in langs:
             seed_runs = runs[method][lang]
             metrics = dict(seed_runs[0][1])
-            verdict = Path(judge_dir) / method / lang / "judge.json" if judge_dir else None
+            verdict = path_under(judge_dir, method, lang, "judge.json") if judge_dir else None
             judged = read_json(verdict) if verdict is not None and verdict.is_file() else {}
             if judged.get("status") == "ok" and _from_test_double(judged):
                 metrics["invalid_reason"] = f"judged by a test double ({judged.get('judge_id')}): not a win rate"
@@ -318,10 +319,10 @@ def build_leaderboard(
             row.update(role=roles[method], group=group_of.get(method, float("nan")))
             row["n_selected"] = float(np.mean([m.get("n_selected", 0) for _, m, _ in seed_runs]))
             row["share_revised"] = float(np.mean([_num(m.get("share_revised")) for _, m, _ in seed_runs]))
-            row.update(_training_fields(Path(runs_dir) / method / lang, [s for s, _, _ in seed_runs]))
+            row.update(_training_fields(path_under(runs_dir, method, lang), [s for s, _, _ in seed_runs]))
             row["truncated_heldout"] = _num(metrics.get("truncated_chosen"))
             row.update({m: extra.get((method, lang, m), float("nan")) for m in INTRINSIC})
-            gen = Path(runs_dir) / method / lang / f"s{seed_runs[0][0]}" / "generation.json"
+            gen = path_under(runs_dir, method, lang, f"s{seed_runs[0][0]}", "generation.json")
             summary = read_json(gen) if gen.is_file() else {}
             row.update({m: summary.get(m, float("nan")) for m in GENERATION})
             per_lang.append(row)

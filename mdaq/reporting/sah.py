@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from mdaq.io import read_json
+from mdaq.names import path_under
 
 METRICS = ("expert_pref_acc", "expert_pref_acc_se", "ref_nll", "n")
 
@@ -37,16 +38,16 @@ def sah_table(
 
     rows = []
     for lang in languages:
-        full = Path(runs_dir) / full_method / lang / f"s{seed}" / "metrics.json"
+        full = path_under(runs_dir, full_method, lang, f"s{seed}", "metrics.json")
         full_m = _with_steps(full) if full.is_file() else None
         for method in methods:
             points = []
-            main = Path(runs_dir) / method / lang / f"s{seed}" / "metrics.json"
+            main = path_under(runs_dir, method, lang, f"s{seed}", "metrics.json")
             if main.is_file():
                 m = _with_steps(main)
                 points.append((int(m["n_selected"]), m, "main grid"))
             for size in sizes if method in sah_methods else ():
-                f = Path(sah_dir) / method / str(size) / lang / "metrics.json"
+                f = path_under(sah_dir, method, str(size), lang, "metrics.json")
                 if f.is_file():
                     m = read_json(f)
                     points.append((int(m["size"]), m, "sah stage"))

@@ -1,5 +1,10 @@
 """Selection methods. A new method is one module plus one import line here (see docs/adding-a-method.md)."""
 
+import inspect
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from mdaq.errors import DataError
 from mdaq.selectors import (
     baselines,  # noqa: E402,F401  (registers random, full)
     controls,  # noqa: E402,F401  (oracle_revised, oracle_raw: controls that read the label)
@@ -16,6 +21,7 @@ __all__ = [
     "FEATURES",
     "UNLABELLED_PART",
     "get_selector",
+    "check_selectors",
     "selection_parts",
     "write_selection",
     "read_selection",
@@ -25,14 +31,53 @@ __all__ = [
 UNLABELLED_PART = "selected"  # the `part` of a pick from a selector that does not label its picks
 
 
-def get_selector(name: str, params: dict | None = None, random_state: int = 0) -> BaseSelector:
-    """Instantiate a registered selector; its ``__init__`` is the schema, so bad params fail here."""
+def get_selector(
+    name: str, params: Mapping | None = None, random_state: int = 0, *, source: object = "selector parameters"
+) -> BaseSelector:
+    """Instantiate a registered selector and check its parameters (:meth:`BaseSelector.param_problems`): its
+    ``__init__`` is the schema, so an unknown name, a wrong type or a value out of range fails here.
+
+    Raises
+    ------
+    KeyError
+        ``name`` is not registered (the message lists the valid names).
+    DataError
+        Naming ``source`` (a params file, ``--params``) and the key ``selectors.<name>[.<parameter>]``.
+    """
     cls = SELECTORS.get(name)
-    kwargs = {"random_state": random_state, **(params or {})}
-    try:
-        return cls(**kwargs)
-    except TypeError as e:
-        raise ValueError(f"selectors.{name}: {e}") from None
+    if params is not None and not isinstance(params, Mapping):
+        msg = f"expected a mapping of parameter names to values, got {type(params).__name__} {params!r:.40}"
+        raise DataError(source, msg, field=f"selectors.{name}")
+    valid = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+    for key in params or {}:
+        if key not in valid:
+            raise DataError(source, f"unknown parameter (valid: {', '.join(valid)})", field=f"selectors.{name}.{key}")
+    selector = cls(**{"random_state": random_state, **(params or {})})
+    selector.check_params(source)
+    return selector
+
+
+def check_selectors(methods: Sequence[str], selectors: Mapping[str, Any], path: object) -> None:
+    """What :func:`mdaq.config.load_params` cannot check without the registry: every method is registered, every
+    ``selectors`` entry names a registered selector, and its parameters pass :func:`get_selector`.
+
+    Called where a profile is adopted or checked (``mdaq profile use / check``) and, through :func:`get_selector`,
+    by the select stage.
+
+    Raises
+    ------
+    DataError
+        Naming ``path`` and the key (``methods[i]``, ``selectors.<name>`` or ``selectors.<name>.<parameter>``).
+    """
+    for i, method in enumerate(methods):
+        if method not in SELECTORS:
+            raise DataError(
+                path, f"{method!r} is not a registered method ({', '.join(SELECTORS.names())})", field=f"methods[{i}]"
+            )
+    for name, params in selectors.items():
+        if name not in SELECTORS:
+            raise DataError(path, f"no selector is registered as {name!r}", field=f"selectors.{name}")
+        get_selector(name, params, source=path)
 
 
 def selection_parts(selector: BaseSelector, n: int):

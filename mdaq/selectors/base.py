@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+import math
+import numbers
+import types
+import typing
+from collections.abc import Iterator
+from typing import Any, ClassVar
 
 import numpy as np
 from sklearn.base import BaseEstimator
 
+from mdaq.errors import DataError
+from mdaq.io import first_nonfinite_row, nonfinite_text
 from mdaq.registry import Registry
 from mdaq.types import Pool
 
@@ -56,11 +63,16 @@ class BaseSelector(BaseEstimator):
         ValueError
             Negative budget, a required feature missing from the pool, or an invalid result from ``_select``.
         """
-        if not isinstance(budget, int | np.integer) or budget < 0:
+        if not isinstance(budget, int | np.integer) or isinstance(budget, bool) or budget < 0:
             raise ValueError(f"{self.name}: budget must be a non-negative integer, got {budget!r}")
+        self.check_params()
         for feature in sorted(self.requires):
             if getattr(pool, feature) is None:
                 raise ValueError(f"{self.name} requires pool.{feature}, which is None for pool {pool.lang!r}")
+            row = first_nonfinite_row(getattr(pool, feature)) if feature in FINITE_FEATURES else None
+            if row is not None:
+                value = nonfinite_text(getattr(pool, feature), row)
+                raise ValueError(f"{self.name}: pool {pool.lang!r}, {feature} row {row} holds {value}")
         n_wanted = min(int(budget), len(pool)) if self.uses_budget else len(pool)
         idx = np.asarray(self._select(pool, n_wanted), dtype=np.int64)
         if idx.ndim != 1 or len(idx) != n_wanted:
@@ -71,3 +83,60 @@ class BaseSelector(BaseEstimator):
 
     def _select(self, pool: Pool, budget: int) -> np.ndarray:
         raise NotImplementedError
+
+    def param_problems(self) -> list[tuple[str, str]]:
+        """``(parameter, what is wrong)`` for every stored hyperparameter that ``__init__``'s annotation or
+        :meth:`_param_problems` (the selector's own ranges) refuses; empty when all are valid.
+
+        ``__init__`` only stores (scikit-learn's rule), so this is where a value is checked: by :meth:`select`
+        before any work, by :func:`mdaq.selectors.get_selector`, and by ``mdaq profile use / check``.
+        """
+        try:
+            hints = typing.get_type_hints(type(self).__init__)
+        except (NameError, TypeError):  # an annotation that does not resolve: range checks only
+            hints = {}
+        problems = [
+            (key, f"expected {_type_name(hints[key])}, got {value!r:.40} ({type(value).__name__})")
+            for key, value in self.get_params(deep=False).items()
+            if key in hints and not _is_instance(value, hints[key])
+        ]
+        if problems:
+            return problems
+        if getattr(self, "random_state", 0) < 0:
+            problems.append(("random_state", f"{self.random_state} is negative (numpy seeds are >= 0)"))
+        return problems + list(self._param_problems())
+
+    def _param_problems(self) -> Iterator[tuple[str, str]]:
+        """Range checks of a selector's own hyperparameters (after their types were checked); none by default."""
+        return iter(())
+
+    def check_params(self, source: object = "selector parameters") -> None:
+        """Raise the first of :meth:`param_problems` as a :class:`~mdaq.errors.DataError` naming ``source`` (a
+        params file, ``--params``) and the key ``selectors.<name>.<parameter>``."""
+        for key, message in self.param_problems():
+            raise DataError(source, message, field=f"selectors.{self.name}.{key}")
+
+
+FINITE_FEATURES = frozenset({"quality", "embeddings"})  # ifd may hold NaN: an unscorable sample, ranked last
+
+
+def _is_instance(value: Any, tp: Any) -> bool:
+    """Whether ``value`` fits a simple annotation (``int``, ``float``, ``str``, ``bool`` or a union of them);
+    numpy scalars count as numbers, ``bool`` does not, and a float must not be NaN."""
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        return any(_is_instance(value, arg) for arg in typing.get_args(tp))
+    if tp is bool:
+        return isinstance(value, bool | np.bool_)
+    if tp is int:
+        return isinstance(value, numbers.Integral) and not isinstance(value, bool | np.bool_)
+    if tp is float:
+        real = isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_)
+        return real and not math.isnan(value)
+    return isinstance(value, tp) if isinstance(tp, type) else True
+
+
+def _type_name(tp: Any) -> str:
+    args = typing.get_args(tp)
+    if not args:
+        return "a number" if tp is float else f"{'an' if tp is int else 'a'} {getattr(tp, '__name__', tp)}"
+    return " or ".join(_type_name(a) for a in args)

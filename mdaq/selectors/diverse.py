@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 
 from mdaq.selectors.algorithms import cluster_labels, default_n_clusters, kcenter_greedy, mmr_select
@@ -82,6 +84,10 @@ class MMRSelector(BaseSelector):
         self.lam = lam
         self.random_state = random_state
 
+    def _param_problems(self) -> Iterator[tuple[str, str]]:
+        if not 0 <= self.lam <= 1:
+            yield "lam", f"{self.lam} is not in [0, 1] (the weight of quality against similarity)"
+
     def _select(self, pool: Pool, budget: int) -> np.ndarray:
         return mmr_select(pool.quality, pool.embeddings, budget, lam=self.lam)
 
@@ -111,6 +117,12 @@ class CaRSelector(BaseSelector):
         self.n_clusters = n_clusters
         self.n_per_cluster = n_per_cluster
         self.random_state = random_state
+
+    def _param_problems(self) -> Iterator[tuple[str, str]]:
+        if self.n_clusters < 0:
+            yield "n_clusters", f"{self.n_clusters} is negative (0 = CaR's floor(sqrt(n / 2)))"
+        if self.n_per_cluster < 1:
+            yield "n_per_cluster", f"{self.n_per_cluster} is not a positive number of samples per cluster"
 
     def _select(self, pool: Pool, budget: int) -> np.ndarray:
         n = len(pool)

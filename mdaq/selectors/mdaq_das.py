@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -71,12 +72,19 @@ class MdaqSelector(BaseSelector):
         self.n_clusters = n_clusters
         self.random_state = random_state
 
+    def _param_problems(self) -> Iterator[tuple[str, str]]:
+        try:
+            split_budget(1, self.n_quality_ratio, self.n_diversity_ratio)
+        except ValueError as e:
+            yield "n_quality_ratio", str(e)
+        try:
+            das_n_clusters(self.n_clusters, 1, 1)
+        except ValueError as e:
+            yield "n_clusters", str(e)
+
     def _select(self, pool: Pool, budget: int) -> np.ndarray:
         n_q, n_d = split_budget(budget, self.n_quality_ratio, self.n_diversity_ratio)
-        try:
-            k = das_n_clusters(self.n_clusters, len(pool), budget)
-        except ValueError as e:
-            raise ValueError(f"selectors.{self.name}: {e}") from None
+        k = das_n_clusters(self.n_clusters, len(pool), budget)  # the values were checked by select()
         labels = cluster_labels(pool.embeddings, k, random_state=self.random_state)
         idx, parts = das_select(pool.quality, labels, n_q, n_d, fill=True, return_parts=True)
         made, n_fill = int(np.sum(parts == "diversity")), int(np.sum(parts == "fill"))

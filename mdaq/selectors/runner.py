@@ -7,7 +7,9 @@ from typing import Any
 
 import numpy as np
 
+from mdaq.io import first_nonfinite_row, nonfinite_text
 from mdaq.selectors import UNLABELLED_PART, get_selector, selection_parts
+from mdaq.selectors.base import FINITE_FEATURES
 from mdaq.types import Pool, Sample
 
 FEATURE_HINTS = {
@@ -32,6 +34,9 @@ def group_by_language(
     for name, arr in features.items():
         if arr is not None and len(arr) != len(samples):
             raise ValueError(f"{name} has {len(arr)} rows for {len(samples)} samples")
+        row = first_nonfinite_row(arr) if arr is not None and name in FINITE_FEATURES else None
+        if row is not None:
+            raise ValueError(f"{name} row {row} (sample {samples[row].id}) holds {nonfinite_text(arr, row)}")
     out = {}
     for lang in sorted(set(langs.tolist())):
         rows = np.flatnonzero(langs == lang)
@@ -51,6 +56,7 @@ def select_samples(
     pooled: bool = False,
     quota: str = "equal",
     temperature: float = 1.0,
+    params_source: str = "selector parameters",
 ) -> list[dict[str, Any]]:
     """Run one selector over ``samples`` and return selection rows ``{rank, index, id, lang, method, part}``.
 
@@ -71,15 +77,19 @@ def select_samples(
     seed : int
         The selector's ``random_state``.
     features : mapping, optional
-        ``quality``, ``embeddings``, ``ifd`` arrays aligned with ``samples``.
+        ``quality``, ``embeddings``, ``ifd`` arrays aligned with ``samples`` (``quality`` and ``embeddings`` must
+        be finite; ``ifd`` may hold NaN for an unscorable sample).
+    params_source : str
+        Where ``params`` came from, for error messages (``"--params"``, a params file).
 
     Raises
     ------
     ValueError
-        The selector needs a feature that was not given (the message says how to provide it), bad params, or
-        misaligned features.
+        The selector needs a feature that was not given (the message says how to provide it), bad params (a
+        :class:`~mdaq.errors.DataError` naming ``params_source`` and the key), misaligned features, or a NaN or
+        infinite quality score or embedding (naming the feature, the row and the sample id).
     """
-    selector = get_selector(method, dict(params or {}), random_state=seed)
+    selector = get_selector(method, params, random_state=seed, source=params_source)
     features = {k: v for k, v in (features or {}).items() if v is not None}
     missing = sorted(selector.requires - set(features))
     if missing:

@@ -3,6 +3,8 @@ difficulty from a causal LM, as in Cherry LLM / Superfiltering)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 
 from mdaq.selectors.algorithms import score_first_filter
@@ -50,9 +52,11 @@ class DeitaSelector(BaseSelector):
         self.max_similarity = max_similarity
         self.random_state = random_state
 
-    def _select(self, pool: Pool, budget: int) -> np.ndarray:
+    def _param_problems(self) -> Iterator[tuple[str, str]]:
         if not -1.0 <= self.max_similarity <= 1.0:
-            raise ValueError(f"deita: max_similarity must be in [-1, 1], got {self.max_similarity}")
+            yield "max_similarity", f"{self.max_similarity} is not a cosine similarity in [-1, 1]"
+
+    def _select(self, pool: Pool, budget: int) -> np.ndarray:
         ranking = np.lexsort((np.arange(len(pool)), -np.asarray(pool.quality, dtype=np.float64)))
         picked = score_first_filter(pool.embeddings, ranking, budget, self.max_similarity)
         return _fill(picked, ranking, budget)
