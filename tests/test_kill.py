@@ -125,10 +125,8 @@ def test_lora_training_killed_then_rerun(tiny_lm, tmp_path):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
 
     def cmd(out: str) -> list[str]:
-        return _cli(
-            "train", "--base-model", str(tiny_lm), "--pool", "pool.jsonl", "--selection", "sel.jsonl",
-            "--params", "params.yaml", "--out", out,
-        )  # fmt: skip
+        files = {"--pool": "pool.jsonl", "--selection": "sel.jsonl", "--params": "params.yaml", "--out": out}
+        return _cli("train", "--base-model", str(tiny_lm), *(x for kv in files.items() for x in kv))
 
     _timed(cmd("ref"), tmp_path)
     inputs = _tree(tmp_path, skip=("ref", "out"))
