@@ -124,6 +124,10 @@ def _select(args: argparse.Namespace) -> int:
 
     requires = SELECTORS.get(args.method).requires
     check_distinct(args.out, {"--pool": args.pool, "--features": args.features})
+    if args.seed < 0:
+        raise DataError("--seed", f"{args.seed} is negative (numpy seeds are >= 0)")
+    if args.budget < 1:
+        raise DataError("--budget", f"{args.budget} is not a positive number of samples")
     samples = _read_pool(args)
     try:
         params = json.loads(args.params) if args.params else {}
@@ -139,6 +143,7 @@ def _select(args: argparse.Namespace) -> int:
         pooled=args.pooled,
         quota=args.quota,
         temperature=args.temperature,
+        params_source="--params",
     )
     write_jsonl(args.out, rows)
     by_lang: dict = {}

@@ -189,6 +189,10 @@ CASES: dict[str, Case] = {
     "select-unknown-param": Case(_select("pool.jsonl", '--params {"bogus":1}'), ("selectors.random.bogus", "unknown")),
     "select-unknown-method": Case(_select("pool.jsonl", method="nope"), ("unknown selector 'nope'", "valid:")),
     "select-negative-budget": Case(_select("pool.jsonl").replace("--budget 2", "--budget -1"), ("budget", "-1")),
+    "select-negative-seed": Case(_select("pool.jsonl", "--seed -1"), ("--seed", "negative")),
+    "select-out-is-pool": Case(
+        _select("pool.jsonl").replace("{d}/selection.jsonl", "{d}/pool.jsonl"), ("pool.jsonl", "overwrite an input")
+    ),
     # select: pools in mdaq's format
     "pool-traversal": Case(_select("pool_traversal.jsonl"), ("pool_traversal.jsonl", "line 2", "'lang'")),
     "pool-absolute": Case(_select("pool_absolute.jsonl"), ("pool_absolute.jsonl", "line 2", "'lang'")),
