@@ -181,6 +181,7 @@ class JudgeConfig:
     timeout_s: float = 120.0
     max_retries: int = 6
     n_concurrent: int = 8
+    cancel_grace_s: float = 10.0  # after Ctrl-C / SIGTERM: how long in-flight requests may finish (queued: cancelled)
     requests_per_minute: int = 0  # 0 = no client-side rate limit
     price_per_1m_input: float = 0.0  # USD per million prompt tokens (cost accounting only)
     price_per_1m_output: float = 0.0
@@ -298,7 +299,7 @@ RANGES: dict[str, tuple[float, float | None, bool]] = {
         + ("qsm.checkpoint_every", "qsm.group_by_length", "train.weight_decay", "train.checkpoint_every")
         + ("train.group_by_length", "generate.temperature", "generate.alpaca_eval_items", "generate.mt_bench_items")
         + ("judge.temperature", "judge.max_retries", "judge.requests_per_minute", "judge.price_per_1m_input")
-        + ("judge.price_per_1m_output",),
+        + ("judge.price_per_1m_output", "judge.cancel_grace_s"),
         _AT_LEAST_0,
     ),
     **dict.fromkeys(

@@ -178,3 +178,11 @@ def test_judge_stage_figures(tmp_path):
     )
     ax = plot_judge_win_rates(table)
     assert [t.get_text() for t in ax.get_yticklabels()] == ["mdaq_das / de / alpaca_eval"]
+
+
+def test_stage_judge_gets_every_client_setting_from_params():
+    from mdaq.judging.stage import make_stage_judge
+
+    cfg = JudgeConfig(backend="openai_compat", model="m", base_url="http://127.0.0.1:9/v1", cancel_grace_s=3.5)
+    judge = make_stage_judge(cfg, None)
+    assert judge.cancel_grace_s == 3.5 and judge.timeout_s == cfg.timeout_s
