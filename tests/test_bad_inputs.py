@@ -107,6 +107,11 @@ FILES: dict[str, str | bytes] = {
     "profiles/malformed.yaml": PROFILE + "train: {lr: [\n",
     "profiles/deep.yaml": "[" * 50_000 + "]" * 50_000,
     "outside.yaml": PROFILE,
+    # training (train --selection / --params) and a folder mdaq did not write (train --out, data fetch --out)
+    "sel.jsonl": _jsonl([{"id": POOL[0]["id"]}, {"id": POOL[1]["id"]}]),
+    "sel_unknown.jsonl": _jsonl([{"id": POOL[0]["id"]}, {"id": "no-such-id"}]),
+    "params_budget.yaml": PROFILE + "select: {budget: -1}\n",
+    "mine/thesis.tex": "three years of work",
 }
 
 
@@ -139,6 +144,13 @@ class Case:
 
     argv: str
     names: tuple[str, ...]
+
+
+def _train(pool="pool.jsonl", sel="sel.jsonl", params="outside.yaml", out="{d}/adapter") -> str:
+    return (
+        f"train --base-model {{d}}/no-model --pool {{d}}/{pool} --selection {{d}}/{sel} --params {{d}}/{params} "
+        f"--out {out}"
+    )
 
 
 def _select(pool: str, extra: str = "", method: str = "random") -> str:
@@ -285,6 +297,15 @@ CASES: dict[str, Case] = {
     "use-split": Case(_use("split"), ("split.yaml", "'prepare.split.qsm_train'")),
     "use-name": Case(_use("../outside"), ("profile name '../outside'",)),
     "use-missing": Case(_use("nope"), ("nope.yaml", "unknown profile 'nope'")),
+    # train: everything is checked before a model is loaded
+    "train-out-is-pool": Case(_train(out="{d}/pool.jsonl"), ("pool.jsonl", "overwrite an input")),
+    "train-unknown-id": Case(_train(sel="sel_unknown.jsonl"), ("sel_unknown.jsonl", "no-such-id")),
+    "train-bad-params": Case(_train(params="params_budget.yaml"), ("params_budget.yaml", "'select.budget'")),
+    "train-pool-deep": Case(_train(pool="pool_deep.jsonl"), ("pool_deep.jsonl", "line 1", "nested too deeply")),
+    "train-out-foreign": Case(_train(out="{d}/mine"), ("mine", "not written by mdaq")),
+    # data fetch: deletes nothing, writes nothing into a folder it does not own
+    "fetch-foreign": Case("data fetch --out {d}/mine", ("mine", "not pinned", "deletes nothing")),
+    "fetch-file": Case("data fetch --out {d}/pool.jsonl", ("pool.jsonl", "not a folder")),
 }
 
 
@@ -298,6 +319,8 @@ def test_the_corpus_is_large_and_covers_every_entry_point():
     commands = {" ".join(w[:2]) if w[0] in ("data", "profile", "qsm") else w[0] for w in words}
     assert commands == {
         "data validate",
+        "data fetch",
+        "train",
         "select",
         "winrate",
         "human-eval",

@@ -149,6 +149,9 @@ def train_lora(
 
     if not samples:
         raise ValueError("train_lora: no training samples")
+    check_replaceable(Path(out_dir), (ADAPTER_RECORD,))  # first, not after training: an hour is not lost to it
+    if ckpt_dir:
+        check_replaceable(Path(ckpt_dir), (checkpoint.STATE,))
     samples = sorted(samples, key=lambda s: s.id)  # the same set in any order trains the same adapter
     requested = resolve_device(cfg.device)
     acc = Accelerator(cpu=requested == "cpu")  # under `accelerate launch`: one process per device
@@ -164,9 +167,6 @@ def train_lora(
     if world == 1 and _finished(Path(out_dir), fingerprint):
         log.info("%s already holds this run's adapter (fingerprint %s): not retrained", out_dir, fingerprint)
         return Path(out_dir)
-    check_replaceable(Path(out_dir), (ADAPTER_RECORD,))  # before training, not after: an hour is not lost to it
-    if ckpt_dir:
-        check_replaceable(Path(ckpt_dir), (checkpoint.STATE,))
     tok, model = load_causal_lm(base_model, device, dtype=cfg.base_dtype)
     model = add_lora(model, cfg)
     torch.manual_seed(seed + 1_000_003 * rank)  # independent dropout streams per process; rank 0 as one process
