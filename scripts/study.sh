@@ -17,28 +17,40 @@ cd "$repo"
 bash scripts/setup.sh
 export PATH="$repo/.venv/bin:$PATH" HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1
 work="${MDAQ_STUDY_WORK:-$(dirname "$repo")/$(basename "$repo")-study-$profile}"
-if [ -n "$(git status --porcelain --untracked-files=no -- mdaq notebooks dvc.yaml profiles)" ]; then
+snap="$repo/studies/$profile"
+# A study is pinned to the code revision of its first sitting (studies/PROFILE/study-rev): later sittings run that
+# revision, so the runs already committed stay current while this branch moves on. MDAQ_STUDY_REV=HEAD moves the
+# study to newer code (DVC then reruns the runs whose code changed).
+rev="${MDAQ_STUDY_REV:-}"
+if [ -z "$rev" ] && [ -f "$snap/study-rev" ]; then rev="$(cat "$snap/study-rev")"; fi
+rev="$(git rev-parse --verify "${rev:-HEAD}^{commit}")"
+if [ "$rev" = "$(git rev-parse HEAD)" ] && \
+   [ -n "$(git status --porcelain --untracked-files=no -- mdaq notebooks dvc.yaml profiles)" ]; then
   echo "study.sh: warning: uncommitted changes to the code are not in the study (it runs HEAD)" >&2
 fi
-if [ -d "$work" ]; then   # a later sitting on this machine: HEAD's files, the ignored artifacts/ kept
+echo "study.sh: profile $profile at revision $rev, in $work"
+if [ -d "$work" ]; then   # a later sitting on this machine: the revision's files, the ignored artifacts/ kept
   git -C "$work" reset -q --hard   # its params.yaml, dvc.lock, results/ were saved into studies/ on exit
-  git -C "$work" checkout -q --detach "$(git rev-parse HEAD)"
+  git -C "$work" checkout -q --detach "$rev"
 else
-  git worktree add -q --detach "$work" HEAD
+  git worktree add -q --detach "$work" "$rev"
 fi
+# snapshots are managed by this checkout's mdaq (run from its folder), the study itself by the revision's
+study() { (cd "$repo" && python -m mdaq study "$1" "$profile" --work "$work" --repo "$repo"); }
 cd "$work"
 dvc cache dir --local "$repo/.dvc/cache"   # one DVC cache: the model assets and the data are not built twice
 export PYTHONPATH="$work"                  # the worktree's mdaq, not the editable install of the checkout
 python -m mdaq profile use "$profile"
-if [ -d "$repo/studies/$profile" ]; then
-  python -m mdaq study restore "$profile" --work . --repo "$repo"
+if [ -d "$snap" ]; then
+  study restore
 else   # a first sitting: the lock starts empty, so it (and the snapshot) records only what this study's stages ran
   printf "schema: '2.0'\nstages: {}\n" > dvc.lock
   echo "studies/$profile: no snapshot yet, the study starts afresh"
 fi
+echo "$rev" > study-rev   # saved with the snapshot: the next sitting runs the same code
 python -m mdaq data fetch --out data/midb
 python -m mdaq profile prune-lock
-save() { python -m mdaq study save "$profile" --work . --repo "$repo"; }
+save() { study save; }
 trap save EXIT
 # save after every stage DVC finishes: `dvc repro` of the whole graph, then a save, repeated, would rerun nothing;
 # a watcher that saves when dvc.lock changes keeps a killed sitting's finished runs

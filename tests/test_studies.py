@@ -99,3 +99,15 @@ def test_cli_save_and_restore(tmp_path, capsys):
     assert main(["study", "save", "study", "--work", str(work), "--repo", str(repo)]) == 0
     assert (repo / "studies/study/results/runs/full/de/s0/metrics.json").is_file()
     assert main(["study", "restore", "study", "--work", str(work), "--repo", str(repo)]) == 0
+
+
+def test_the_code_revision_travels_with_the_snapshot(tmp_path):
+    work = _work(tmp_path / "w")
+    (work / "study-rev").write_text("84cd375\n")
+    snap = tmp_path / "studies" / "study"
+    assert "study-rev" in save_snapshot(work, snap)
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    (fresh / "params.yaml").write_text("profile: study\n")
+    assert "study-rev" in restore_snapshot(snap, fresh)
+    assert (fresh / "study-rev").read_text() == "84cd375\n"

@@ -23,6 +23,7 @@ from mdaq.errors import DataError
 from mdaq.names import check_name, path_under
 
 TOP = ("params.yaml", "dvc.lock")  # always saved
+REV = "study-rev"  # the code revision the study runs at (scripts/study.sh writes it; saved when present)
 PUBLISHED = ("results", "figures")  # of these folders, only what the study's own stages wrote (dvc.lock's outs)
 
 
@@ -73,7 +74,8 @@ def save_snapshot(work: str | Path, dest: str | Path) -> list[str]:
     for name in TOP:
         if not (work / name).is_file():
             raise DataError(work / name, "missing: run `dvc repro` in this folder before saving a study")
-    paths = [*TOP, *(p for p in lock_outputs(_read_lock(work)) if (work / p).exists())]
+    paths = [*TOP, *([REV] if (work / REV).is_file() else []), *lock_outputs(_read_lock(work))]
+    paths = [p for p in paths if (work / p).exists()]
     tmp = dest.with_name(dest.name + ".saving")
     old = dest.with_name(dest.name + ".old")
     for stale in (tmp, old):
@@ -111,7 +113,7 @@ def restore_snapshot(src: str | Path, work: str | Path) -> list[str]:
         if (work / name).is_dir():
             shutil.rmtree(work / name)
     restored = []
-    for name in (*TOP, *PUBLISHED):
+    for name in (*TOP, REV, *PUBLISHED):
         if (src / name).exists():
             target = work / name
             if target.is_file():
