@@ -61,4 +61,4 @@ trap save EXIT
 watcher=$!
 trap 'kill $watcher 2>/dev/null || true; save' EXIT
 dvc repro "$@"
-python -m mdaq leaderboard
+if [ "$#" -eq 0 ] || [[ " $* " == *" leaderboard "* ]]; then python -m mdaq leaderboard; fi
