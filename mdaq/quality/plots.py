@@ -84,8 +84,9 @@ def plot_strata(summary: Any, path: str | Path) -> Any:
         ax.set_ylim(0, 1)
         ax.set_title(f"{group} languages (macro mean)")
     axes[0][0].set_ylabel("pairwise accuracy (revised > raw)")
-    axes[0][-1].legend(ncol=2, fontsize=8, loc="lower right")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, ncol=len(scorers), fontsize=8, loc="lower center")
     fig.suptitle("QSM by length stratum: ratio = len(revised) / len(raw); matched = 0.8-1.25", fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     save_figure(fig, path, close=False)
     return fig
