@@ -51,19 +51,35 @@ def _assets_build(args: argparse.Namespace) -> int:
 
 
 def _qsm_eval(args: argparse.Namespace) -> int:
+    from mdaq.quality.evaluate import length_scorer, random_scorer
+    from mdaq.quality.model import QualityModel
+    from mdaq.quality.stage import pairs_report
+    from mdaq.quality.surface import SurfaceBaseline
+
+    usable, n_skipped = _usable_pairs(args.pairs, args.lang)
+    model = QualityModel.load(args.model, device=args.device)
+    scorers = {"qsm": lambda i, r: model.score(i, r, batch_size=args.batch_size), "length": length_scorer}
+    if args.train_pairs:
+        train = [row for path in args.train_pairs for row in _usable_pairs(path, args.lang)[0]]
+        scorers["surface"] = SurfaceBaseline(seed=args.seed).fit(train).score
+    scorers["random"] = random_scorer(args.seed)
+    res = pairs_report(scorers, usable, seed=args.seed)
+    res.update(model=str(args.model), pairs=str(args.pairs), n_skipped=n_skipped)
+    print(json.dumps(res))
+    return 0
+
+
+def _usable_pairs(path: str, lang: str | None) -> tuple[list[dict], int]:
+    """Rows of a MIDB-format pairs file that carry a preference, and how many were skipped."""
     from dataclasses import asdict
 
     from mdaq.data.midb import load_pairs, pair_problem
-    from mdaq.quality.evaluate import evaluate_pairs
-    from mdaq.quality.model import QualityModel
 
-    pairs = load_pairs(args.pairs, args.lang or "und", gaps=())
+    pairs = load_pairs(path, lang or "und", gaps=())
     usable = [asdict(p) for p in pairs if pair_problem(p) is None]
-    model = QualityModel.load(args.model, device=args.device)
-    res = evaluate_pairs(lambda i, r: model.score(i, r, batch_size=args.batch_size), usable)
-    res.update(model=str(args.model), pairs=str(args.pairs), n_skipped=len(pairs) - len(usable))
-    print(json.dumps(res))
-    return 0
+    if not usable:
+        raise DataError(path, f"no usable revision pairs among {len(pairs)} records (empty or unchanged revisions)")
+    return usable, len(pairs) - len(usable)
 
 
 def _read_pool(args: argparse.Namespace) -> list:
@@ -355,10 +371,22 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--force", action="store_true")
     b.set_defaults(fn=_assets_build)
     q = sub.add_parser("qsm", help="quality scoring model").add_subparsers(dest="sub", required=True)
-    qe = q.add_parser("eval", help="pairwise accuracy of a saved QSM on a MIDB-format pair file (JSON to stdout)")
+    qe = q.add_parser(
+        "eval",
+        help="pairwise accuracy of a saved QSM on a MIDB-format pair file, overall, per length stratum and beside "
+        "the baselines (JSON to stdout)",
+    )
     qe.add_argument("--model", required=True)
     qe.add_argument("--pairs", required=True)
     qe.add_argument("--lang", default=None)
+    qe.add_argument(
+        "--train-pairs",
+        nargs="+",
+        default=None,
+        metavar="FILE",
+        help="MIDB-format pair files to train the surface-feature baseline on (without: no surface baseline)",
+    )
+    qe.add_argument("--seed", type=int, default=0, help="seed of the bootstrap, the random and surface baselines")
     qe.add_argument("--batch-size", type=int, default=32)
     qe.add_argument("--device", default="auto")
     qe.set_defaults(fn=_qsm_eval)

@@ -39,6 +39,7 @@ class PrepareConfig:
     p_revised: float = 0.5  # probability that a pool item is the expert-revised version
     max_pool: int = 48  # 0 = keep the whole pool block; otherwise a seeded subsample (small profiles)
     max_heldout: int = 24  # same for held-out pairs
+    qsm_eval_max: int = 60  # held-out pairs per language for the QSM evaluation (qsm_heldout/); 0 = all ~450
 
 
 @dataclass(frozen=True)

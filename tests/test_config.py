@@ -299,3 +299,23 @@ def test_profile_use_refuses_unregistered_methods_and_path_names(tmp_path, capsy
     assert main(["profile", "use", "../profiles/mine", *args]) == 1
     assert "profile name '../profiles/mine'" in capsys.readouterr().err
     assert not (tmp_path / "params.yaml").exists()
+
+
+def test_run_hash_ignores_the_qsm_eval_cap(tmp_path):
+    """`prepare.qsm_eval_max` feeds only the QSM evaluation: a run's params hash (the leaderboard's stale check)
+    must not move with it, and must equal the hash of the prepare section without it (the runs made before it)."""
+    import hashlib
+    import json
+
+    from mdaq.provenance import run_sections, run_sha
+
+    a = load_params(_write(tmp_path, BASE))
+    b = load_params(_write(tmp_path, BASE + "prepare: {qsm_eval_max: 0}\n"))
+    c = load_params(_write(tmp_path, BASE + "prepare: {max_heldout: 7}\n"))
+    assert section_sha(a, "prepare") != section_sha(b, "prepare")  # the prepare stage does depend on it
+    assert run_sha(a, "random") == run_sha(b, "random") != run_sha(c, "random")
+    raw = dataclasses.asdict(a)
+    raw["prepare"].pop("qsm_eval_max")
+    picked = {name: raw[name] if "." not in name else raw["selectors"]["random"] for name in run_sections("random")}
+    expect = hashlib.sha256(json.dumps(picked, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    assert run_sha(a, "random") == expect

@@ -95,9 +95,15 @@ def test_smoke_repro_end_to_end(smoke_repo):
     base = json.loads((dst / "results" / "runs" / "base" / "fr" / "s0" / "metrics.json").read_text())
     assert base["role"] == "base" and base["n_selected"] == 0
     qsm = pd.read_csv(dst / "results" / "qsm" / "qsm_by_lang.csv")
-    assert set(qsm["scorer"]) == {"qsm", "untrained", "length", "random"} and qsm["lang"].nunique() == 11
+    assert set(qsm["scorer"]) == {"qsm", "untrained", "length", "surface", "random"} and qsm["lang"].nunique() == 11
     assert set(qsm.loc[qsm["lang"] == "ko", "split"]) == {"unseen"}
-    assert (dst / "results" / "qsm" / "qsm_accuracy.png").stat().st_size > 10_000
+    assert (qsm["n"] == params["prepare"]["qsm_eval_max"]).all()  # its own cap, not prepare.max_heldout
+    strata = pd.read_csv(dst / "results" / "qsm" / "qsm_strata.csv")
+    assert set(strata["stratum"]) == {"all", "shorter", "matched", "longer", "rev_not_longer"}
+    paired = pd.read_csv(dst / "results" / "qsm" / "qsm_paired.csv")
+    assert set(paired["baseline"]) == {"length", "surface"} and paired["p_holm"].notna().any()
+    for png in ("qsm_accuracy.png", "qsm_strata.png"):
+        assert (dst / "results" / "qsm" / png).stat().st_size > 10_000
 
     intrinsic = pd.read_csv(dst / "results" / "intrinsic" / "intrinsic.csv")
     assert set(intrinsic["mode"]) == {"per_language", "pooled"} and set(intrinsic["method"]) == set(params["methods"])

@@ -81,3 +81,24 @@ def test_real_split_is_aligned_across_languages(midb_mirror):
         aligned = alignment_similarity(tail, [fr_by_src[p.source_index] for p in tail])
         shifted = alignment_similarity(tail[:-1], [fr_by_src[p.source_index + 1] for p in tail[:-1]])
         assert aligned.mean() > 5 * shifted.mean(), lang
+
+
+@pytest.mark.parametrize(("max_heldout", "qsm_eval_max", "relation"), [(10, 30, "superset"), (30, 10, "subset")])
+def test_qsm_heldout_has_its_own_cap_and_nests_with_heldout(
+    synthetic_midb, tmp_path, max_heldout, qsm_eval_max, relation
+):
+    cfg = PrepareConfig(max_heldout=max_heldout, qsm_eval_max=qsm_eval_max)
+    rep = prepare(synthetic_midb, tmp_path / "o", cfg, seed=0)
+    for lang in ("fr", "de"):
+        qsm = read_jsonl(tmp_path / "o" / "qsm_heldout" / f"{lang}.jsonl")
+        run = read_jsonl(tmp_path / "o" / "heldout" / f"{lang}.jsonl")
+        assert len(qsm) == qsm_eval_max and len(run) == max_heldout
+        small, large = sorted(({r["id"] for r in qsm}, {r["id"] for r in run}), key=len)
+        assert small < large and rep["languages"][lang]["qsm_heldout_vs_heldout"] == relation
+        assert rep["languages"][lang]["n_qsm_heldout"] == qsm_eval_max
+        assert [r["source_index"] for r in qsm] == sorted(r["source_index"] for r in qsm)
+    # the run stages' held-out file does not depend on the QSM evaluation's cap
+    again = prepare(synthetic_midb, tmp_path / "p", PrepareConfig(max_heldout=max_heldout, qsm_eval_max=0), seed=0)
+    assert read_jsonl(tmp_path / "p" / "heldout" / "fr.jsonl") == read_jsonl(tmp_path / "o" / "heldout" / "fr.jsonl")
+    n_block = again["languages"]["fr"]["n_qsm_heldout"]
+    assert n_block > 400 and again["languages"]["fr"]["qsm_heldout_vs_heldout"] == "superset"  # 0 = all ~450

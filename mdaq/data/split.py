@@ -86,11 +86,38 @@ def heldout_row(pair: RevisionPair) -> dict[str, Any]:
     }
 
 
-def _subsample(items: list, limit: int, rng: np.random.Generator) -> list:
-    if limit <= 0 or len(items) <= limit:
-        return items
-    keep = np.sort(rng.choice(len(items), size=limit, replace=False))
-    return [items[i] for i in keep]
+def _subsample_positions(n: int, limit: int, rng: np.random.Generator) -> np.ndarray:
+    """Sorted positions of a seeded subsample of ``limit`` of ``n`` items (all of them when ``limit`` is 0 or >= n)."""
+    if limit <= 0 or n <= limit:
+        return np.arange(n)
+    return np.sort(rng.choice(n, size=limit, replace=False))
+
+
+def qsm_eval_positions(n: int, run_positions: np.ndarray, limit: int, rng: np.random.Generator) -> np.ndarray:
+    """Sorted positions of the QSM evaluation's held-out pairs among the ``n`` of a language's held-out block.
+
+    They are the first ``limit`` (0 = all) of one seeded order that lists the run stages' held-out pairs
+    (``run_positions``) first, each part shuffled. The two sets are therefore nested: the run stages' pairs are a
+    subset of the QSM evaluation's whenever ``limit`` is 0 or at least their number (the default, cpu_full and
+    paper profiles), and a superset otherwise (the study profile). The run stages' own subsample is left as it was,
+    so their held-out files, and every run trained and scored on them, stay the same.
+    """
+    rest = np.setdiff1d(np.arange(n), run_positions)
+    order = np.concatenate([rng.permutation(np.asarray(run_positions, dtype=np.int64)), rng.permutation(rest)])
+    return np.sort(order if limit <= 0 else order[:limit])
+
+
+def nesting(qsm_rows: Sequence[dict[str, Any]], run_rows: Sequence[dict[str, Any]]) -> str:
+    """How the QSM evaluation's held-out pairs relate to the run stages' ones (by id): ``equal``, ``superset`` or
+    ``subset``; anything else is a bug of :func:`qsm_eval_positions`."""
+    a, b = {r["id"] for r in qsm_rows}, {r["id"] for r in run_rows}
+    if a == b:
+        return "equal"
+    if a > b:
+        return "superset"
+    if a < b:
+        return "subset"
+    raise AssertionError("the QSM evaluation's held-out pairs must be nested with the run stages' ones")
 
 
 def split_language(
@@ -111,21 +138,26 @@ def split_language(
             continue
         by_split[split].append(pair)
     lang = pairs[0].lang if pairs else "?"
-    pool_pairs = _subsample(by_split["pool"], cfg.max_pool, lang_rng(seed, lang, "pool-subsample"))
-    held_pairs = _subsample(by_split["heldout"], cfg.max_heldout, lang_rng(seed, lang, "heldout-subsample"))
-    dropped["pool:max_pool"] += len(by_split["pool"]) - len(pool_pairs)
-    dropped["heldout:max_heldout"] += len(by_split["heldout"]) - len(held_pairs)
-    coins = lang_rng(seed, lang, "pool-coin").random(len(pool_pairs)) < cfg.p_revised
+    pool, held = by_split["pool"], by_split["heldout"]
+    pool_pos = _subsample_positions(len(pool), cfg.max_pool, lang_rng(seed, lang, "pool-subsample"))
+    held_pos = _subsample_positions(len(held), cfg.max_heldout, lang_rng(seed, lang, "heldout-subsample"))
+    qsm_pos = qsm_eval_positions(len(held), held_pos, cfg.qsm_eval_max, lang_rng(seed, lang, "qsm-heldout-order"))
+    dropped["pool:max_pool"] += len(pool) - len(pool_pos)
+    dropped["heldout:max_heldout"] += len(held) - len(held_pos)
+    coins = lang_rng(seed, lang, "pool-coin").random(len(pool_pos)) < cfg.p_revised
     rows = {
         "qsm_train": [asdict(p) for p in by_split["qsm_train"]],
-        "pool": [pool_sample(p, bool(c), path) for p, c in zip(pool_pairs, coins, strict=True)],
-        "heldout": [heldout_row(p) for p in held_pairs],
+        "pool": [pool_sample(pool[i], bool(c), path) for i, c in zip(pool_pos, coins, strict=True)],
+        "heldout": [heldout_row(held[i]) for i in held_pos],
+        "qsm_heldout": [heldout_row(held[i]) for i in qsm_pos],
     }
     return rows, +dropped
 
 
 def prepare(midb_root: str | Path, out_dir: str | Path, cfg: PrepareConfig, seed: int) -> dict[str, Any]:
-    """Write ``<out_dir>/{qsm_train,pool,heldout}/<lang>.jsonl`` for every MIDB language, plus ``report.json``.
+    """Write ``<out_dir>/{qsm_train,pool,heldout,qsm_heldout}/<lang>.jsonl`` for every MIDB language, plus
+    ``report.json``. ``qsm_heldout`` holds the QSM evaluation's pairs from the same held-out block, capped by
+    ``cfg.qsm_eval_max`` and nested with ``heldout`` (:func:`qsm_eval_positions`).
 
     Returns
     -------
@@ -141,10 +173,12 @@ def prepare(midb_root: str | Path, out_dir: str | Path, cfg: PrepareConfig, seed
         write_jsonl(path_under(out_dir, "qsm_train", f"{lang}.jsonl"), rows["qsm_train"])
         write_samples(path_under(out_dir, "pool", f"{lang}.jsonl"), rows["pool"])
         write_jsonl(path_under(out_dir, "heldout", f"{lang}.jsonl"), rows["heldout"])
+        write_jsonl(path_under(out_dir, "qsm_heldout", f"{lang}.jsonl"), rows["qsm_heldout"])
         n_rev = sum(s.meta["is_revised"] for s in rows["pool"])
         report["languages"][lang] = {
             "n_items": len(pairs),
-            **{f"n_{s}": len(rows[s]) for s in SPLITS},
+            **{f"n_{s}": len(rows[s]) for s in (*SPLITS, "qsm_heldout")},
+            "qsm_heldout_vs_heldout": nesting(rows["qsm_heldout"], rows["heldout"]),
             "pool_share_revised": round(n_rev / max(1, len(rows["pool"])), 4),
             "dropped": dict(sorted(dropped.items())),
         }

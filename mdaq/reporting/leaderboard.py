@@ -9,10 +9,10 @@ from typing import Any
 
 import numpy as np
 
-from mdaq.config import Params, section_sha
+from mdaq.config import Params
 from mdaq.io import atomic_path, read_items, read_json, write_json
 from mdaq.names import path_under
-from mdaq.provenance import BASE, run_sections
+from mdaq.provenance import BASE, run_sha
 
 INTRINSIC = ("cluster_coverage", "mean_pairwise_distance", "mean_quality", "len_mean")  # from the intrinsic stage
 GENERATION = ("share_target_lang",)  # from generation.json (language fidelity of the generated answers)
@@ -85,7 +85,7 @@ _BENCH = tuple(c.removeprefix("win_rate_") for c in JUDGE)
 
 def _row(metrics: dict[str, Any], params: Params) -> dict[str, Any]:
     row = {c: metrics.get(c, float("nan")) for c in COLUMNS}
-    current = section_sha(params, *run_sections(metrics["method"]))
+    current = run_sha(params, metrics["method"])
     judged = any(not _isnan(metrics.get(c)) for c in JUDGE)
     row["status"] = "stale" if metrics.get("params_sha") != current else ("ok" if judged else "partial")
     if metrics.get("invalid_reason"):
