@@ -208,6 +208,16 @@ def test_redactor_and_secret_helpers_unit(monkeypatch: pytest.MonkeyPatch) -> No
 # --------------------------------------------------------------------------- interrupts
 
 
+@pytest.fixture(autouse=True)
+def _ctrl_c_raises() -> Iterator[None]:
+    """Ctrl-C raises KeyboardInterrupt, as in a terminal: a process started in the background by a
+    non-interactive shell inherits SIGINT ignored (Python then keeps it ignored), and the interrupt tests below
+    would wait out their 5-300 s pauses instead."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 # Wall-clock bounds below leave seconds of slack for a loaded machine (a CI runner, or tests beside a pipeline):
 # each is far below what the behaviour it guards against would take (5 s, 30 s or 300 s).
 HOLD_S = 1.0  # the interrupting request answers only after this: the main thread has time to act on the signal
