@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 from pathlib import Path
@@ -18,9 +19,15 @@ REPO = Path(__file__).resolve().parents[1]
 PROFILES = sorted((REPO / "profiles").glob("*.yaml"))
 
 
+@functools.cache
+def _dry_run(profile: Path) -> dict:
+    """One dry run per profile for the whole module (each loads DVC: seconds)."""
+    return dry_run(profile, REPO)
+
+
 @pytest.mark.parametrize("profile", PROFILES, ids=lambda p: p.stem)
 def test_every_profile_resolves_every_stage(profile):
-    report = dry_run(profile, REPO)
+    report = _dry_run(profile)
     assert report["problems"] == []
     params = load_profile(profile)
     n_cells = len(run_grid(params_from_dict(params)))  # method x language x each method's seeds
@@ -30,7 +37,7 @@ def test_every_profile_resolves_every_stage(profile):
 
 
 def test_paper_profile_is_paper_scale():
-    report = dry_run(REPO / "profiles" / "paper.yaml", REPO)
+    report = _dry_run(REPO / "profiles" / "paper.yaml")
     # every method and both controls x every MIDB language with revision pairs x 3 seeds
     assert report["stages"]["run"] == 13 * 11 * 3
     p = load_profile(REPO / "profiles" / "paper.yaml")
