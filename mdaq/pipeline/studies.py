@@ -13,13 +13,13 @@ reruns the runs that depend on it, as it should.
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
 import yaml
 
 from mdaq.errors import DataError
+from mdaq.io import swap_in
 from mdaq.names import check_name, path_under
 
 TOP = ("params.yaml", "dvc.lock")  # always saved
@@ -77,19 +77,13 @@ def save_snapshot(work: str | Path, dest: str | Path) -> list[str]:
     paths = [*TOP, *([REV] if (work / REV).is_file() else []), *lock_outputs(_read_lock(work))]
     paths = [p for p in paths if (work / p).exists()]
     tmp = dest.with_name(dest.name + ".saving")
-    old = dest.with_name(dest.name + ".old")
-    for stale in (tmp, old):
-        if stale.exists():
-            shutil.rmtree(stale)
+    if tmp.exists():
+        shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
     for rel in paths:
         (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
         _copy(work / rel, tmp / rel)
-    if dest.exists():
-        os.replace(dest, old)
-    os.replace(tmp, dest)
-    if old.exists():
-        shutil.rmtree(old)
+    swap_in(tmp, dest)
     return paths
 
 
