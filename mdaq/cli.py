@@ -229,7 +229,7 @@ def _profile_use(args: argparse.Namespace) -> int:
     src = _profile_path(args.profiles, args.name)
     params = load_params(src)  # validate before replacing the active params
     check_backend(params.judge.backend, src)
-    check_selectors(params.methods, params.selectors, src)
+    check_selectors(params.methods, params.selectors, src, params.method_seeds)
     with atomic_path(args.params) as tmp:
         tmp.write_text(render_params(src), encoding="utf-8")
     print(f"{args.params} <- {src}")

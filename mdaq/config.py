@@ -38,8 +38,8 @@ class PrepareConfig:
     guard: int = 5  # positions dropped between blocks so a source item never sits in two splits
     p_revised: float = 0.5  # probability that a pool item is the expert-revised version
     max_pool: int = 48  # 0 = keep the whole pool block; otherwise a seeded subsample (small profiles)
-    max_heldout: int = 24  # same for held-out pairs
-    qsm_eval_max: int = 60  # held-out pairs per language for the QSM evaluation (qsm_heldout/); 0 = all ~450
+    max_heldout: int = 16  # same for held-out pairs
+    qsm_eval_max: int = 40  # held-out pairs per language for the QSM evaluation (qsm_heldout/); 0 = all ~450
 
 
 @dataclass(frozen=True)
@@ -135,7 +135,7 @@ class EvaluateConfig:
 class GenerateConfig:
     """Answers to translated AlpacaEval and MT-Bench prompts (``mdaq.evaluation.generate``)."""
 
-    max_new_tokens: int = 32
+    max_new_tokens: int = 16
     max_prompt_len: int = 512  # prompt tokens kept (from the left, so the question itself survives)
     batch_size: int = 8
     do_sample: bool = False  # greedy by default; sampling is seeded per batch
@@ -212,7 +212,8 @@ class Params:
     judge: JudgeConfig = field(default_factory=JudgeConfig)
     sah: SAHConfig = field(default_factory=SAHConfig)
     compare: CompareConfig = field(default_factory=CompareConfig)
-    method_seeds: dict[str, Any] = field(default_factory=dict)  # per-method seed lists that replace `seeds`
+    # per-method seed lists that replace `seeds`; the default runs its two controls once
+    method_seeds: dict[str, Any] = field(default_factory=lambda: {"oracle_revised": [0], "oracle_raw": [0]})
     runs: dict[str, Any] = field(default_factory=dict)  # generated into params.yaml: the (method, lang, seed) grid
 
     def seeds_of(self, method: str) -> tuple[int, ...]:
@@ -409,7 +410,8 @@ def params_from_dict(data: dict[str, Any], path: str = "<params>") -> Params:
     for method, seeds in params.method_seeds.items():
         where = f"method_seeds.{method}"
         if method not in params.methods:
-            raise DataError(path, f"{method!r} is not one of the profile's methods", field=where)
+            continue  # an entry for a method this profile does not run (the default's controls); its name is
+            # checked against the registry where a profile is adopted (mdaq.selectors.check_selectors)
         if not isinstance(seeds, list | tuple) or not seeds or not all(type(x) is int and x >= 0 for x in seeds):
             raise DataError(path, f"{seeds!r} must be a non-empty list of non-negative integers", field=where)
         if len(set(seeds)) != len(seeds) or params.seeds[0] not in seeds:

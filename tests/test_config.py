@@ -155,8 +155,17 @@ def test_profile_use_copies_a_validated_profile(tmp_path):
 def test_method_seeds_and_the_generated_grid(tmp_path):
     p = load_params(_write(tmp_path, BASE + "seeds: [0, 1]\nmethod_seeds: {random: [0, 1, 2]}\n"))
     assert p.seeds_of("random") == (0, 1, 2) and len(run_grid(p)) == 2 * 3
+    # an entry for a method the profile does not run is ignored (the default's controls, in a profile without them);
+    # a name no selector is registered under is refused where the profile is adopted
+    p = load_params(_write(tmp_path, BASE + "seeds: [1]\nmethod_seeds: {full: [0], oracle_raw: [0]}\n"))
+    assert p.seeds_of("random") == (1,) and len(run_grid(p)) == 2
+    from mdaq.selectors import check_selectors
+
+    check_selectors(p.methods, p.selectors, "mine.yaml", p.method_seeds)
+    with pytest.raises(DataError, match="no selector is registered as 'fulll'") as e:
+        check_selectors(p.methods, p.selectors, "mine.yaml", {"fulll": [0]})
+    assert e.value.field == "method_seeds.fulll"
     for bad, message in (
-        ("method_seeds: {full: [0]}\n", "not one of the profile's methods"),
         ("method_seeds: {random: [1, 2]}\n", "include seeds\\[0\\]"),
         ("method_seeds: {random: []}\n", "non-empty list"),
         ("runs: {random-de-0: {method: random, lang: de, seed: 0}, x: {}}\n", "out of date"),

@@ -60,6 +60,11 @@ def _profile_problems(params: Any, root: Path, profile: Path) -> list[str]:
     if params.judge.backend != "none" and params.judge.reference not in params.methods:
         problems.append(f"judge.reference: {params.judge.reference!r} is not one of the profile's methods")
     problems += [f"methods: {m!r} is not registered" for m in params.methods if m not in SELECTORS]
+    problems += [
+        f"method_seeds.{m}: no selector is registered under this name"
+        for m in params.method_seeds
+        if m not in SELECTORS
+    ]
     return problems + _selector_problems(params, profile) + _language_problems(params)
 
 

@@ -57,9 +57,12 @@ def get_selector(
     return selector
 
 
-def check_selectors(methods: Sequence[str], selectors: Mapping[str, Any], path: object) -> None:
+def check_selectors(
+    methods: Sequence[str], selectors: Mapping[str, Any], path: object, method_seeds: Mapping[str, Any] = ()
+) -> None:
     """What :func:`mdaq.config.load_params` cannot check without the registry: every method is registered, every
-    ``selectors`` entry names a registered selector, and its parameters pass :func:`get_selector`.
+    ``selectors`` and ``method_seeds`` entry names a registered selector, and its parameters pass
+    :func:`get_selector`.
 
     Called where a profile is adopted or checked (``mdaq profile use / check``) and, through :func:`get_selector`,
     by the select stage.
@@ -74,6 +77,9 @@ def check_selectors(methods: Sequence[str], selectors: Mapping[str, Any], path: 
             raise DataError(
                 path, f"{method!r} is not a registered method ({', '.join(SELECTORS.names())})", field=f"methods[{i}]"
             )
+    for name in method_seeds:
+        if name not in SELECTORS:
+            raise DataError(path, f"no selector is registered as {name!r}", field=f"method_seeds.{name}")
     for name, params in selectors.items():
         if name not in SELECTORS:
             raise DataError(path, f"no selector is registered as {name!r}", field=f"selectors.{name}")
