@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from mdaq import Pool, Sample
+from tests.judge_stub import KEY_ENV, StubServer
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -199,3 +201,13 @@ def write_run(root, method, lang, params, correct, *, seed=0, role=None, n_token
     record |= {"selector_version": "1", "base_model": "tiny", **provenance(params, method), **metrics}
     write_json(run / "metrics.json", record)
     return run
+
+
+@pytest.fixture
+def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[StubServer]:
+    """A loopback OpenAI-compatible server (tests/judge_stub.py), with proxies and the test key unset."""
+    for var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy", KEY_ENV):
+        monkeypatch.delenv(var, raising=False)
+    stub = StubServer()
+    yield stub
+    stub.close()

@@ -26,7 +26,7 @@ from mdaq.judging import JudgeCache, JudgeError, OpenAICompatJudge
 from mdaq.judging.secrets import Redactor, read_api_key, split_url_credentials
 from mdaq.judging.transport import MAX_RETRY_AFTER_S, retry_after_seconds
 from tests.conftest import REPO
-from tests.test_judge import KEY_ENV, StubServer, _Handler, stub_judge
+from tests.judge_stub import KEY_ENV, StubHandler, StubServer, stub_judge
 
 # A key with '/' and '+': JSON encoders that escape '/' and URL encoders both change it.
 SECRET = "sk-live/Ab+cd/EF9876543210/ghijKLMN"
@@ -34,15 +34,6 @@ PASSWORD = "pa55/w0rd+seCRET!x"
 HI = [[{"role": "user", "content": "hi"}]]
 OK_REPLY = {"choices": [{"message": {"content": "Answer 1 is better. [[1]]"}}], "usage": {"prompt_tokens": 5}}
 OK_BODY = json.dumps(OK_REPLY).encode()
-
-
-@pytest.fixture
-def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[StubServer]:
-    for var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy", KEY_ENV):
-        monkeypatch.delenv(var, raising=False)
-    stub = StubServer()
-    yield stub
-    stub.close()
 
 
 def fragments(secret: str, n: int = 8) -> set[str]:
@@ -54,16 +45,16 @@ def leaked(text: str, *secrets: str) -> set[str]:
     return {f for s in secrets for f in fragments(s) if f in text}
 
 
-def send(status: int, body: bytes | str, headers: dict[str, str] | None = None) -> Callable[[_Handler, dict], None]:
+def send(status: int, body: bytes | str, headers: dict[str, str] | None = None) -> Callable[[StubHandler, dict], None]:
     """A behaviour answering ``status`` with ``body`` (bytes as given)."""
     raw = body.encode() if isinstance(body, str) else body
     return lambda h, _body: h._send(status, raw, headers)
 
 
-def echo(status: int, render: Callable[[str], str]) -> Callable[[_Handler, dict], None]:
+def echo(status: int, render: Callable[[str], str]) -> Callable[[StubHandler, dict], None]:
     """A behaviour echoing the bearer key back, rendered by ``render(key) -> body``."""
 
-    def act(h: _Handler, _body: dict) -> None:
+    def act(h: StubHandler, _body: dict) -> None:
         key = h.headers.get("Authorization", "").removeprefix("Bearer ")
         h._send(status, render(key).encode())
 
@@ -154,7 +145,7 @@ def test_reply_echoing_the_key_is_neither_cached_nor_returned(
 ) -> None:
     monkeypatch.setenv(KEY_ENV, SECRET)
 
-    def act(h: _Handler, _body: dict) -> None:
+    def act(h: StubHandler, _body: dict) -> None:
         key = h.headers["Authorization"].removeprefix("Bearer ")
         text = content(key)
         escaped = text if "\\u" in text else json.dumps(text)[1:-1]
@@ -227,7 +218,7 @@ def _interrupting(server: StubServer, at: int, delay_s: float, slow_after: int |
     """Each request waits ``delay_s`` (``slow_after``: 5 s from that request on); the ``at``-th one sends SIGINT
     to the test's main thread and, like every later one, holds its answer at least ``HOLD_S``."""
 
-    def act(h: _Handler, _body: dict) -> None:
+    def act(h: StubHandler, _body: dict) -> None:
         n = server.count
         if n == at:
             signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)  # what Ctrl-C does
@@ -274,7 +265,7 @@ def test_ctrl_c_abandons_in_flight_requests_after_the_grace_period(server: StubS
 def test_second_ctrl_c_skips_the_grace_period(server: StubServer, tmp_path) -> None:
     main = threading.main_thread().ident
 
-    def act(h: _Handler, _body: dict) -> None:
+    def act(h: StubHandler, _body: dict) -> None:
         if server.count == 2:  # both workers busy for 5 s; Ctrl-C now, and again 0.3 s later
             signal.pthread_kill(main, signal.SIGINT)
             threading.Timer(0.3, signal.pthread_kill, args=(main, signal.SIGINT)).start()
@@ -293,7 +284,7 @@ def test_second_ctrl_c_skips_the_grace_period(server: StubServer, tmp_path) -> N
 def test_ctrl_c_is_not_held_up_by_a_pause(server: StubServer, waiting_in: str) -> None:
     """A thread pausing before a retry (Retry-After: 300) or for the rate limit (one start per 10 s) wakes up."""
 
-    def act(h: _Handler, _body: dict) -> None:
+    def act(h: StubHandler, _body: dict) -> None:
         if server.count == 1:
             threading.Timer(0.3, signal.pthread_kill, args=(threading.main_thread().ident, signal.SIGINT)).start()
         h._send(503, b"{}", {"Retry-After": "300"}) if waiting_in == "retry-after" else h._send(200, OK_BODY)
@@ -320,7 +311,7 @@ def test_sigterm_cancels_queued_requests_and_exits_143(server: StubServer, tmp_p
     cache_path = tmp_path / "cache.sqlite"
     proc: list[subprocess.Popen] = []
 
-    def act(h: _Handler, _body: dict) -> None:
+    def act(h: StubHandler, _body: dict) -> None:
         if server.count == 6:
             proc[0].send_signal(signal.SIGTERM)
         time.sleep(0.3)
@@ -340,10 +331,10 @@ def test_sigterm_cancels_queued_requests_and_exits_143(server: StubServer, tmp_p
 # --------------------------------------------------------------------------- the clock
 
 
-def _trickle_body(interval_s: float, n_bytes: int) -> Callable[[_Handler, dict], None]:
+def _trickle_body(interval_s: float, n_bytes: int) -> Callable[[StubHandler, dict], None]:
     payload = json.dumps(OK_REPLY).encode().ljust(n_bytes)
 
-    def act(h: _Handler, _body: dict) -> None:
+    def act(h: StubHandler, _body: dict) -> None:
         h.send_response(200)
         h.send_header("Content-Length", str(len(payload)))
         h.end_headers()
@@ -354,8 +345,8 @@ def _trickle_body(interval_s: float, n_bytes: int) -> Callable[[_Handler, dict],
     return act
 
 
-def _trickle_headers(interval_s: float, n_headers: int) -> Callable[[_Handler, dict], None]:
-    def act(h: _Handler, _body: dict) -> None:
+def _trickle_headers(interval_s: float, n_headers: int) -> Callable[[StubHandler, dict], None]:
+    def act(h: StubHandler, _body: dict) -> None:
         payload = json.dumps(OK_REPLY).encode()
         h.wfile.write(b"HTTP/1.1 200 OK\r\n")
         for k in range(n_headers):
@@ -366,8 +357,8 @@ def _trickle_headers(interval_s: float, n_headers: int) -> Callable[[_Handler, d
     return act
 
 
-def _silent(seconds: float) -> Callable[[_Handler, dict], None]:
-    def act(h: _Handler, _body: dict) -> None:
+def _silent(seconds: float) -> Callable[[StubHandler, dict], None]:
+    def act(h: StubHandler, _body: dict) -> None:
         time.sleep(seconds)
         h._send(200, json.dumps(OK_REPLY).encode())
 

@@ -163,7 +163,7 @@ def test_judge_stage_killed_then_rerun(tmp_path, monkeypatch):
     uninterrupted run, and the rerun asks the server only what the killed runs had not cached."""
     from mdaq.io import read_json, read_jsonl
 
-    from .test_judge import StubServer
+    from .judge_stub import StubServer
     from .test_judging import QUESTIONS, _generations
 
     for var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):

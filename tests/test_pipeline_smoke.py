@@ -138,7 +138,7 @@ def test_judge_endpoint_and_a_new_method_reach_the_leaderboard(smoke_repo):
     import re
 
     from mdaq.config import params_from_dict, run_grid
-    from tests.test_judge import StubServer
+    from tests.judge_stub import StubServer
 
     dst, env = smoke_repo
     params_path = dst / "params.yaml"
