@@ -1,4 +1,5 @@
-"""Command line: ``python -m mdaq data|assets|qsm|select|profile|ls|leaderboard ...`` (thin library wrappers)."""
+"""Command line: ``python -m mdaq data|assets|qsm|select|profile|ls|leaderboard|submit ...`` (thin library
+wrappers)."""
 
 from __future__ import annotations
 
@@ -346,6 +347,108 @@ def _human_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _submit_pool(args: argparse.Namespace) -> int:
+    from mdaq.config import load_params
+    from mdaq.names import path_under
+    from mdaq.submissions.pool import freeze_pool
+
+    params = load_params(args.params)
+    out = Path(args.out) if args.out else path_under(args.pools, params.profile)
+    manifest = freeze_pool(params, args.pool_dir, out, data_dvc=args.data_dvc)
+    counts = {lang: v["n"] for lang, v in manifest["languages"].items()}
+    print(json.dumps({"out": str(out), "profile": params.profile, "pool_hash": manifest["pool_hash"], "n": counts}))
+    return 0
+
+
+def _submit_validate(args: argparse.Namespace) -> int:
+    from mdaq.names import path_under
+    from mdaq.submissions.pool import check_current, read_frozen_pool
+    from mdaq.submissions.validate import resolve_params, validate_submission
+
+    params, source = resolve_params(args.path, args.profile, args.profiles, args.params)
+    pool = read_frozen_pool(path_under(args.pools, params.profile))
+    check_current(pool, params, source)
+    problems = validate_submission(args.path, params, pool, root=args.root)
+    for problem in problems:  # every problem, one line each
+        print(f"error: {_one_line(problem)}", file=sys.stderr)
+    if problems:
+        return 1
+    counts = {
+        p.stem: len(p.read_text(encoding="utf-8").splitlines()) for p in sorted(Path(args.path, "selection").iterdir())
+    }
+    print(json.dumps({"submission": str(args.path), "profile": params.profile, "valid": True, "n_selected": counts}))
+    return 0
+
+
+def _submit_export(args: argparse.Namespace) -> int:
+    from mdaq.config import load_params
+    from mdaq.provenance import git_sha
+    from mdaq.submissions.export import export_submission
+
+    commit = args.code_commit or git_sha(args.root)
+    if commit == "unknown" or commit.endswith("-dirty"):
+        raise DataError("--code-commit", f"the repository is at {commit!r}: commit the code first, or pass its commit")
+    pooled = args.pooled
+    card = export_submission(
+        args.method,
+        load_params(args.params),
+        args.out,
+        pools=args.pools,
+        selections=args.selections or ("artifacts/selections_pooled" if pooled else "artifacts/selections"),
+        runs=args.runs,
+        code_commit=commit,
+        authors=args.authors,
+        seed=args.seed,
+        pooled=pooled,
+        compute_seconds=args.compute_seconds,
+        hardware=args.hardware,
+        root=args.root,
+    )
+    print(
+        json.dumps({"out": str(args.out), "method": args.method, "mode": card["mode"], "pool_hash": card["pool_hash"]})
+    )
+    return 0
+
+
+def _add_submit(sub: argparse._SubParsersAction) -> None:
+    """``submit pool|validate|export`` (docs/submitting.md)."""
+    sm = sub.add_parser("submit", help="frozen pools and outside submissions").add_subparsers(
+        dest="sub", required=True
+    )
+    sp = sm.add_parser("pool", help="write the active profile's frozen pool: <lang>.jsonl files and manifest.json")
+    sp.add_argument("--params", default="params.yaml")
+    sp.add_argument("--pool-dir", default="artifacts/data/pool", help="the prepare stage's pool files")
+    sp.add_argument("--pools", default="artifacts/pools", help="frozen pools, one folder per profile")
+    sp.add_argument("--out", default=None, help="default: <--pools>/<profile>")
+    sp.add_argument("--data-dvc", default="data.dvc", help="the DVC file pinning the input data")
+    sp.set_defaults(fn=_submit_pool)
+    sv = sm.add_parser("validate", help="check a submission folder; every problem on its own line, exit 1 if any")
+    sv.add_argument("path", help="submissions/<name>/")
+    sv.add_argument("--profile", default=None, help="default: the card's profile, else the active params.yaml's")
+    sv.add_argument("--profiles", default="profiles")
+    sv.add_argument("--params", default="params.yaml", help="the active profile, when neither names one")
+    sv.add_argument("--pools", default="artifacts/pools", help="frozen pools, one folder per profile")
+    sv.add_argument("--root", default=".", help="repository a built-in method's code path is relative to")
+    sv.set_defaults(fn=_submit_validate)
+    se = sm.add_parser("export", help="write a submission folder from a registered method's pipeline selection")
+    se.add_argument("--method", required=True, help="a registered method (`mdaq ls`), not full or a control")
+    se.add_argument("--out", required=True, help="submissions/<name>/ (the folder name is the submission's name)")
+    se.add_argument("--seed", type=int, default=None, help="replicate (default: the method's first seed)")
+    se.add_argument("--pooled", action="store_true", help="export the pooled (cross-lingual) selection")
+    se.add_argument("--params", default="params.yaml")
+    se.add_argument("--pools", default="artifacts/pools")
+    se.add_argument(
+        "--selections", default=None, help="default: artifacts/selections (--pooled: artifacts/selections_pooled)"
+    )
+    se.add_argument("--runs", default="notebooks/_runs", help="executed notebooks: their run time is the compute")
+    se.add_argument("--authors", nargs="+", default=["mdaq contributors"])
+    se.add_argument("--code-commit", default=None, help="default: this repository's HEAD (a clean tree)")
+    se.add_argument("--compute-seconds", type=float, default=None, help="default: from the executed notebooks")
+    se.add_argument("--hardware", default=None, help="default: this machine's CPU")
+    se.add_argument("--root", default=".", help="the repository (for the code commit and code path)")
+    se.set_defaults(fn=_submit_export)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and docs)."""
     p = argparse.ArgumentParser(prog="mdaq", description=__doc__)
@@ -469,6 +572,7 @@ def build_parser() -> argparse.ArgumentParser:
     he.add_argument("--judgments", default=None, help="mdaq judgment JSONL: add agreement with the LLM judge")
     he.add_argument("--markdown", action="store_true", help="print Table 1 (win%% [95%% CI]) as markdown instead")
     he.set_defaults(fn=_human_eval)
+    _add_submit(sub)
     return p
 
 
