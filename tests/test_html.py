@@ -112,6 +112,7 @@ def test_chromium_filters_by_tier_and_shows_pool_links_and_the_difference(tmp_pa
     assert "javascript:" not in dom.split("<tbody>")[1].split("</tbody>")[0]  # not http(s), not a path: no link
     dom = _dom(browser, page, "#tier=community")
     assert _rows(dom) == ["random"] and "1 methods, language: all, tier: community" in dom
+    assert 'data-metric="selection_s">12.5</td>' in dom  # the card's selection compute
     dom = _dom(browser, page, "#tier=verified&lang=de&sort=d_acc_vs_full&dir=asc")
     assert _rows(dom) == ["mdaq_das"] and '<button data-tier="verified" class="active">' in dom
     dom = _dom(browser, page, "#tier=all&sort=d_acc_vs_full&dir=asc")

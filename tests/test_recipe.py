@@ -158,6 +158,18 @@ def test_a_selection_that_does_not_regenerate_is_community_and_cannot_reuse(reci
         import_stage(recipe, "random")
     with pytest.raises(DataError, match="'nope' is not one of the profile's submissions"):
         import_stage(recipe, "nope")
+    with pytest.raises(DataError, match="--out is the input --submissions .* or holds it"):
+        run_submission_stage(
+            "random",
+            recipe.params,
+            submissions_dir=recipe.root / "submissions",
+            pools=recipe.pools,
+            pool_dir=recipe.root / "prepared",
+            features=recipe.root / "features",
+            ifd=recipe.root / "ifd",
+            out=recipe.root,
+            record_path=recipe.root / "r.json",
+        )
 
 
 def board(recipe: Env, runs: Path, **run_extra) -> tuple[pd.DataFrame, dict, Params]:
@@ -242,3 +254,25 @@ def test_a_row_from_another_pool_is_never_mixed_in(recipe, tmp_path):
         build_leaderboard(
             tmp_path / "c", params, params.methods, sorted(SIZES), pool=recipe.pool.manifest, submissions=other
         )
+
+
+def test_profile_use_plans_the_reuse_and_submit_import_runs_the_stage(recipe, capsys):
+    from mdaq.cli import main
+
+    tiny = recipe.profiles / "tiny.yaml"
+    extra = "methods: [random, full]\nseeds: [0]\nsubmissions: [random, ids_only]\n"
+    tiny.write_text(tiny.read_text(encoding="utf-8") + extra, encoding="utf-8")
+    params_path = recipe.root / "params.yaml"
+    argv = ["profile", "use", "tiny", "--profiles", str(recipe.profiles), "--params", str(params_path)]
+    assert main([*argv, "--submissions", str(recipe.root / "submissions")]) == 0
+    assert "2 submission runs reuse a built-in run" in capsys.readouterr().out
+    written = yaml.safe_load(params_path.read_text(encoding="utf-8"))
+    assert written["reused_runs"] == {"sub.random-de-0": "random-de-0", "sub.random-ja-0": "random-ja-0"}
+    assert "sub.ids_only-de-0" in written["runs"] and "sub.ids_only-de-0" not in written["selects"]
+    for name, tier in (("random", "verified"), ("ids_only", "community")):
+        argv = ["submit", "import", name, "--params", str(params_path), "--pools", str(recipe.pools)]
+        argv += ["--submissions", str(recipe.root / "submissions"), "--pool-dir", str(recipe.root / "prepared")]
+        argv += ["--features", str(recipe.root / "features"), "--ifd", str(recipe.root / "ifd"), "--root", str(REPO)]
+        out = recipe.root / "selections" / f"sub.{name}"
+        assert main([*argv, "--out", str(out), "--record", str(recipe.root / "rec" / f"{name}.json")]) == 0
+        assert json.loads(capsys.readouterr().out)["tier"] == tier and (out / "de" / "s0.jsonl").is_file()

@@ -63,7 +63,8 @@ function go(change) {
 function fmt(v, m) {
   if (v === null || v === undefined) return '–';
   if (m.startsWith('d_acc')) return (v >= 0 ? '+' : '') + v.toFixed(3);
-  return m.startsWith('win_rate') || m === 'len_mean' || m === 'selection_s' ? v.toFixed(1) : v.toFixed(3);
+  if (m === 'selection_s') return String(Number(v.toPrecision(3)));  // 0.002, 14.5, 312
+  return m.startsWith('win_rate') || m === 'len_mean' ? v.toFixed(1) : v.toFixed(3);
 }
 function link(text, url) {
   // an http(s) URL, or a path of this repository (the page lives in results/); anything else is not linked

@@ -474,7 +474,7 @@ def to_markdown(df) -> str:
             cells += [f"**{d}**" if sig else d, p]
         cells += [f"{_fmt(r['ref_nll'])} ± {_fmt(r['ref_nll_se'])}", _fmt(r["share_revised"])]
         cells += [_fmt(r["optimizer_steps"], ".1f"), _fmt(r["share_truncated_train"], ".2f")]
-        cells += [_fmt(r["cluster_coverage"]), _fmt(r["group"], ".0f"), _fmt(r["selection_s"], ".1f")]
+        cells += [_fmt(r["cluster_coverage"]), _fmt(r["group"], ".0f"), _fmt(r["selection_s"], ".3g")]
         cells += [_fmt(r[c], ".1f") for c in judged]
         body += f"| {method} | " + " | ".join(cells) + " |\n"
     note = "\n" + controls_sentence(report.get("controls")) + "\n\n" + _pool_sentence(mean)

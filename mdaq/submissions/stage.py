@@ -9,7 +9,7 @@ from typing import Any
 
 from mdaq.config import Params
 from mdaq.errors import DataError
-from mdaq.io import atomic_dir, read_samples, write_json
+from mdaq.io import atomic_dir, check_distinct, read_samples, write_json
 from mdaq.names import path_under, submission_method
 from mdaq.submissions.pool import check_current, read_frozen_pool
 from mdaq.submissions.recipe import VERIFIED, check_tier, read_listed_card
@@ -65,6 +65,9 @@ def run_submission_stage(
     if name not in params.submissions:
         raise DataError("params.yaml", f"{name!r} is not one of the profile's submissions", field="submissions")
     folder = path_under(submissions_dir, name)
+    inputs = {"--submissions": folder, "--pools": pools, "--pool-dir": pool_dir, "--features": features, "--ifd": ifd}
+    check_distinct(out, inputs)
+    check_distinct(record_path, inputs, what="--record")
     card = read_listed_card(params, submissions_dir, name)
     pool = read_frozen_pool(path_under(pools, params.profile))
     check_current(pool, params, "params.yaml")
