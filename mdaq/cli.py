@@ -226,14 +226,16 @@ def _profile_use(args: argparse.Namespace) -> int:
     from mdaq.io import atomic_path
     from mdaq.judging import check_backend
     from mdaq.selectors import check_selectors
+    from mdaq.submissions.recipe import plan_reuse
 
     src = _profile_path(args.profiles, args.name)
     params = load_params(src)  # validate before replacing the active params
     check_backend(params.judge.backend, src)
     check_selectors(params.methods, params.selectors, src, params.method_seeds)
+    reused = plan_reuse(params, args.submissions)  # runs a verified submission shares with a built-in method
     with atomic_path(args.params) as tmp:
-        tmp.write_text(render_params(src), encoding="utf-8")
-    print(f"{args.params} <- {src}")
+        tmp.write_text(render_params(src, reused), encoding="utf-8")
+    print(f"{args.params} <- {src}" + (f" ({len(reused)} submission runs reuse a built-in run)" if reused else ""))
     return 0
 
 
@@ -410,6 +412,26 @@ def _submit_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _submit_import(args: argparse.Namespace) -> int:
+    from mdaq.config import load_params
+    from mdaq.submissions.stage import run_submission_stage
+
+    record = run_submission_stage(
+        args.name,
+        load_params(args.params),
+        submissions_dir=args.submissions,
+        pools=args.pools,
+        pool_dir=args.pool_dir,
+        features=args.features,
+        ifd=args.ifd,
+        out=args.out,
+        record_path=args.record,
+        root=args.root,
+    )
+    print(json.dumps({k: record[k] for k in ("method", "tier", "tier_reason", "pool_hash", "reused_runs")}))
+    return 0
+
+
 def _add_submit(sub: argparse._SubParsersAction) -> None:
     """``submit pool|validate|export`` (docs/submitting.md)."""
     sm = sub.add_parser("submit", help="frozen pools and outside submissions").add_subparsers(
@@ -447,6 +469,20 @@ def _add_submit(sub: argparse._SubParsersAction) -> None:
     se.add_argument("--hardware", default=None, help="default: this machine's CPU")
     se.add_argument("--root", default=".", help="the repository (for the code commit and code path)")
     se.set_defaults(fn=_submit_export)
+    si = sm.add_parser(
+        "import", help="the submission stage: validate, decide the tier, write the run's selection files"
+    )
+    si.add_argument("name", help="a submission the active profile lists (submissions/NAME/)")
+    si.add_argument("--params", default="params.yaml")
+    si.add_argument("--submissions", default="submissions")
+    si.add_argument("--pools", default="artifacts/pools", help="frozen pools, one folder per profile")
+    si.add_argument("--pool-dir", default="artifacts/data/pool", help="the prepare stage's pool files")
+    si.add_argument("--features", default="artifacts/features", help="<lang>/ feature folders (regeneration)")
+    si.add_argument("--ifd", default="artifacts/ifd", help="<lang>/ IFD folders (regeneration)")
+    si.add_argument("--out", required=True, help="artifacts/selections/sub.NAME: <lang>/s<seed>.jsonl files")
+    si.add_argument("--record", required=True, help="results/submissions/NAME.json: tier, pool hash, card")
+    si.add_argument("--root", default=".", help="repository a built-in method's code path is relative to")
+    si.set_defaults(fn=_submit_import)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -526,6 +562,7 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("name")
     u.add_argument("--profiles", default="profiles")
     u.add_argument("--params", default="params.yaml")
+    u.add_argument("--submissions", default="submissions", help="the submission folders the profile lists")
     u.set_defaults(fn=_profile_use)
     ck = pr.add_parser("check", help="dry run: every dvc.yaml stage resolves under profiles/NAME.yaml (exit 1 if not)")
     ck.add_argument("name", help="profile name (or a params file path ending in .yaml)")

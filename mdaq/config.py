@@ -16,7 +16,16 @@ import yaml
 
 from mdaq.errors import DataError
 from mdaq.hardware import PRECISION_CHOICES, PRECISIONS  # "auto" resolves per machine (mdaq.hardware)
-from mdaq.names import check_lang, check_name, check_relative, check_unique, path_under
+from mdaq.names import (
+    SUBMISSION_PREFIX,
+    check_lang,
+    check_name,
+    check_relative,
+    check_unique,
+    path_under,
+    submission_method,
+    submission_name,
+)
 
 LANG_HINT = 'language codes must be strings; quote them in YAML ("no" is read as False otherwise)'
 
@@ -212,13 +221,37 @@ class Params:
     judge: JudgeConfig = field(default_factory=JudgeConfig)
     sah: SAHConfig = field(default_factory=SAHConfig)
     compare: CompareConfig = field(default_factory=CompareConfig)
-    # per-method seed lists that replace `seeds`; the default runs its two controls once
-    method_seeds: dict[str, Any] = field(default_factory=lambda: {"oracle_revised": [0], "oracle_raw": [0]})
+    # per-method seed lists that replace `seeds`; the default runs its two controls and its submissions once
+    method_seeds: dict[str, Any] = field(
+        default_factory=lambda: {
+            "oracle_revised": [0],
+            "oracle_raw": [0],
+            "sub.mdaq_das": [0],
+            "sub.longest_first": [0],
+        }
+    )
+    # folders under submissions/ trained and evaluated like the methods (docs/submitting.md): method `sub.<name>`.
+    # Like `methods`, it names content, not a setting: a params file that does not mention it runs none (the default
+    # profile lists the repository's submissions; tests/test_config.py checks both)
+    submissions: tuple[str, ...] = ()
     runs: dict[str, Any] = field(default_factory=dict)  # generated into params.yaml: the (method, lang, seed) grid
+    selects: dict[str, Any] = field(default_factory=dict)  # generated: the runs whose selection a selector makes
+    # generated: submission runs whose results are a built-in run's (same ids, same recipe), run key -> run key
+    reused_runs: dict[str, Any] = field(default_factory=dict)
 
     def seeds_of(self, method: str) -> tuple[int, ...]:
         """The replicate seeds of ``method``: ``method_seeds[method]`` when given, else ``seeds``."""
         return tuple(self.method_seeds.get(method, self.seeds))
+
+    @property
+    def submission_methods(self) -> tuple[str, ...]:
+        """The method names of :attr:`submissions` in the run grid and on the board (``sub.<name>``)."""
+        return tuple(submission_method(name) for name in self.submissions)
+
+    @property
+    def board_methods(self) -> tuple[str, ...]:
+        """Every trained row of the leaderboard: the methods, then the submissions."""
+        return (*self.methods, *self.submission_methods)
 
 
 def _check(value: Any, tp: Any, where: str, path: str) -> Any:
@@ -277,6 +310,7 @@ def _build(cls: type, data: dict[str, Any], prefix: str, path: str) -> Any:
 
 
 EXTENDS = "extends"  # a profile key: the profile (same folder) this one overrides
+NOT_INHERITED = "submissions"  # a card names one profile, so a profile that extends another never runs its submissions
 QUOTA_MODES = ("equal", "proportional", "temperature")  # select.pooled_quota (mdaq.selectors.budgets)
 
 
@@ -353,7 +387,12 @@ def _check_names(params: Params, path: str) -> None:
     for key in ("methods", "sah.methods", "compare.against"):
         for i, name in enumerate(_dotted(params, key)):
             check_name(name, path, field=f"{key}[{i}]", what="method name")
-    for key in ("languages", "methods", "qsm.unseen_langs", "sah.methods", "compare.against"):
+            if name.startswith(SUBMISSION_PREFIX):
+                msg = f"the prefix {SUBMISSION_PREFIX!r} of {name!r} is reserved for submissions (see `submissions`)"
+                raise DataError(path, msg, field=f"{key}[{i}]")
+    for i, name in enumerate(params.submissions):
+        check_name(name, path, field=f"submissions[{i}]", what="submission name")
+    for key in ("languages", "methods", "qsm.unseen_langs", "sah.methods", "compare.against", "submissions"):
         check_unique(_dotted(params, key), path, key)
     for key in ("languages", "methods"):
         if not _dotted(params, key):
@@ -409,9 +448,9 @@ def params_from_dict(data: dict[str, Any], path: str = "<params>") -> Params:
         raise DataError(path, "alpha must be in (0, 1) and n_boot >= 100", field="compare")
     for method, seeds in params.method_seeds.items():
         where = f"method_seeds.{method}"
-        if method not in params.methods:
-            continue  # an entry for a method this profile does not run (the default's controls); its name is
-            # checked against the registry where a profile is adopted (mdaq.selectors.check_selectors)
+        if method not in params.board_methods:
+            continue  # an entry for a method or submission this profile does not run (the default's controls); its
+            # name is checked against the registry where a profile is adopted (mdaq.selectors.check_selectors)
         if not isinstance(seeds, list | tuple) or not seeds or not all(type(x) is int and x >= 0 for x in seeds):
             raise DataError(path, f"{seeds!r} must be a non-empty list of non-negative integers", field=where)
         if len(set(seeds)) != len(seeds) or params.seeds[0] not in seeds:
@@ -421,12 +460,17 @@ def params_from_dict(data: dict[str, Any], path: str = "<params>") -> Params:
                 "judged and described)",
                 field=where,
             )
+    _check_reused_runs(params, path)
     if params.runs and params.runs != run_grid(params):
         raise DataError(
             path,
-            "out of date with methods, languages, seeds and method_seeds: regenerate it with "
+            "out of date with methods, submissions, languages, seeds and method_seeds: regenerate it with "
             f"`python -m mdaq profile use {params.profile}`",
             field="runs",
+        )
+    if params.selects and params.selects != select_grid(params):
+        raise DataError(
+            path, f"out of date with runs: regenerate it with `python -m mdaq profile use {params.profile}`", "selects"
         )
     for method in params.methods:
         if method not in params.selectors:
@@ -434,23 +478,53 @@ def params_from_dict(data: dict[str, Any], path: str = "<params>") -> Params:
     return params
 
 
-def run_grid(params: Params) -> dict[str, dict[str, Any]]:
-    """The (method, language, seed) runs of a profile, keyed ``<method>-<lang>-<seed>`` (the name DVC gives a
-    ``method x lang x seed`` matrix entry): every method with its :meth:`Params.seeds_of`. ``dvc.yaml``'s ``select``
-    and ``run`` stages loop over it (``foreach: ${runs}``); :func:`render_params` writes it into ``params.yaml``."""
+def _check_reused_runs(params: Params, path: str) -> None:
+    """``reused_runs`` (generated): each key a run of a submission, each value the built-in run of the same language
+    and seed whose results it takes."""
+    full = _full_grid(params)
+    for key, source in params.reused_runs.items():
+        where = f"reused_runs.{key}"
+        entry, origin = full.get(key), full.get(source) if isinstance(source, str) else None
+        if entry is None or submission_name(entry["method"]) is None:
+            raise DataError(path, "not a run of one of the profile's submissions", field=where)
+        if origin is None or submission_name(origin["method"]) is not None:
+            raise DataError(path, f"{source!r:.60} is not a run of one of the profile's methods", field=where)
+        if (origin["lang"], origin["seed"]) != (entry["lang"], entry["seed"]):
+            raise DataError(path, f"{source!r} is a run of another language or seed", field=where)
+
+
+def _full_grid(params: Params) -> dict[str, dict[str, Any]]:
     return {
         f"{m}-{lang}-{seed}": {"method": m, "lang": lang, "seed": seed}
-        for m in params.methods
+        for m in params.board_methods
         for lang in params.languages
         for seed in params.seeds_of(m)
     }
 
 
+def run_grid(params: Params) -> dict[str, dict[str, Any]]:
+    """The (method, language, seed) runs of a profile, keyed ``<method>-<lang>-<seed>`` (the name DVC gives a
+    ``method x lang x seed`` matrix entry): every method, then every submission (``sub.<name>``), each with its
+    :meth:`Params.seeds_of`, less the submission runs of ``reused_runs`` (their results are a built-in run's).
+    ``dvc.yaml``'s ``run`` stage loops over it (``foreach: ${runs}``), the ``select`` stage over its built-in part
+    (:func:`select_grid`); :func:`render_params` writes both into ``params.yaml``."""
+    return {key: run for key, run in _full_grid(params).items() if key not in params.reused_runs}
+
+
+def select_grid(params: Params) -> dict[str, dict[str, Any]]:
+    """The runs of :func:`run_grid` whose selection a registered selector makes (the ``select`` stage's loop); a
+    submission's selection files are written by its ``submission`` stage instead."""
+    return {key: run for key, run in run_grid(params).items() if submission_name(run["method"]) is None}
+
+
 RUNS_HEADER = (
-    "# GENERATED by `python -m mdaq profile use` from methods, languages, seeds and method_seeds\n"
-    "# (mdaq.config.run_grid): one (method, language, seed) run per entry; dvc.yaml's select and run stages loop\n"
-    "# over it. Do not edit.\n"
+    "# GENERATED by `python -m mdaq profile use` from methods, submissions, languages, seeds, method_seeds and\n"
+    "# the submissions' method cards (mdaq.config.run_grid, mdaq.submissions.recipe.plan_reuse): one (method,\n"
+    "# language, seed) run per entry. dvc.yaml's run stage loops over `runs`, its select stage over `selects`; a\n"
+    "# submission run in `reused_runs` takes the results of the built-in run it names (same ids, same recipe).\n"
+    "# Do not edit.\n"
 )
+GENERATED = ("runs", "selects", "reused_runs")  # keys of params.yaml that `mdaq profile use` writes
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -497,7 +571,8 @@ def _read_yaml_mapping(path: Path) -> dict[str, Any]:
 
 def load_profile(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     """A profile as one mapping: ``extends: NAME`` (a profile in the same folder) is loaded first and this file's
-    keys are merged on top (:func:`_merge`), so a profile holds only what differs from the one it extends.
+    keys are merged on top (:func:`_merge`), so a profile holds only what differs from the one it extends. Only
+    ``submissions`` is not inherited: a method card names the one profile whose frozen pool it selected from.
 
     Raises
     ------
@@ -514,25 +589,37 @@ def load_profile(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, An
         raise DataError(path, f"profiles extend each other in a cycle through {parent_path.name}", field=EXTENDS)
     if not parent_path.is_file():
         raise DataError(path, f"extends {parent!r}, but there is no {parent_path}", field=EXTENDS)
-    return _merge(load_profile(parent_path, (*_seen, path.resolve())), data)
+    inherited = load_profile(parent_path, (*_seen, path.resolve()))
+    inherited.pop(NOT_INHERITED, None)
+    return _merge(inherited, data)
 
 
-def render_params(profile: str | Path) -> str:
+def render_params(profile: str | Path, reused_runs: dict[str, str] | None = None) -> str:
     """The text of ``params.yaml`` for ``profile``: a byte copy of a profile that extends none (its comments are
     the documentation of every default), else the merged mapping under a header that names both files; then the
-    generated ``runs`` grid (:func:`run_grid`)."""
+    generated ``runs`` and ``selects`` grids (:func:`run_grid`, :func:`select_grid`) and ``reused_runs`` (the
+    submission runs that take a built-in run's results: :func:`mdaq.submissions.recipe.plan_reuse`, which reads the
+    method cards, computes them; ``mdaq profile use`` passes them)."""
     profile = Path(profile)
     text = profile.read_text(encoding="utf-8")
     data = _read_yaml_mapping(profile)
-    if "runs" in data:
-        raise DataError(
-            profile, "`runs` is generated into params.yaml; a profile sets seeds and method_seeds", field="runs"
-        )
-    merged = load_profile(profile)
-    runs = {"runs": run_grid(params_from_dict(merged, str(profile)))}
-    grid = RUNS_HEADER + yaml.safe_dump(runs, sort_keys=False, allow_unicode=True, default_flow_style=None, width=119)
+    for key in GENERATED:
+        if key in data:
+            raise DataError(
+                profile, f"`{key}` is generated into params.yaml; a profile sets seeds and method_seeds", field=key
+            )
+    merged = {**load_profile(profile)}
+    merged.setdefault("submissions", [])  # dvc.yaml's submission stage loops over it: always in params.yaml
+    params = params_from_dict({**merged, "reused_runs": dict(reused_runs or {})}, str(profile))
+    generated = {"runs": run_grid(params), "selects": select_grid(params), "reused_runs": params.reused_runs}
+    grid = RUNS_HEADER + yaml.safe_dump(
+        generated, sort_keys=False, allow_unicode=True, default_flow_style=None, width=119
+    )
     if EXTENDS not in data:
-        return text.rstrip("\n") + "\n\n" + grid
+        listed = (
+            "" if "submissions" in data else "submissions: []  # none (dvc.yaml's submission stage loops over it)\n"
+        )
+        return text.rstrip("\n") + "\n\n" + listed + grid
     header = (
         f"# GENERATED by `python -m mdaq profile use {profile.stem}`: profiles/{data[EXTENDS]}.yaml (every default,"
         f" commented)\n# with profiles/{profile.name} on top. Edit those files, not this one; dvc reads this one.\n"

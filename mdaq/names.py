@@ -9,7 +9,18 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from mdaq.errors import DataError
 
-__all__ = ["ISO_639_1", "is_lang_code", "check_lang", "check_name", "check_relative", "check_unique", "path_under"]
+__all__ = [
+    "ISO_639_1",
+    "SUBMISSION_PREFIX",
+    "is_lang_code",
+    "check_lang",
+    "check_name",
+    "check_relative",
+    "check_unique",
+    "path_under",
+    "submission_method",
+    "submission_name",
+]
 
 #: The ISO 639-1 two-letter language codes (including the deprecated ``bh``); every MIDB language is one.
 ISO_639_1: frozenset[str] = frozenset(
@@ -30,6 +41,22 @@ _SPECIAL = frozenset({"und"})
 
 #: A name that becomes one path component: letters, digits, ``.``, ``_``, ``-``; starting with a letter or digit.
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+#: The method name of submission ``NAME`` in the run grid, its paths and the leaderboard: ``sub.NAME``. Registered
+#: method names are Python module names, which never hold a ``.``, so the two cannot collide.
+SUBMISSION_PREFIX = "sub."
+
+
+def submission_method(name: str) -> str:
+    """The method name of the submission in ``submissions/<name>/`` (``sub.<name>``)."""
+    return SUBMISSION_PREFIX + name
+
+
+def submission_name(method: str) -> str | None:
+    """The submission's folder name when ``method`` is a submission's method name (:func:`submission_method`),
+    else None."""
+    return method[len(SUBMISSION_PREFIX) :] if method.startswith(SUBMISSION_PREFIX) else None
 
 
 def is_lang_code(code: object) -> bool:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from mdaq.config import Params, section_sha
+from mdaq.names import submission_name
 
 BASE = "base"  # the leaderboard row of the un-tuned base model (no selection, no training)
 # settings inside a run's sections that no run reads: the QSM evaluation's own cap on held-out pairs. They are left
@@ -22,6 +23,8 @@ def run_sections(method: str) -> tuple[str, ...]:
     adding a seed to ``seeds`` leaves the other runs current)."""
     if method == BASE:
         return ("seed", "base_model", "prepare", "evaluate")
+    if submission_name(method) is not None:  # its selection is a submitted file, not a selector's parameters
+        return ("seed", "base_model", "prepare", "select", "train", "evaluate")
     return ("seed", "base_model", "prepare", "select", f"selectors.{method}", "train", "evaluate")
 
 

@@ -50,7 +50,10 @@ def test_the_three_documented_edits_add_a_method(tmp_path):
     repo = tmp_path / "repo"
     tracked = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True).stdout
     for rel in tracked.splitlines():
-        if rel.split("/")[0] in ("mdaq", "tests", "profiles", "docs") or rel in ("pyproject.toml", "params.yaml"):
+        if rel.split("/")[0] in ("mdaq", "tests", "profiles", "docs", "submissions") or rel in (
+            "pyproject.toml",
+            "params.yaml",
+        ):
             (repo / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO / rel, repo / rel)
     (code,) = _doc_blocks("python")

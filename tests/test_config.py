@@ -9,7 +9,8 @@ import yaml
 
 from mdaq import SELECTORS, DataError, load_params
 from mdaq.cli import main
-from mdaq.config import Params, render_params, run_grid, section_sha
+from mdaq.config import Params, render_params, run_grid, section_sha, select_grid
+from mdaq.submissions.recipe import plan_reuse
 
 from .conftest import REPO
 
@@ -72,11 +73,11 @@ def test_repo_profiles_are_valid_and_params_is_generated_from_one():
     profiles = {p.stem: load_params(p) for p in (REPO / "profiles").glob("*.yaml")}
     assert {"smoke", "default"} <= set(profiles)
     params = load_params(REPO / "params.yaml")
-    assert params.runs == run_grid(params)  # the generated grid, current
-    assert dataclasses.replace(params, runs={}) in profiles.values()
-    # params.yaml is exactly what `mdaq profile use <its profile>` writes
+    assert params.runs == run_grid(params) and params.selects == select_grid(params)  # the generated grids, current
+    assert dataclasses.replace(params, runs={}, selects={}, reused_runs={}) in profiles.values()
+    # params.yaml is exactly what `mdaq profile use <its profile>` writes (the reuse plan reads the method cards)
     assert (REPO / "params.yaml").read_text(encoding="utf-8") == render_params(
-        REPO / "profiles" / f"{params.profile}.yaml"
+        REPO / "profiles" / f"{params.profile}.yaml", plan_reuse(params, REPO / "submissions")
     )
 
 
@@ -99,8 +100,8 @@ def test_one_place_for_defaults_the_default_profile():
         if f.default_factory is dataclasses.MISSING:
             continue  # profile, seed, languages, methods, base_model: no default, every profile sets them
         default = f.default_factory()
-        if f.name == "runs":
-            assert "runs" not in base  # generated into params.yaml, never in a profile
+        if f.name in ("runs", "selects", "reused_runs"):
+            assert f.name not in base  # generated into params.yaml, never in a profile
             continue
         if f.name == "selectors":
             for name in SELECTORS.names():
@@ -109,6 +110,9 @@ def test_one_place_for_defaults_the_default_profile():
                 assert base["selectors"].get(name) == init, f"selectors.{name} in profiles/default.yaml"
             continue
         assert base[f.name] == _plain(default), f"section {f.name}: profiles/default.yaml vs mdaq/config.py"
+    # like `methods`, `submissions` names content, not a setting: a params file without it runs none, and the
+    # default profile lists the repository's submissions (tests/test_repo_submissions.py: every folder, once)
+    assert Params.__dataclass_fields__["submissions"].default == () and base["submissions"]
     for path in sorted((REPO / "profiles").glob("*.yaml")):
         if path.stem == "default":
             continue

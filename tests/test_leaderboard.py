@@ -79,6 +79,8 @@ def test_rows_mean_sorting_paired_columns_and_files(tmp_path, params):
         "ci_high",
         "n",
         "status",
+        "tier",
+        "pool_hash",
         "params_sha",
         "git_sha",
         "judge_id",
@@ -91,7 +93,7 @@ def test_rows_mean_sorting_paired_columns_and_files(tmp_path, params):
     assert not long["metric"].str.startswith("win_rate").any()  # no judge: no win-rate rows, not NaN rows
     assert set(long["metric"]) >= {"expert_pref_acc", "ref_nll", "margin", "share_revised"}
     md = (tmp_path / "out" / "leaderboard.md").read_text()
-    assert "| full | reference | 0.800 | 0.800 | 0.800 ± 0.045 | 0.000 |" in md
+    assert "| full | reference | builtin | 0.800 | 0.800 | 0.800 ± 0.045 | 0.000 |" in md
     assert "**-0.200 [" in md and "No controls on this board" in md
     comparisons = pd.read_csv(tmp_path / "out" / "comparisons.csv")
     assert set(comparisons["against"]) == {"full", "random"} and set(comparisons["scope"]) == {"all", "fr", "ja"}
@@ -187,7 +189,9 @@ def test_intrinsic_metrics_join_the_rows(tmp_path, params):
     assert rows.loc["all", "len_mean"] == pytest.approx(200.0) and math.isnan(rows.loc["fr", "mean_quality"])
     write_leaderboard(df, tmp_path / "out")
     md = (tmp_path / "out" / "leaderboard.md").read_text()
-    assert "| random | method | 0.500 | 0.700 | 0.600 ± 0.055 |" in md and "| 0.500 | – | – | 0.500 | 1 |" in md
+    assert (
+        "| random | method | builtin | 0.500 | 0.700 | 0.600 ± 0.055 |" in md and "| 0.500 | – | – | 0.500 | 1 |" in md
+    )
 
 
 def test_generation_summary_joins_the_rows(tmp_path, params):

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from mdaq import SELECTORS, load_params
-from mdaq.config import run_grid
+from mdaq.config import run_grid, select_grid
 
 from .conftest import REPO
 
@@ -74,10 +74,16 @@ def test_methods_registered_and_params_valid():
 
 def test_matrix_and_param_sections_exist():
     for name, stage in DVC["stages"].items():
-        if "foreach" in stage:  # the generated (method, language, seed) grid of params.yaml
-            assert stage["foreach"] == "${runs}" and set(PARAMS["runs"]) == set(
-                run_grid(load_params(REPO / "params.yaml"))
-            )
+        if "foreach" in stage:  # the generated (method, language, seed) grids of params.yaml, or the submissions
+            params = load_params(REPO / "params.yaml")
+            grids = {
+                "${runs}": (PARAMS["runs"], run_grid(params)),
+                "${selects}": (PARAMS["selects"], select_grid(params)),
+                "${submissions}": (PARAMS["submissions"], params.submissions),
+            }
+            assert stage["foreach"] in grids, name
+            written, expected = grids[stage["foreach"]]
+            assert list(written) == list(expected), name
         stage = stage.get("do", stage)
         for p in stage.get("params", []):
             top = p.split(".")[0]

@@ -137,7 +137,7 @@ def test_judge_endpoint_and_a_new_method_reach_the_leaderboard(smoke_repo):
     docs/adding-a-method.md says (one file, one import line, its params) joins every table with one `dvc repro`."""
     import re
 
-    from mdaq.config import params_from_dict, run_grid
+    from mdaq.config import params_from_dict, run_grid, select_grid
     from tests.judge_stub import StubServer
 
     dst, env = smoke_repo
@@ -176,7 +176,8 @@ def test_judge_endpoint_and_a_new_method_reach_the_leaderboard(smoke_repo):
         (selectors / "__init__.py").write_text(init.replace("    score_first,", "    score_first,\n    shortest,"))
         params["methods"].append("shortest")
         params["selectors"]["shortest"] = {}
-        params["runs"] = run_grid(params_from_dict({**params, "runs": {}}))  # what `mdaq profile use` regenerates
+        fresh = params_from_dict({**params, "runs": {}, "selects": {}})  # what `mdaq profile use` regenerates
+        params["runs"], params["selects"] = run_grid(fresh), select_grid(fresh)
         params_path.write_text(yaml.safe_dump(params, sort_keys=False))
         out = _sh(["dvc", "repro"], dst, env)
         assert "select@shortest-fr-0" in out and "run@shortest-ja-0" in out

@@ -11,9 +11,10 @@ import pytest
 import yaml
 
 from mdaq.cli import main
-from mdaq.config import load_profile, params_from_dict, run_grid
+from mdaq.config import load_profile, params_from_dict, run_grid, select_grid
 from mdaq.errors import MissingAssetError
 from mdaq.pipeline.dryrun import dry_run
+from mdaq.submissions.recipe import plan_reuse
 
 REPO = Path(__file__).resolve().parents[1]
 PROFILES = sorted((REPO / "profiles").glob("*.yaml"))
@@ -30,9 +31,12 @@ def test_every_profile_resolves_every_stage(profile):
     report = _dry_run(profile)
     assert report["problems"] == []
     params = load_profile(profile)
-    n_cells = len(run_grid(params_from_dict(params)))  # method x language x each method's seeds
-    for stage in ("select", "run"):
-        assert report["stages"][stage] == n_cells, stage
+    plain = params_from_dict(params)
+    # method x language x each method's seeds, submissions included, less the runs a verified submission reuses
+    planned = params_from_dict({**params, "reused_runs": plan_reuse(plain, REPO / "submissions")})
+    assert report["stages"]["run"] == len(run_grid(planned))
+    assert report["stages"]["select"] == len(select_grid(planned))
+    assert report["stages"].get("submission", 0) == len(plain.submissions)
     assert report["stages"]["features"] == report["stages"]["run_base"] == len(params["languages"])
 
 

@@ -67,6 +67,11 @@ def write_pool_dir(folder: Path, tag: str = "") -> Path:
 @pytest.fixture
 def env(tmp_path) -> Env:
     """A profile ``tiny`` (budget 3, proportional pooled quotas), its prepared pools and its frozen pool."""
+    return make_env(tmp_path)
+
+
+def make_env(tmp_path: Path) -> Env:
+    """The :func:`env` fixture's profile, prepared pools and frozen pool under ``tmp_path``."""
     (tmp_path / "profiles").mkdir()
     shutil.copy(REPO / "profiles" / "default.yaml", tmp_path / "profiles" / "default.yaml")
     (tmp_path / "profiles" / "tiny.yaml").write_text(TINY_PROFILE, encoding="utf-8")

@@ -154,10 +154,13 @@ def split_language(
     return rows, +dropped
 
 
-def prepare(midb_root: str | Path, out_dir: str | Path, cfg: PrepareConfig, seed: int) -> dict[str, Any]:
-    """Write ``<out_dir>/{qsm_train,pool,heldout,qsm_heldout}/<lang>.jsonl`` for every MIDB language, plus
-    ``report.json``. ``qsm_heldout`` holds the QSM evaluation's pairs from the same held-out block, capped by
-    ``cfg.qsm_eval_max`` and nested with ``heldout`` (:func:`qsm_eval_positions`).
+def prepare(
+    midb_root: str | Path, out_dir: str | Path, cfg: PrepareConfig, seed: int, langs: Sequence[str] | None = None
+) -> dict[str, Any]:
+    """Write ``<out_dir>/{qsm_train,pool,heldout,qsm_heldout}/<lang>.jsonl`` for every MIDB language (or only
+    ``langs``: each language is split on its own, so its files do not depend on the others), plus ``report.json``.
+    ``qsm_heldout`` holds the QSM evaluation's pairs from the same held-out block, capped by ``cfg.qsm_eval_max`` and
+    nested with ``heldout`` (:func:`qsm_eval_positions`).
 
     Returns
     -------
@@ -166,7 +169,7 @@ def prepare(midb_root: str | Path, out_dir: str | Path, cfg: PrepareConfig, seed
     """
     out_dir = Path(out_dir)
     report: dict[str, Any] = {"bounds": split_bounds(cfg), "languages": {}}
-    for lang in available_langs(midb_root):
+    for lang in available_langs(midb_root) if langs is None else sorted(langs):
         path = midb_path(midb_root, "MIDB_train", lang)
         pairs = load_pairs(path, lang)
         rows, dropped = split_language(pairs, cfg, seed, f"MIDB_train/{path.name}")

@@ -92,8 +92,13 @@ def run_metrics(
     and the per-item records beside it (``items.csv``, :func:`mdaq.evaluation.heldout.write_items`).
 
     ``adapter_dir`` and ``selection_path`` ``None``: the un-tuned base model (method ``base``, nothing selected).
+    A submission's method (``sub.<name>``, :func:`mdaq.names.submission_method`) has no selector: its role is
+    ``method`` and its selector fields are empty. ``pool_sha256`` is the sha256 of the language's frozen pool file
+    (:func:`mdaq.data.frozen.frozen_sha256`), so the leaderboard can refuse a run made on another pool.
     """
+    from mdaq.data.frozen import frozen_sha256
     from mdaq.io import read_samples, write_items, write_json
+    from mdaq.names import submission_name
     from mdaq.provenance import provenance
     from mdaq.selectors import SELECTORS, read_selection
 
@@ -104,8 +109,11 @@ def run_metrics(
     else:
         by_id = {s.id: s for s in read_samples(pool_path)}
         selected = [by_id[i] for i in read_selection(selection_path)]
-        cls = SELECTORS.get(method)
-        selector = {"selector_params": params.selectors[method], "selector_version": cls.version, "role": cls.role}
+        if submission_name(method) is not None:
+            selector = {"selector_params": {}, "selector_version": "", "role": "method"}
+        else:
+            cls = SELECTORS.get(method)
+            selector = {"selector_params": params.selectors[method], "selector_version": cls.version, "role": cls.role}
     metrics.update(
         method=method,
         lang=lang,
@@ -115,6 +123,7 @@ def run_metrics(
         share_revised=share_revised(selected),
         **selector,
         base_model=Path(base_model).name,
+        pool_sha256=frozen_sha256(pool_path, lang),
         **provenance(params, method),
     )
     write_items(Path(out_path).with_name("items.csv"), items)

@@ -59,11 +59,13 @@ def _profile_problems(params: Any, root: Path, profile: Path) -> list[str]:
         problems.append(f"judge.prompt: no prompt mdaq/judging/prompts/{params.judge.prompt}.txt")
     if params.judge.backend != "none" and params.judge.reference not in params.methods:
         problems.append(f"judge.reference: {params.judge.reference!r} is not one of the profile's methods")
+    from mdaq.names import submission_name
+
     problems += [f"methods: {m!r} is not registered" for m in params.methods if m not in SELECTORS]
     problems += [
         f"method_seeds.{m}: no selector is registered under this name"
         for m in params.method_seeds
-        if m not in SELECTORS
+        if m not in SELECTORS and submission_name(m) is None  # sub.<name>: a submission's seeds
     ]
     return problems + _selector_problems(params, profile) + _language_problems(params)
 
@@ -108,20 +110,22 @@ def dry_run(profile: str | Path, root: str | Path = ".") -> dict[str, Any]:
     """
     from dvc.repo import Repo
 
-    from mdaq.config import load_params, load_profile, render_params
+    from mdaq.config import load_params, render_params
+    from mdaq.submissions.recipe import plan_reuse
 
     profile, root = Path(profile), Path(root)
     from mdaq.judging import check_backend
 
     params = load_params(profile)  # strict: unknown keys and wrong types fail here, naming the key
     check_backend(params.judge.backend, profile)
-    raw = load_profile(profile)  # `extends` resolved: what params.yaml would hold
+    rendered = render_params(profile, plan_reuse(params, root / "submissions"))  # as `mdaq profile use` writes it
+    raw = yaml.safe_load(rendered)  # `extends` resolved and the grids generated: what params.yaml would hold
     data_outs = set()
     for dvc_file in (p for p in root.glob("*.dvc") if p.is_file()):
         data_outs |= {o["path"] for o in (yaml.safe_load(dvc_file.read_text(encoding="utf-8")) or {}).get("outs", [])}
     with tempfile.TemporaryDirectory(prefix="mdaq-dry-") as tmp:
         shutil.copyfile(root / "dvc.yaml", Path(tmp) / "dvc.yaml")
-        (Path(tmp) / "params.yaml").write_text(render_params(profile), encoding="utf-8")
+        (Path(tmp) / "params.yaml").write_text(rendered, encoding="utf-8")
         dvc_log = logging.getLogger("dvc")
         level = dvc_log.level
         dvc_log.setLevel(logging.WARNING)

@@ -23,6 +23,7 @@ COLUMNS = [
     "method",
     "lang",
     "role",
+    "tier",
     "expert_pref_acc",
     "expert_pref_acc_se",
     "acc_seed_sd",
@@ -44,11 +45,16 @@ COLUMNS = [
     "status",
     "selector_version",
     "base_model",
+    "pool_hash",
     "params_sha",
     "git_sha",
     "date",
+    "selection_s",
+    "paper",
+    "code",
     *JUDGE_STATS,
 ]
+ROW_INFO = ("tier", "pool_hash", "selection_s", "paper", "code")  # per method, the same in every language row
 COMPARE = ("d_acc", "d_acc_lo", "d_acc_hi", "p_acc_holm", "d_margin", "d_margin_lo", "d_margin_hi", "p_margin_holm")
 ROLE_ORDER = {"base": 0, "reference": 1, "method": 2, "control": 3}
 CONTROLS = ("oracle_revised", "oracle_raw")  # positive, negative
@@ -70,6 +76,8 @@ LONG_COLUMNS = [
     "ci_high",
     "n",
     "status",
+    "tier",
+    "pool_hash",
     "params_sha",
     "git_sha",
     "judge_id",
@@ -135,6 +143,7 @@ def _mean_row(method: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
         vals = {str(r[key]) for r in rows}
         out[key] = vals.pop() if len(vals) == 1 else "mixed"
     out["date"] = max(str(r["date"]) for r in rows)
+    out.update({key: rows[0][key] for key in ROW_INFO})
     return out
 
 
@@ -143,10 +152,12 @@ def load_runs(
     methods: Sequence[str],
     langs: Sequence[str],
     seeds: Sequence[int] | Mapping[str, Sequence[int]],
+    sources: Mapping[tuple[str, str, int], str] | None = None,
 ) -> dict[str, dict[str, list[tuple[int, dict[str, Any], Any]]]]:
     """Every run's ``metrics.json`` and per-item records: ``{method: {lang: [(seed, metrics, items), ...]}}`` from
     ``runs_dir/<method>/<lang>/s<seed>/``; ``seeds`` for every method, or per method (``Params.seeds_of``); the
-    ``base`` row has one run, ``s0``.
+    ``base`` row has one run, ``s0``. ``sources`` maps a (method, lang, seed) to the method whose run of that language
+    and seed it is (a submission run that reuses a built-in run: ``params.reused_runs``).
 
     Raises
     ------
@@ -158,7 +169,8 @@ def load_runs(
         for lang in langs:
             own = seeds.get(method, ()) if isinstance(seeds, Mapping) else seeds
             for seed in (0,) if method == BASE else own:
-                run = path_under(runs_dir, method, lang, f"s{seed}")
+                source = (sources or {}).get((method, lang, seed), method)
+                run = path_under(runs_dir, source, lang, f"s{seed}")
                 if not (run / "metrics.json").is_file():
                     raise FileNotFoundError(f"{run}: no metrics for {method}/{lang}/seed {seed}; run `dvc repro`")
                 items = read_items(run / "items.csv")
@@ -184,12 +196,13 @@ def seed_averaged_records(runs: dict[str, dict[str, list[tuple[int, dict[str, An
     return out
 
 
-def _training_fields(folder: Path, seeds: Sequence[int]) -> dict[str, float]:
+def _training_fields(
+    runs_dir: str | Path, method: str, lang: str, seeds: Sequence[int], sources: Mapping[tuple[str, str, int], str]
+) -> dict[str, float]:
     """Optimizer steps and the share of training samples whose response was cut at ``train.max_seq_len``, means
-    over the seeds' ``train.json`` (NaN for the base row, which is not trained)."""
-    records = [
-        read_json(folder / f"s{s}" / "train.json") for s in seeds if (folder / f"s{s}" / "train.json").is_file()
-    ]
+    over the seeds' ``train.json`` (NaN for the base row, which is not trained); a reused run's are its source's."""
+    paths = [path_under(runs_dir, sources.get((method, lang, s), method), lang, f"s{s}", "train.json") for s in seeds]
+    records = [read_json(p) for p in paths if p.is_file()]
     if not records:
         return dict.fromkeys(TRAINING, float("nan"))
     return {
@@ -260,9 +273,12 @@ def build_leaderboard(
     *,
     seeds: Sequence[int] | None = None,
     with_base: bool = True,
+    pool: Mapping[str, Any] | None = None,
+    submissions: Mapping[str, Mapping[str, Any]] | None = None,
+    links: Mapping[str, Mapping[str, str]] | None = None,
 ):
     """One row per (method, lang) plus a ``lang = all`` row per method (all items of all languages), with the
-    ``base`` row of the un-tuned model first when ``with_base``.
+    ``base`` row of the un-tuned model first when ``with_base``, and one row per submission after the methods.
 
     Accuracy, NLL and margin come from the per-item records (``items.csv``) averaged over the ``seeds`` (default: each
     method's own, ``params.seeds_of``); ``acc_seed_sd`` is the spread of the per-seed accuracies. The paired
@@ -276,16 +292,32 @@ def build_leaderboard(
     win rates :data:`JUDGE` against ``judge.reference``; a ``generation.json`` beside the first seed's
     ``metrics.json`` adds :data:`GENERATION`.
 
+    One recipe for everyone (``docs/submitting.md``): ``submissions`` (the ``submission`` stage's records keyed by
+    ``sub.<name>``, :func:`mdaq.reporting.tiers.read_submission_records`) join the board with the same seeds, paired
+    comparisons and controls; a run of ``params.reused_runs`` is read from the built-in run it names. ``pool`` (the
+    frozen pool's manifest) is the pool every row must have been trained on: each run's ``pool_sha256`` is checked
+    against it and its hash fills ``pool_hash``. ``links`` gives the ``paper`` / ``code`` of built-in rows
+    (:func:`mdaq.reporting.tiers.builtin_links`); ``tier`` is ``builtin``, ``verified`` or ``community``.
+
     Raises
     ------
     FileNotFoundError
         A (method, lang, seed) of the current params has no run (run ``dvc repro``).
+    DataError
+        A run or submission made on another pool than ``pool``.
     """
     import pandas as pd
 
-    board = [BASE, *methods] if with_base else list(methods)
-    per_method = {m: list(params.seeds_of(m) if seeds is None else seeds) for m in methods}
-    runs = load_runs(runs_dir, board, langs, per_method)
+    from mdaq.reporting.tiers import check_pool, reuse_sources, row_info
+
+    submissions = dict(submissions or {})
+    board = [BASE, *methods, *submissions] if with_base else [*methods, *submissions]
+    per_method = {m: list(params.seeds_of(m) if seeds is None else seeds) for m in [*methods, *submissions]}
+    sources = reuse_sources(params, submissions) if submissions else {}
+    runs = load_runs(runs_dir, board, langs, per_method, sources)
+    if pool is not None:
+        check_pool(runs, pool, runs_dir)
+    info = {m: row_info(m, submissions, pool, links or {}) for m in board}
     records = seed_averaged_records(runs)
     roles = {m: str(runs[m][langs[0]][0][1].get("role", "base" if m == BASE else "method")) for m in board}
     report = paired_report(records, roles, params)
@@ -300,7 +332,8 @@ def build_leaderboard(
         for lang in langs:
             seed_runs = runs[method][lang]
             metrics = dict(seed_runs[0][1])
-            verdict = path_under(judge_dir, method, lang, "judge.json") if judge_dir else None
+            folder = path_under(runs_dir, sources.get((method, lang, seed_runs[0][0]), method), lang)
+            verdict = path_under(judge_dir, folder.parent.name, lang, "judge.json") if judge_dir else None
             judged = read_json(verdict) if verdict is not None and verdict.is_file() else {}
             if judged.get("status") == "ok" and _from_test_double(judged):
                 metrics["invalid_reason"] = f"judged by a test double ({judged.get('judge_id')}): not a win rate"
@@ -311,7 +344,7 @@ def build_leaderboard(
                     metrics[f"win_rate_{b}"] = st.get("win_rate")
                     pairs = (("se", "standard_error"), ("ci_low", "ci_low"), ("ci_high", "ci_high"), ("n", "n_total"))
                     metrics.update({f"win_rate_{b}_{k}": st.get(src) for k, src in pairs})
-            row = _row(metrics, params)
+            row = {**_row(metrics, params), "method": method, **info[method]}
             if any(_row(m, params)["status"] == "stale" for _, m, _ in seed_runs[1:]):
                 row["status"] = "stale"
             items = records[method][records[method]["lang"] == lang]
@@ -319,10 +352,10 @@ def build_leaderboard(
             row.update(role=roles[method], group=group_of.get(method, float("nan")))
             row["n_selected"] = float(np.mean([m.get("n_selected", 0) for _, m, _ in seed_runs]))
             row["share_revised"] = float(np.mean([_num(m.get("share_revised")) for _, m, _ in seed_runs]))
-            row.update(_training_fields(path_under(runs_dir, method, lang), [s for s, _, _ in seed_runs]))
+            row.update(_training_fields(runs_dir, method, lang, [s for s, _, _ in seed_runs], sources))
             row["truncated_heldout"] = _num(metrics.get("truncated_chosen"))
             row.update({m: extra.get((method, lang, m), float("nan")) for m in INTRINSIC})
-            gen = path_under(runs_dir, method, lang, f"s{seed_runs[0][0]}", "generation.json")
+            gen = path_under(folder, f"s{seed_runs[0][0]}", "generation.json")
             summary = read_json(gen) if gen.is_file() else {}
             row.update({m: summary.get(m, float("nan")) for m in GENERATION})
             per_lang.append(row)
@@ -402,6 +435,20 @@ def controls_sentence(controls: dict[str, Any] | None) -> str:
     )
 
 
+def _pool_sentence(mean: Any) -> str:
+    """Which frozen pool the rows were trained on, and what the tiers mean (empty for a board without a pool)."""
+    hashes = {str(h) for h in mean["pool_hash"] if str(h) not in ("", "nan")}
+    if not hashes:
+        return ""
+    return (
+        f"Every row was trained on the frozen pool `{hashes.pop()[:12]}` (its manifest: `mdaq submit pool`). `tier`: "
+        "`builtin` = a registered method; `verified` = a submission whose ids the pipeline regenerated from its "
+        "card's selector; `community` = a submission of ids only (`docs/submitting.md`); `sub.<name>` rows are "
+        "submissions. "
+        "`selection s` = the selection's wall time in seconds from the method card (features not counted). "
+    )
+
+
 def to_markdown(df) -> str:
     """The README view: one row per method (all languages), accuracy per language, paired differences with 95%
     intervals and Holm-adjusted p-values against each method of ``compare.against``, and the controls' verdict."""
@@ -411,15 +458,15 @@ def to_markdown(df) -> str:
     acc = df.pivot(index="method", columns="lang", values="expert_pref_acc")
     mean = df[df["lang"] == "all"].set_index("method")
     judged = [c for c in JUDGE if c in mean and mean[c].notna().any()]
-    cols = ["role", *langs, "all", "seed SD"]
+    cols = ["role", "tier", *langs, "all", "seed SD"]
     cols += [h for a in against for h in (f"Δ vs {a} [95% CI]", "p (Holm)")]
-    cols += ["NLL ± SE", "share revised", "steps", "cut", "coverage", "group"]
+    cols += ["NLL ± SE", "share revised", "steps", "cut", "coverage", "group", "selection s"]
     cols += [c.replace("win_rate_", "win % ") for c in judged]
     head = "| method | " + " | ".join(cols) + " |\n|---|---|" + "---:|" * (len(cols) - 1) + "\n"
     body = ""
     for method in mean.index:
         r = mean.loc[method]
-        cells = [str(r["role"]), *(_fmt(acc.loc[method, lang]) for lang in langs)]
+        cells = [str(r["role"]), str(r["tier"]), *(_fmt(acc.loc[method, lang]) for lang in langs)]
         cells += [f"{_fmt(r['expert_pref_acc'])} ± {_fmt(r['expert_pref_acc_se'])}", _fmt(r["acc_seed_sd"])]
         for a in against:
             d, p = _delta(r, a) if method != a else ("", "")
@@ -427,9 +474,10 @@ def to_markdown(df) -> str:
             cells += [f"**{d}**" if sig else d, p]
         cells += [f"{_fmt(r['ref_nll'])} ± {_fmt(r['ref_nll_se'])}", _fmt(r["share_revised"])]
         cells += [_fmt(r["optimizer_steps"], ".1f"), _fmt(r["share_truncated_train"], ".2f")]
-        cells += [_fmt(r["cluster_coverage"]), _fmt(r["group"], ".0f")] + [_fmt(r[c], ".1f") for c in judged]
+        cells += [_fmt(r["cluster_coverage"]), _fmt(r["group"], ".0f"), _fmt(r["selection_s"], ".3g")]
+        cells += [_fmt(r[c], ".1f") for c in judged]
         body += f"| {method} | " + " | ".join(cells) + " |\n"
-    note = "\n" + controls_sentence(report.get("controls")) + "\n\n"
+    note = "\n" + controls_sentence(report.get("controls")) + "\n\n" + _pool_sentence(mean)
     cut = mean["truncated_heldout"].dropna() if "truncated_heldout" in mean else []
     if len(cut):
         share = float(cut.iloc[0])
@@ -461,9 +509,9 @@ def _num(x: Any) -> float:
 
 
 def to_long(df) -> Any:
-    """The leaderboard in long format: one row per (method, language, metric) with value, SE, 95% interval, ``n``
-    and provenance (params hash, git sha, judge id, prompt version, date). Metrics that were not computed (win rates
-    without a judge) have no row.
+    """The leaderboard in long format: one row per (method, language, metric) with value, SE, 95% interval, ``n``,
+    tier and provenance (pool hash, params hash, git sha, judge id, prompt version, date). Metrics that were not
+    computed (win rates without a judge) have no row.
 
     Intervals: ``expert_pref_acc`` ± 1.96 SE (binomial, clipped to [0, 1]); win rates: the judge stage's bootstrap
     interval per language and a normal interval for the ``all`` macro-average; descriptive metrics have none.
@@ -472,7 +520,8 @@ def to_long(df) -> Any:
 
     rows = []
     for r in df.to_dict("records"):
-        base = {k: r.get(k) for k in ("status", "params_sha", "git_sha", "judge_id", "prompt_version", "date")}
+        keys = ("status", "tier", "pool_hash", "params_sha", "git_sha", "judge_id", "prompt_version", "date")
+        base = {k: r.get(k) for k in keys}
         for m in LONG_METRICS:
             value = _num(r.get(m))
             if math.isnan(value):

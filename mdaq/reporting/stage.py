@@ -21,8 +21,12 @@ def run_leaderboard_stage(
     figures_dir: str | Path,
     notebooks_dir: str | Path | None = None,
     published_dir: str | Path | None = None,
+    pool_manifest: str | Path | None = None,
+    submissions_dir: str | Path | None = None,
 ) -> dict[str, Any]:
     """Build the leaderboard from every run's ``metrics.json``, the intrinsic metrics and the judge's win rates;
+    the profile's submissions (their records in ``submissions_dir``) join the methods, and every row must have been
+    trained on the frozen pool of ``pool_manifest`` (:func:`mdaq.reporting.leaderboard.build_leaderboard`);
     write ``leaderboard.{csv,md,html}``, ``leaderboard_wide.csv``, ``metrics.json``, ``sah_curves.csv`` to
     ``out_dir`` and the figures to ``figures_dir``; publish one executed notebook per stage from ``notebooks_dir``
     to ``published_dir`` (:func:`mdaq.reporting.notebooks.publish_notebooks`) when both are given.
@@ -31,17 +35,29 @@ def run_leaderboard_stage(
     """
     import pandas as pd
 
+    from mdaq.io import read_json
     from mdaq.provenance import git_sha
     from mdaq.reporting.html import render_html
     from mdaq.reporting.leaderboard import build_leaderboard, to_long, to_markdown, write_leaderboard
     from mdaq.reporting.notebooks import publish_notebooks
     from mdaq.reporting.plots import plot_metric_by_language, plot_paired_differences, plot_win_rates
     from mdaq.reporting.sah import plot_sah, sah_table
+    from mdaq.reporting.tiers import builtin_links, read_submission_records
 
     figures_dir, out_dir = Path(figures_dir), Path(out_dir)
     intrinsic = pd.read_csv(intrinsic_path)
+    pool = read_json(pool_manifest) if pool_manifest is not None else None
+    submissions = read_submission_records(submissions_dir, params) if submissions_dir is not None else {}
     df = build_leaderboard(
-        runs_dir, params, params.methods, params.languages, intrinsic=intrinsic, judge_dir=judge_dir
+        runs_dir,
+        params,
+        params.methods,
+        params.languages,
+        intrinsic=intrinsic,
+        judge_dir=judge_dir,
+        pool=pool,
+        submissions=submissions,
+        links=builtin_links(params.methods),
     )
     report = df.attrs["report"]
     long = to_long(df)
@@ -76,6 +92,7 @@ def run_leaderboard_stage(
         "judge": params.judge.model if params.judge.backend != "none" else "none (judge-free metrics only)",
         "git": git_sha(),
         "date": df["date"].max(),
+        **({"pool": pool["pool_hash"][:12]} if pool is not None else {}),
     }
     html = render_html(
         long,
@@ -83,6 +100,7 @@ def run_leaderboard_stage(
         meta=meta,
         note=PAPER_NOTE + to_markdown(df).split("\n\n", 1)[-1],
         figures=[*figures, figures_dir / "selection_composition.png"],
+        wide_df=df,
     )
     write_leaderboard(df, out_dir, html=html)
     published = []

@@ -1,6 +1,7 @@
 """Selection methods. A new method is one module plus one import line here (see docs/adding-a-method.md)."""
 
 import inspect
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -22,6 +23,7 @@ __all__ = [
     "UNLABELLED_PART",
     "get_selector",
     "check_selectors",
+    "method_metadata",
     "selection_parts",
     "write_selection",
     "read_selection",
@@ -61,8 +63,8 @@ def check_selectors(
     methods: Sequence[str], selectors: Mapping[str, Any], path: object, method_seeds: Mapping[str, Any] = ()
 ) -> None:
     """What :func:`mdaq.config.load_params` cannot check without the registry: every method is registered, every
-    ``selectors`` and ``method_seeds`` entry names a registered selector, and its parameters pass
-    :func:`get_selector`.
+    ``selectors`` and ``method_seeds`` entry names a registered selector (or, ``sub.<name>``, a submission), and its
+    parameters pass :func:`get_selector`.
 
     Called where a profile is adopted or checked (``mdaq profile use / check``) and, through :func:`get_selector`,
     by the select stage.
@@ -77,13 +79,32 @@ def check_selectors(
             raise DataError(
                 path, f"{method!r} is not a registered method ({', '.join(SELECTORS.names())})", field=f"methods[{i}]"
             )
+    from mdaq.names import submission_name
+
     for name in method_seeds:
-        if name not in SELECTORS:
+        if name not in SELECTORS and submission_name(name) is None:  # sub.<name>: a submission's seeds
             raise DataError(path, f"no selector is registered as {name!r}", field=f"method_seeds.{name}")
     for name, params in selectors.items():
         if name not in SELECTORS:
             raise DataError(path, f"no selector is registered as {name!r}", field=f"selectors.{name}")
         get_selector(name, params, source=path)
+
+
+_ARXIV = re.compile(r"arXiv[:\s]+(\d{4}\.\d{4,5})")
+
+
+def method_metadata(method: str) -> dict[str, str]:
+    """``description`` (the docstring's first line), ``paper`` (an arXiv link cited in the docstring, else empty)
+    and ``code`` (the module's path in this repository) of a registered selector: what its exported method card
+    says (``mdaq submit export``) and what the leaderboard links to."""
+    cls = SELECTORS.get(method)
+    doc = (cls.__doc__ or "").strip()
+    arxiv = _ARXIV.search(doc)
+    return {
+        "description": doc.splitlines()[0].replace("``", "`") if doc else method,  # reST literals as Markdown
+        "paper": f"https://arxiv.org/abs/{arxiv.group(1)}" if arxiv else "",
+        "code": cls.__module__.replace(".", "/") + ".py",
+    }
 
 
 def selection_parts(selector: BaseSelector, n: int):

@@ -4,7 +4,6 @@ the same road (validated before it is written)."""
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,6 @@ from mdaq.submissions.card import CARD
 from mdaq.submissions.pool import FrozenPool, check_current, read_frozen_pool
 from mdaq.submissions.validate import SELECTION, required_counts, validate_submission
 
-_ARXIV = re.compile(r"arXiv[:\s]+(\d{4}\.\d{4,5})")
 NOT_SUBMITTABLE = {
     "reference": "is the reference (the whole pool, no budget): every submission is compared against it",
     "control": "is a control that reads the evaluation label (uses_heldout would be true)",
@@ -69,21 +67,6 @@ def describe_hardware() -> str:
     from mdaq.hardware import cpu_info, thread_plan
 
     return f"{cpu_info().model} ({thread_plan().physical_cores} physical cores available)"
-
-
-def method_metadata(method: str) -> dict[str, str]:
-    """``description`` (the docstring's first line), ``paper`` (an arXiv link cited in the docstring, else empty)
-    and ``code`` (the module's path in this repository) of a registered selector."""
-    from mdaq.selectors import SELECTORS
-
-    cls = SELECTORS.get(method)
-    doc = (cls.__doc__ or "").strip()
-    arxiv = _ARXIV.search(doc)
-    return {
-        "description": doc.splitlines()[0].replace("``", "`") if doc else method,  # reST literals as Markdown
-        "paper": f"https://arxiv.org/abs/{arxiv.group(1)}" if arxiv else "",
-        "code": cls.__module__.replace(".", "/") + ".py",
-    }
 
 
 def _check_exportable(method: str, params: Params) -> None:
@@ -216,7 +199,7 @@ def _card(
     compute: dict[str, Any],
 ) -> dict[str, Any]:
     """The method card of an exported built-in method (field order as in docs/submitting.md)."""
-    from mdaq.selectors import SELECTORS
+    from mdaq.selectors import SELECTORS, method_metadata
 
     cls, meta = SELECTORS.get(method), method_metadata(method)
     return {

@@ -8,7 +8,6 @@ The frozen records leave out ``meta``: it holds the evaluation label (``is_revis
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 import yaml
 
 from mdaq.config import Params
+from mdaq.data.frozen import FIELDS, ID_RULE, frozen_records, jsonl_bytes, sha256_bytes
 from mdaq.errors import DataError
 from mdaq.io import (
     atomic_dir,
@@ -24,18 +24,13 @@ from mdaq.io import (
     iter_jsonl_lines,
     read_json,
     read_text,
-    sample_from_dict,
     write_json,
-    write_jsonl,
 )
 from mdaq.names import path_under
-from mdaq.types import sample_id
 
 FORMAT = "mdaq-frozen-pool/1"
 MANIFEST = "manifest.json"
-FIELDS = ("id", "lang", "instruction", "input", "output", "source")  # no `meta`: it holds the evaluation label
 POOL_SETTINGS = ("split", "guard", "p_revised", "max_pool")  # what the pool depends on in `prepare` (data.split)
-ID_RULE = "sha256 of the JSON list [lang, instruction, input, output], first 16 hex digits (mdaq.types.sample_id)"
 HASH_RULE = "sha256 of the text '<lang> <sha256 of <lang>.jsonl>\\n' over the languages in sorted order"
 
 
@@ -85,39 +80,6 @@ def data_pin(data_dvc: str | Path) -> dict[str, str]:
     return {"midb_commit": load_manifest()["commit"], "data_dvc_md5": md5}
 
 
-def frozen_records(path: str | Path, lang: str) -> list[dict[str, Any]]:
-    """The records of one prepared pool file as they are published: :data:`FIELDS` only, every id checked to be
-    the content hash of its sample and unique, every record in ``lang``.
-
-    Raises
-    ------
-    DataError
-        Naming the line and field: a malformed record, a record of another language, an id that is not its content
-        hash (the prepare stage of an older version, or a hand-edited file), a duplicate, or an empty pool.
-    """
-    rows, first = [], {}
-    for n, row in iter_jsonl_lines(path):
-        sample = sample_from_dict(row, path, f"line {n}")
-        if sample.lang != lang:
-            raise DataError(path, f"record of language {sample.lang!r} in the {lang!r} pool", f"line {n}", "lang")
-        expected = sample_id(sample.lang, sample.instruction, sample.input, sample.output)
-        if sample.id != expected:
-            msg = f"{sample.id!r:.40} is not the content hash {expected!r}; rebuild the pool with the prepare stage"
-            raise DataError(path, msg, f"line {n}", "id")
-        if sample.id in first:
-            raise DataError(path, f"duplicate id {sample.id!r} (first on line {first[sample.id]})", f"line {n}", "id")
-        first[sample.id] = n
-        rows.append({key: getattr(sample, key) for key in FIELDS})
-    if not rows:
-        raise DataError(path, "no samples: the pool is empty")
-    return rows
-
-
-def sha256_bytes(data: bytes) -> str:
-    """Hex sha256 of ``data``."""
-    return hashlib.sha256(data).hexdigest()
-
-
 def pool_hash(file_sha256: dict[str, str]) -> str:
     """The pool hash (:data:`HASH_RULE`) from the sha256 of each language's frozen file; any changed record,
     added or removed record, or language changes it. Reproducible with ``sha256sum``."""
@@ -156,8 +118,9 @@ def freeze_pool(
     with atomic_dir(out_dir, owned_by=(MANIFEST,)) as tmp:
         languages = {}
         for lang, rows in records.items():
-            write_jsonl(tmp / f"{lang}.jsonl", rows)
-            sha = sha256_bytes((tmp / f"{lang}.jsonl").read_bytes())
+            data = jsonl_bytes(rows)  # the bytes every run's `pool_sha256` hashes (mdaq.data.frozen)
+            (tmp / f"{lang}.jsonl").write_bytes(data)
+            sha = sha256_bytes(data)
             languages[lang] = {"file": f"{lang}.jsonl", "n": len(rows), "sha256": sha}
         manifest = {
             "format": FORMAT,
