@@ -40,6 +40,13 @@ def test_one_run_per_stage_preferring_mdaq_das(tmp_path):
     assert text.startswith("[... ") and len(text) < STREAM_CHARS + 100
     assert "20_select@mdaq_das-de.ipynb" in (out / "README.md").read_text()
     assert not list(tmp_path.glob(".published.*"))
+    # the index says why a pipeline notebook has no executed copy
+    stages = [tmp_path / f"{s}.ipynb" for s in ("00_prepare", "20_select", "50_leaderboard", "60_sah")]
+    publish_notebooks(runs, out, skip=["50_leaderboard"], stage_notebooks=stages)
+    index = (out / "README.md").read_text()
+    assert "| 50_leaderboard | this stage's own notebook" in index
+    assert "| 60_sah | not executed by this profile" in index
+    assert "| 00_prepare | not" not in index
 
 
 def test_das_toy_takes_quality_then_uncovered_clusters():

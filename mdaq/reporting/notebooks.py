@@ -48,10 +48,16 @@ def _trim(nb: dict[str, Any]) -> dict[str, Any]:
 
 
 def publish_notebooks(
-    runs_dir: str | Path, out_dir: str | Path, *, prefer: Sequence[str] = ("mdaq_das",), skip: Sequence[str] = ()
+    runs_dir: str | Path,
+    out_dir: str | Path,
+    *,
+    prefer: Sequence[str] = ("mdaq_das",),
+    skip: Sequence[str] = (),
+    stage_notebooks: Sequence[Path] = (),
 ) -> list[Path]:
     """Copy :func:`pick_runs`' notebooks (minus stage types in ``skip``) to ``out_dir`` as ``<stage>.ipynb`` with
-    trimmed logs, plus ``README.md`` naming the run each one comes from. ``out_dir`` is replaced as a whole."""
+    trimmed logs, plus ``README.md`` naming the run each one comes from, and why each of ``stage_notebooks`` (the
+    pipeline's notebooks, ``notebooks/*.ipynb``) that is not there is missing. ``out_dir`` is replaced as a whole."""
     picked = {s: p for s, p in pick_runs(runs_dir, prefer).items() if s not in skip}
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -70,6 +76,14 @@ def publish_notebooks(
             nb = _trim(json.loads(src.read_text(encoding="utf-8")))
             (work / f"{stage}.ipynb").write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
             lines.append(f"| [{stage}]({stage}.ipynb) | `{src.name}` |")
+        for stage in sorted(s for s in map(_stage_of, (p.name for p in stage_notebooks)) if s not in picked):
+            why = (
+                "this stage's own notebook: it writes this folder, so it is still running (its outputs: the results"
+                " and figures it writes)"
+                if stage in skip
+                else "not executed by this profile (e.g. `60_sah` runs only where `sah.sizes` is set: cpu_full, paper)"
+            )
+            lines.append(f"| {stage} | {why} |")
         (work / "README.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
         if out_dir.exists():
             shutil.rmtree(out_dir)

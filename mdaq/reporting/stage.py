@@ -105,5 +105,10 @@ def run_leaderboard_stage(
     write_leaderboard(df, out_dir, html=html)
     published = []
     if notebooks_dir is not None and published_dir is not None:
-        published = publish_notebooks(notebooks_dir, published_dir, skip=["50_leaderboard"])
+        published = publish_notebooks(
+            notebooks_dir,
+            published_dir,
+            skip=["50_leaderboard"],
+            stage_notebooks=sorted(Path(notebooks_dir).parent.glob("[0-9]*.ipynb")),
+        )
     return {"table": df, "long": long, "figures": [Path(f) for f in figures], "published": published}
