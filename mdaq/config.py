@@ -535,19 +535,6 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-class _NoAliasLoader(yaml.SafeLoader):
-    """PyYAML's safe loader, refusing anchors and aliases (``&name`` / ``*name``): a params file never needs them,
-    and nested aliases expand exponentially (a few hundred bytes can fill memory here and inside DVC)."""
-
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        event = self.peek_event()
-        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
-            raise yaml.composer.ComposerError(
-                None, None, "YAML anchors and aliases (&name, *name) are not allowed in params files", event.start_mark
-            )
-        return super().compose_node(parent, index)
-
-
 def _yaml_problem(e: yaml.YAMLError) -> str:
     """One line: what is wrong and where (PyYAML's own text spans several lines)."""
     mark = getattr(e, "problem_mark", None)
@@ -556,10 +543,10 @@ def _yaml_problem(e: yaml.YAMLError) -> str:
 
 
 def _read_yaml_mapping(path: Path) -> dict[str, Any]:
-    from mdaq.io import read_text
+    from mdaq.io import NoAliasLoader, read_text
 
     try:
-        data = yaml.load(read_text(path), Loader=_NoAliasLoader)  # noqa: S506 (a safe loader)
+        data = yaml.load(read_text(path), Loader=NoAliasLoader)  # noqa: S506 (a safe loader)
     except yaml.YAMLError as e:
         raise DataError(path, _yaml_problem(e)) from None
     except RecursionError:

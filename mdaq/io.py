@@ -16,6 +16,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import yaml
+
 from mdaq.errors import DataError
 from mdaq.names import check_lang
 
@@ -367,3 +369,16 @@ def read_items(path: str | Path) -> Any:
     if missing:
         raise DataError(path, "missing column(s) " + ", ".join(missing), field=missing[0])
     return df
+
+
+class NoAliasLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing anchors and aliases (``&name`` / ``*name``): params files and method cards never
+    need them, and nested aliases expand exponentially (a few hundred bytes can fill memory, here and inside DVC)."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            raise yaml.composer.ComposerError(
+                None, None, "YAML anchors and aliases (&name, *name) are not allowed", event.start_mark
+            )
+        return super().compose_node(parent, index)

@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 
 from mdaq.errors import DataError
-from mdaq.io import read_text
+from mdaq.io import NoAliasLoader, read_text
 from mdaq.names import check_name, check_relative
 
 CARD = "method.yaml"
@@ -25,19 +25,6 @@ _COMMIT = re.compile(r"[0-9a-fA-F]{7,40}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
-class _CardLoader(yaml.SafeLoader):
-    """PyYAML's safe loader without anchors and aliases: a card never needs them, and nested aliases expand
-    exponentially (the same rule as params files, ``mdaq.config``)."""
-
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        event = self.peek_event()
-        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
-            raise yaml.composer.ComposerError(
-                None, None, "YAML anchors and aliases (&name, *name) are not allowed", event.start_mark
-            )
-        return super().compose_node(parent, index)
-
-
 def read_card(path: Path) -> tuple[dict[str, Any] | None, list[DataError]]:
     """The card as a mapping, or None and the one problem that stops it being read (missing, malformed YAML,
     anchors or aliases, not a mapping)."""
@@ -45,7 +32,7 @@ def read_card(path: Path) -> tuple[dict[str, Any] | None, list[DataError]]:
         what = "is not a file" if path.exists() else "missing: every submission has a method card (docs/submitting.md)"
         return None, [DataError(path, what)]
     try:
-        card = yaml.load(read_text(path), Loader=_CardLoader)  # noqa: S506 (a safe loader)
+        card = yaml.load(read_text(path), Loader=NoAliasLoader)  # noqa: S506 (a safe loader)
     except DataError as e:
         return None, [e]
     except yaml.YAMLError as e:
