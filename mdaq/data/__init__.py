@@ -1,2 +1,2 @@
-"""Input data (stage `prepare`): the pinned MIDB fetch, file readers, the train / held-out / pool split, and
-loaders of other instruction files."""
+"""Input data (stage `prepare`): the pinned MIDB fetch, file readers, the train / held-out / pool split, loaders of
+other instruction files, and their conversion into Parquet shards (`mdaq data shard`)."""

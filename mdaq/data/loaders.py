@@ -7,6 +7,9 @@ call :func:`clean_samples`, which removes those rows and counts them per reason.
 
 Columns that are not mapped to an mdaq field are kept in ``Sample.meta``. ``Sample.source`` is
 ``"<source>#<record>"`` where ``source`` defaults to the file name.
+
+A sharded pool (a folder of Parquet shards, or a glob such as ``pool/*.parquet``) is read by :mod:`mdaq.shards`, one
+record batch at a time, with the rules of mdaq's JSONL pools; its records are named ``row <i>`` of their shard.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from mdaq.data.readers import (
     validate_samples,
 )
 from mdaq.errors import DataError
+from mdaq.shards import is_shard_source, read_shard_samples, validate_shards
 from mdaq.types import Sample
 
 __all__ = [
@@ -37,6 +41,7 @@ __all__ = [
     "load_sharegpt",
     "load_table",
     "load_hf_dataset",
+    "load_shards",
     "load_any",
     "read_json_records",
     "resolve_format",
@@ -351,6 +356,20 @@ def _load_json_auto(path: str | Path, lang: str | None, *, all_turns: bool = Fal
     return _records_to_samples(records, path, lang=row_lang, **kw)
 
 
+def load_shards(path: str | Path, lang: str | None = None, **kw: Any) -> list[Sample]:
+    """A sharded pool in memory (:func:`mdaq.shards.read_shard_samples`); ``lang``, when given, is the language every
+    row must have. Column options do not apply: a shard's columns are fixed (``docs/scale.md``).
+
+    Raises
+    ------
+    DataError
+        For a loader option given, or any bad shard or row (naming the shard, ``row <i>`` and the field).
+    """
+    if kw:
+        raise DataError(path, f"option(s) {sorted(kw)} do not apply to a sharded pool (its columns are fixed)")
+    return read_shard_samples(path, lang)
+
+
 _FORMATS: Mapping[str, Callable[..., list[Sample]]] = {
     "json": _load_json_auto,
     "alpaca": load_alpaca,
@@ -359,6 +378,7 @@ _FORMATS: Mapping[str, Callable[..., list[Sample]]] = {
     "csv": load_table,
     "parquet": load_table,
     "hf": load_hf_dataset,
+    "shards": load_shards,
 }
 _EXTENSIONS: Mapping[str, str] = dict.fromkeys((".json", ".jsonl"), "json") | dict.fromkeys(
     (".csv", ".parquet", ".pq"), "table"
@@ -366,7 +386,8 @@ _EXTENSIONS: Mapping[str, str] = dict.fromkeys((".json", ".jsonl"), "json") | di
 
 
 def resolve_format(path: str | Path, fmt: str = "auto") -> str:
-    """Format name for ``path``: ``fmt`` itself if given, else by extension (a folder means ``"hf"``).
+    """Format name for ``path``: ``fmt`` itself if given, else ``"shards"`` for a folder of Parquet shards or a glob
+    (:func:`mdaq.shards.is_shard_source`), else by extension (any other folder means ``"hf"``).
 
     Raises
     ------
@@ -377,6 +398,8 @@ def resolve_format(path: str | Path, fmt: str = "auto") -> str:
         if fmt not in _FORMATS:
             raise DataError(path, f"unknown format {fmt!r}; valid: auto, {', '.join(sorted(_FORMATS))}")
         return fmt
+    if is_shard_source(path):
+        return "shards"
     p = Path(path)
     ext = "/" if p.is_dir() else p.suffix.lower()
     found = {**_EXTENSIONS, "/": "hf"}.get(ext)
@@ -397,7 +420,7 @@ def load_any(path: str | Path, lang: str | None = None, fmt: str = "auto", **kw:
     lang : str, optional
         Passed to the loader; a file-wide language, or None with ``lang_column=`` for per-record languages.
     fmt : str
-        ``auto``, ``json``, ``alpaca``, ``sharegpt``, ``table``/``csv``/``parquet`` or ``hf``.
+        ``auto``, ``json``, ``alpaca``, ``sharegpt``, ``table``/``csv``/``parquet``, ``hf`` or ``shards``.
     **kw
         Loader options (``columns``, ``lang_column``, ``all_turns``, ``strict``, ...).
 
@@ -411,7 +434,9 @@ def load_any(path: str | Path, lang: str | None = None, fmt: str = "auto", **kw:
 def validate_file(path: str | Path, fmt: str = "auto", lang: str | None = None, **kw: Any) -> dict[str, Any]:
     """Load ``path`` strictly and summarise it (backs ``mdaq data validate PATH``).
 
-    Without ``lang`` (and without a ``lang_column`` in ``kw``) the records are checked under the code ``und``.
+    Without ``lang`` (and without a ``lang_column`` in ``kw``) the records are checked under the code ``und``. A
+    sharded pool is streamed shard by shard in bounded memory (:func:`mdaq.shards.validate_shards`; its rows carry
+    their language, and ``lang``, when given, is the one every row must have); the summary adds ``n_shards``.
 
     Returns
     -------
@@ -425,6 +450,10 @@ def validate_file(path: str | Path, fmt: str = "auto", lang: str | None = None, 
         For the first problem found, or a file with no records.
     """
     name = resolve_format(path, fmt)
+    if name == "shards":
+        if kw:
+            raise DataError(path, f"option(s) {sorted(kw)} do not apply to a sharded pool (its columns are fixed)")
+        return validate_shards(path, lang)
     if lang is None and kw.get("lang_column") is None:
         lang = "und"
     samples = _FORMATS[name](path, lang, **kw)

@@ -10,6 +10,7 @@ import numpy as np
 
 from mdaq.config import FeaturesConfig
 from mdaq.io import atomic_path, read_finite_npy, read_samples, write_json
+from mdaq.shards import is_shard_source, read_shard_samples
 from mdaq.types import Pool
 
 RECORD_FILE = "features_record.json"
@@ -104,12 +105,15 @@ def load_pool(
     """Read a pool and, when given, its features (``np.load`` with pickles disabled); shapes are checked, and a
     NaN or infinite quality score or embedding is refused naming the file, the row and the feature.
 
+    ``pool_path`` is an mdaq pool JSONL or a sharded pool (a folder of Parquet shards or a glob, :mod:`mdaq.shards`;
+    read whole into memory, every row in ``lang`` and its id its content hash); feature rows follow pool order.
+
     ``scorer`` picks the scores in ``Pool.quality``: ``"qsm"`` (``quality.npy``) or ``"regression"``
     (``quality_regression.npy``, CaR's scorer; a missing file names the ``car_scorer`` stage).
     """
     from mdaq.errors import MissingAssetError
 
-    samples = read_samples(pool_path)
+    samples = read_shard_samples(pool_path, lang) if is_shard_source(pool_path) else read_samples(pool_path)
     features = {}
     if features_dir is not None:
         d = Path(features_dir)
