@@ -56,7 +56,7 @@ class QSMConfig:
     """The Quality Scoring Model (``mdaq.quality.model``): encoder, loss, optimisation, leave-languages-out."""
 
     encoder: str = "me5-small"  # asset name under artifacts/base (paper scale: an XLM-R-large folder)
-    kind: str = "triplet"  # "triplet" (M-DaQ) or "regression" (CaR's IQS, ablation)
+    kind: str = "triplet"  # "triplet" (M-DaQ), "cross" (instruction + response in one input) or "regression" (CaR)
     pooling: str = "mean"
     margin: float = 1.0  # CaR's TripletMarginLoss margin; M-DaQ's is not published
     lr: float = 1.0e-4
@@ -72,6 +72,16 @@ class QSMConfig:
     precision: str = "auto"  # auto: bf16 where the hardware has it (mdaq.hardware), else fp32; or fp32 / bf16
     dropout: float | None = 0.0  # overrides the encoder's dropout probabilities in training (None = keep)
     group_by_length: int = 16  # k > 0: batches from chunks of k batches sorted by response length; 0 = plain shuffle
+    # issue 17's variants; the values here are the paper-faithful scorer (docs/qsm-variants.md measures the others)
+    normalize: bool = (
+        False  # L2-normalise pooled vectors before the distance (triplet) or the head (cross, regression)
+    )
+    length_balance: float = 0.0  # share of each language's pairs drawn where the revision is not longer; 0 = random
+    val_share: float = 0.0  # share of the training pairs held out to pick the best epoch and stop early; 0 = none
+    patience: int = 1  # with val_share: epochs without a lower validation loss before training stops
+
+
+QSM_KINDS = ("triplet", "regression", "cross")  # mdaq.quality.model
 
 
 @dataclass(frozen=True)
@@ -332,7 +342,8 @@ RANGES: dict[str, tuple[float, float | None, bool]] = {
     ),
     **dict.fromkeys(
         ("seed", "prepare.guard", "prepare.max_pool", "prepare.max_heldout", "qsm.margin", "qsm.max_pairs_per_lang")
-        + ("qsm.checkpoint_every", "qsm.group_by_length", "train.weight_decay", "train.checkpoint_every")
+        + ("qsm.checkpoint_every", "qsm.group_by_length", "qsm.patience", "train.weight_decay")
+        + ("train.checkpoint_every",)
         + ("train.group_by_length", "generate.temperature", "generate.alpaca_eval_items", "generate.mt_bench_items")
         + ("judge.temperature", "judge.max_retries", "judge.requests_per_minute", "judge.price_per_1m_input")
         + ("judge.price_per_1m_output", "judge.cancel_grace_s"),
@@ -343,9 +354,10 @@ RANGES: dict[str, tuple[float, float | None, bool]] = {
     ),
     **dict.fromkeys(
         ("prepare.split.qsm_train", "prepare.split.pool", "prepare.split.heldout", "prepare.p_revised")
-        + ("qsm.warmup_ratio", "qsm.dropout", "train.lora_dropout", "train.warmup_ratio"),
+        + ("qsm.warmup_ratio", "qsm.dropout", "qsm.length_balance", "train.lora_dropout", "train.warmup_ratio"),
         _SHARE,
     ),
+    "qsm.val_share": (0, 0.5, False),  # at most half: the rest must still train
     "generate.top_p": (0, 1, True),
 }
 
@@ -418,6 +430,14 @@ def params_from_dict(data: dict[str, Any], path: str = "<params>") -> Params:
     params = _build(Params, data, "", path)
     _check_names(params, path)
     _check_ranges(params, path)
+    if params.qsm.kind not in QSM_KINDS:
+        raise DataError(path, f"{params.qsm.kind!r} is not one of {QSM_KINDS}", field="qsm.kind")
+    if params.qsm.length_balance > 0 and params.qsm.max_pairs_per_lang == 0:
+        raise DataError(
+            path,
+            "length_balance chooses which pairs are drawn, so it needs max_pairs_per_lang > 0 (0 = every pair)",
+            field="qsm.length_balance",
+        )
     for section in ("qsm", "features", "ifd", "train", "evaluate", "generate"):
         if getattr(params, section).precision not in PRECISION_CHOICES:
             value = getattr(params, section).precision

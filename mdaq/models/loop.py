@@ -64,6 +64,7 @@ class StepLoop:
         stop_after: int | None = None,
         show: bool = True,
         loss_format: str = ".4f",
+        on_epoch_end: Callable[[int], bool] | None = None,
     ) -> float:
         """Run the remaining steps; returns the wall seconds of this call.
 
@@ -71,6 +72,10 @@ class StepLoop:
         loss. ``checkpoint(step)`` is called every ``checkpoint_every`` steps before the last (and after the last
         too with ``checkpoint_last``). ``stop_after`` raises :class:`~mdaq.models.checkpoint.Interrupted` after
         that many steps of this call (tests simulate a crash with it).
+
+        ``on_epoch_end(epoch)`` (1-based) runs after an epoch's last step; when it returns True, training stops
+        there (early stopping) and that step counts as the last. With it, a checkpoint is also written at every
+        epoch end, after the callback, so the checkpoint holds what the callback decided.
         """
         import torch
         from tqdm.auto import tqdm
@@ -90,10 +95,14 @@ class StepLoop:
             self.step += 1
             bar.update(1)
             bar.set_postfix(loss=format(loss, loss_format))
-            last = self.step == self.n_steps
+            epoch_end = on_epoch_end is not None and self.step % self.per_epoch == 0
+            stop = epoch_end and bool(on_epoch_end(self.step // self.per_epoch))
+            last = self.step == self.n_steps or stop
             due = checkpoint_every > 0 and self.step % checkpoint_every == 0
-            if checkpoint is not None and ((due and not last) or (last and checkpoint_last)):
+            if checkpoint is not None and ((due and not last) or (last and checkpoint_last) or epoch_end):
                 checkpoint(self.step)
+            if stop:
+                break
             if stop_after is not None and self.step - start >= stop_after and not last:
                 raise Interrupted(f"stopped after step {self.step}")
         bar.close()

@@ -1,11 +1,18 @@
 """The Quality Scoring Model (QSM): a multilingual encoder fine-tuned on expert revision pairs.
 
-Two scorers share one interface (``score(instructions, responses) -> ndarray``, higher is better):
+Three scorers share one interface (``score(instructions, responses) -> ndarray``, higher is better):
 
-- ``triplet`` (M-DaQ): anchor = instruction (+ input), positive = expert-revised response, negative = raw response;
-  loss ``max(‖a − p‖₂ − ‖a − n‖₂ + margin, 0)``; score = ``−‖e(instruction) − e(response)‖₂``.
+- ``triplet`` (M-DaQ, the paper-faithful bi-encoder): anchor = instruction (+ input), positive = expert-revised
+  response, negative = raw response; loss ``max(‖a − p‖₂ − ‖a − n‖₂ + margin, 0)``; score =
+  ``−‖e(instruction) − e(response)‖₂``.
+- ``cross`` (issue 17): instruction and response encoded together as one tokenizer pair (both sides cut in turn
+  when too long) → a linear head; margin ranking loss ``max(margin − (s(revised) − s(raw)), 0)``; score = the head's
+  output.
 - ``regression`` (CaR's IQS, for ablation): one text (instruction + input + response) → a linear head, label 1 for
   revised and 0 for raw, MSE loss; score = the head's output.
+
+``normalize`` L2-normalises the pooled vectors first: unnormalised mean-pooled vectors grow in norm with the text,
+so without it the length of a response enters ``−‖e(i) − e(r)‖₂`` directly.
 """
 
 from __future__ import annotations
@@ -19,13 +26,16 @@ from typing import Any
 
 import numpy as np
 
+from mdaq.config import QSM_KINDS
 from mdaq.errors import DataError, MissingAssetError
 from mdaq.io import read_json
 
 log = logging.getLogger(__name__)
 
-KINDS = ("triplet", "regression")
+KINDS = QSM_KINDS
+HEADED = ("regression", "cross")  # kinds with a linear scoring head (qsm_head.safetensors)
 CONFIG_FILE = "qsm_config.json"
+HEAD_FILE = "qsm_head.safetensors"
 
 
 def _stamp(folder: Path) -> tuple[tuple[str, int, int], ...]:
@@ -56,7 +66,7 @@ class QualityModel:
     ----------
     encoder : path
         Encoder folder (e.g. ``artifacts/base/me5-small``) or a saved QSM folder.
-    kind : {"triplet", "regression"}
+    kind : {"triplet", "cross", "regression"}
         Scorer type (see module docstring).
     pooling : {"mean", "cls"}
         How token states become one vector (E5 models are trained with mean pooling).
@@ -75,6 +85,9 @@ class QualityModel:
         Overrides every dropout probability in the encoder's config (None keeps them; only matters in training).
         On CPU, dropout's random masks cost a quarter of a training step, and 0 lets attention use the fused
         SDPA kernel.
+    normalize : bool
+        L2-normalise pooled vectors (see module docstring). A folder saved before this option existed loads with
+        ``False``, the behaviour it was trained with.
     """
 
     name = "qsm"
@@ -91,6 +104,7 @@ class QualityModel:
         device: str = "auto",
         precision: str = "auto",
         dropout: float | None = None,
+        normalize: bool = False,
     ) -> None:
         from mdaq.hardware import PRECISION_CHOICES
 
@@ -103,13 +117,14 @@ class QualityModel:
         self.encoder, self.kind, self.pooling = Path(encoder), kind, pooling
         self.query_prefix, self.passage_prefix, self.max_len = query_prefix, passage_prefix, max_len
         self.device, self.precision, self.dropout = device, precision, dropout
+        self.normalize = normalize
         self.precision_ = precision if precision != "auto" else None  # resolved in load_encoder
         self.model_ = self.tokenizer_ = self.head_ = None
         self.train_record_: dict[str, Any] = {}
 
     # ---- loading ---------------------------------------------------------------------------------------------
     def load_encoder(self) -> QualityModel:
-        """Load tokenizer, encoder and (for ``regression``) the head; idempotent."""
+        """Load tokenizer, encoder and (for ``regression`` and ``cross``) the head; idempotent."""
         import torch
         from transformers import AutoConfig, AutoModel
 
@@ -135,9 +150,9 @@ class QualityModel:
             self.encoder, config=config, use_safetensors=True, add_pooling_layer=False
         )
         self.model_.to(self.device)
-        if self.kind == "regression":
+        if self.kind in HEADED:
             self.head_ = torch.nn.Linear(self.model_.config.hidden_size, 1).to(self.device)
-            head_file = self.encoder / "qsm_head.safetensors"
+            head_file = self.encoder / HEAD_FILE
             if head_file.is_file():
                 from safetensors.torch import load_file
 
@@ -145,26 +160,40 @@ class QualityModel:
         return self
 
     # ---- forward -----------------------------------------------------------------------------------------------
-    def embed(self, texts: Sequence[str]) -> Any:
-        """Pooled vectors of ``texts`` (a tensor with gradients if the model is in training mode)."""
+    def tokenize(self, texts: Sequence[str], pairs: Sequence[str] | None = None, **kw: Any) -> Any:
+        """Token ids of ``texts``, or of (text, pair) inputs: the tokenizer's pair encoding, cut longest side first."""
+        if pairs is None:
+            return self.tokenizer_(list(texts), truncation=True, max_length=self.max_len, **kw)
+        if len(pairs) != len(texts):
+            raise ValueError(f"{len(texts)} texts but {len(pairs)} pair texts")
+        return self.tokenizer_(list(texts), list(pairs), truncation="longest_first", max_length=self.max_len, **kw)
+
+    def embed(self, texts: Sequence[str], pairs: Sequence[str] | None = None) -> Any:
+        """Pooled vectors of ``texts`` (or of (text, pair) inputs); a tensor with gradients in training mode."""
         from mdaq.models.lm import autocast
 
-        batch = self.tokenizer_(
-            list(texts), padding=True, truncation=True, max_length=self.max_len, return_tensors="pt"
-        ).to(self.device)
+        batch = self.tokenize(texts, pairs, padding=True, return_tensors="pt").to(self.device)
         with autocast(self.device, self.precision_):
             states = self.model_(**batch).last_hidden_state
         return self._pool(states, batch["attention_mask"])
 
     def _pool(self, states: Any, attention_mask: Any) -> Any:
-        """CLS or masked mean of ``states``, in float32."""
+        """CLS or masked mean of ``states``, in float32; unit length when ``normalize``."""
         import torch
 
         states = states.float()
         if self.pooling == "cls":
-            return states[:, 0]
-        mask = attention_mask.unsqueeze(-1).to(states.dtype)
-        return (states * mask).sum(1) / torch.clamp(mask.sum(1), min=1.0)
+            pooled = states[:, 0]
+        else:
+            mask = attention_mask.unsqueeze(-1).to(states.dtype)
+            pooled = (states * mask).sum(1) / torch.clamp(mask.sum(1), min=1.0)
+        return torch.nn.functional.normalize(pooled, dim=-1) if self.normalize else pooled
+
+    def cross_inputs(self, instructions: Sequence[str], responses: Sequence[str]) -> tuple[list[str], list[str]]:
+        """The ``cross`` kind's (first, second) texts: the prefixed instruction and the prefixed response."""
+        if len(instructions) != len(responses):
+            raise ValueError(f"{len(instructions)} instructions but {len(responses)} responses")
+        return [self.query_prefix + t for t in instructions], [self.passage_prefix + t for t in responses]
 
     def raw_scores(self, instructions: Sequence[str], responses: Sequence[str]) -> Any:
         """Differentiable scores for one batch."""
@@ -172,6 +201,8 @@ class QualityModel:
             a = self.embed([self.query_prefix + t for t in instructions])
             r = self.embed([self.passage_prefix + t for t in responses])
             return -(a - r).norm(dim=-1)
+        if self.kind == "cross":
+            return self.head_(self.embed(*self.cross_inputs(instructions, responses))).squeeze(-1)
         texts = [f"{self.passage_prefix}{i}\n{r}" for i, r in zip(instructions, responses, strict=True)]
         return self.head_(self.embed(texts)).squeeze(-1)
 
@@ -180,7 +211,8 @@ class QualityModel:
     ) -> np.ndarray:
         """Quality scores, higher is better, in input order (no gradients).
 
-        Triplet models embed anchors and responses separately; the regression model embeds one text per pair.
+        Triplet models embed anchors and responses separately; the cross and regression models embed one input per
+        (instruction, response) and apply their head.
         Texts are tokenised once, sorted by token length and cut into batches of ``batch_size`` rows, each padded
         only to its longest text (:meth:`embed_texts`), so padding stays small; the result is in input order.
         """
@@ -193,20 +225,30 @@ class QualityModel:
             a = self.embed_texts([self.query_prefix + t for t in uniq], batch_size, progress)[inverse]
             r = self.embed_texts([self.passage_prefix + t for t in responses], batch_size, progress)
             return -np.linalg.norm(a - r, axis=1).astype(np.float32)
-        texts = [f"{self.passage_prefix}{i}\n{r}" for i, r in zip(instructions, responses, strict=True)]
-        pooled = self.embed_texts(texts, batch_size, progress)
+        if self.kind == "cross":
+            first, second = self.cross_inputs(instructions, responses)
+            pooled = self.embed_texts(first, batch_size, progress, pairs=second)
+        else:
+            texts = [f"{self.passage_prefix}{i}\n{r}" for i, r in zip(instructions, responses, strict=True)]
+            pooled = self.embed_texts(texts, batch_size, progress)
         w, b = self.head_.weight.detach().cpu().numpy(), self.head_.bias.detach().cpu().numpy()
         return (pooled @ w.T + b)[:, 0].astype(np.float32)
 
-    def embed_texts(self, texts: Sequence[str], batch_size: int, progress: bool) -> np.ndarray:
-        """Pooled vectors (float32, input order): texts tokenised once, sorted by length, cut into batches of
-        ``batch_size`` rows padded only to the batch's longest text, encoded without gradients."""
+    def embed_texts(
+        self, texts: Sequence[str], batch_size: int, progress: bool, *, pairs: Sequence[str] | None = None
+    ) -> np.ndarray:
+        """Pooled vectors (float32, input order) of ``texts``, or of (text, pair) inputs when ``pairs`` is given:
+        tokenised once, sorted by length, cut into batches of ``batch_size`` rows padded only to the batch's longest
+        input, encoded without gradients."""
         import torch
         from tqdm.auto import tqdm
 
         from mdaq.models.lm import autocast
 
-        ids = self.tokenizer_(list(texts), truncation=True, max_length=self.max_len)["input_ids"]
+        enc = self.tokenize(texts, pairs)
+        ids = enc["input_ids"]
+        # segment ids of pair inputs, for tokenizers that have them (BERT's; XLM-R's have none): all 0 otherwise
+        types = enc.get("token_type_ids") if pairs is not None else None
         lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
         order = np.argsort(-lengths, kind="stable")
         pad_id = self.tokenizer_.pad_token_id or 0
@@ -218,12 +260,15 @@ class QualityModel:
                 width = max(int(lengths[idx[0]]), 1)
                 input_ids = np.full((len(idx), width), pad_id, dtype=np.int64)
                 mask = np.zeros((len(idx), width), dtype=np.int64)
+                segments = np.zeros((len(idx), width), dtype=np.int64)
                 for row, i in enumerate(idx):
                     input_ids[row, : lengths[i]] = ids[i]
                     mask[row, : lengths[i]] = 1
+                    segments[row, : lengths[i]] = types[i] if types is not None else 0
                 input_t = torch.from_numpy(input_ids).to(self.device)
                 mask_t = torch.from_numpy(mask).to(self.device)
-                states = self.model_(input_ids=input_t, attention_mask=mask_t).last_hidden_state
+                extra = {"token_type_ids": torch.from_numpy(segments).to(self.device)} if types is not None else {}
+                states = self.model_(input_ids=input_t, attention_mask=mask_t, **extra).last_hidden_state
                 out[idx] = self._pool(states, mask_t).cpu().numpy()
         return out
 
@@ -256,6 +301,7 @@ class QualityModel:
             "passage_prefix": self.passage_prefix,
             "max_len": self.max_len,
             "precision": self.precision,
+            "normalize": self.normalize,
         }
 
     def save(self, out_dir: str | Path, record: dict[str, Any] | None = None) -> Path:
@@ -267,9 +313,7 @@ class QualityModel:
         if self.head_ is not None:
             from safetensors.torch import save_file
 
-            save_file(
-                {k: v.contiguous() for k, v in self.head_.state_dict().items()}, out_dir / "qsm_head.safetensors"
-            )
+            save_file({k: v.contiguous() for k, v in self.head_.state_dict().items()}, out_dir / HEAD_FILE)
         cfg = {**self.config(), "base_encoder": str(self.encoder), "train_record": record or self.train_record_}
         (out_dir / CONFIG_FILE).write_text(json.dumps(cfg, indent=2, ensure_ascii=False), encoding="utf-8")
         return out_dir
@@ -287,11 +331,17 @@ class QualityModel:
         missing = [k for k in keys if not isinstance(cfg, dict) or k not in cfg]
         if missing:
             raise DataError(cfg_file, f"not a QSM config: missing {missing}", field=missing[0])
+        normalize = cfg.get("normalize", False)  # absent in folders saved before it existed: they did not normalise
+        if not isinstance(normalize, bool):
+            raise DataError(cfg_file, f"normalize must be true or false, got {normalize!r}", field="normalize")
+        if cfg["kind"] in HEADED and not (path / HEAD_FILE).is_file():
+            raise MissingAssetError(f"{path} holds a {cfg['kind']!r} QSM without its head ({HEAD_FILE})")
         model = cls(
             path,
             device=device,
             **{k: cfg[k] for k in keys},
             precision=precision or cfg.get("precision", "fp32"),
+            normalize=normalize,
         )
         model.train_record_ = cfg.get("train_record", {})
         return model.load_encoder()
