@@ -1,5 +1,5 @@
 """The ``evaluate`` stage as library calls: judge-free metrics of one (method, language) model, its answers to the
-translated benchmarks, and their language fidelity. ``notebooks/40_evaluate.ipynb`` and the SAH study call these."""
+translated benchmarks, and their language fidelity. ``notebooks/30_run.ipynb`` and the SAH study call these."""
 
 from __future__ import annotations
 
