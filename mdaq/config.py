@@ -47,8 +47,8 @@ class PrepareConfig:
     guard: int = 5  # positions dropped between blocks so a source item never sits in two splits
     p_revised: float = 0.5  # probability that a pool item is the expert-revised version
     max_pool: int = 48  # 0 = keep the whole pool block; otherwise a seeded subsample (small profiles)
-    max_heldout: int = 16  # same for held-out pairs
-    qsm_eval_max: int = 40  # held-out pairs per language for the QSM evaluation (qsm_heldout/); 0 = all ~450
+    max_heldout: int = 12  # same for held-out pairs
+    qsm_eval_max: int = 24  # held-out pairs per language for the QSM evaluation (qsm_heldout/); 0 = all ~450
 
 
 @dataclass(frozen=True)
