@@ -18,6 +18,20 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 REPO = Path(__file__).resolve().parents[1]
 
+# pytest-xdist workers (scripts/test.sh runs the suite on 2): the cores are split between them, so that torch's thread
+# pools do not oversubscribe the machine. Set before torch is imported; the subprocesses a test starts inherit it.
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if _WORKERS > 1 and not (os.environ.get("OMP_NUM_THREADS") or os.environ.get("MKL_NUM_THREADS")):
+    os.environ["OMP_NUM_THREADS"] = str(max(1, len(os.sched_getaffinity(0)) // _WORKERS))
+
+# The end-to-end pipeline test is the longest (minutes): collected first, it starts at once on one worker while the
+# others take the unit tests, instead of ending the run alone.
+FIRST = ("tests/test_pipeline_smoke.py",)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: not item.nodeid.startswith(FIRST))  # stable: the rest keep their order
+
 # `precision: auto` in tests: "slow" (default) makes every CPU look like one without fast bf16, so `auto` is fp32 and
 # the suite computes the same numbers, at the same speed, on AMX and AVX2-only machines; "fast" makes every CPU look
 # like an AMX one (run it there to exercise the bf16 paths); "real" uses the probe as it is. Subprocesses (the smoke
