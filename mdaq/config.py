@@ -60,7 +60,7 @@ class QSMConfig:
     pooling: str = "mean"
     margin: float = 1.0  # CaR's TripletMarginLoss margin; M-DaQ's is not published
     lr: float = 1.0e-4
-    epochs: int = 1
+    epochs: int = 3
     batch_size: int = 16
     max_len: int = 256
     max_pairs_per_lang: int = 40  # 0 = every qsm_train pair
@@ -77,7 +77,7 @@ class QSMConfig:
         False  # L2-normalise pooled vectors before the distance (triplet) or the head (cross, regression)
     )
     length_balance: float = 0.0  # share of each language's pairs drawn where the revision is not longer; 0 = random
-    val_share: float = 0.0  # share of the training pairs held out to pick the best epoch and stop early; 0 = none
+    val_share: float = 0.1  # share of the training pairs held out to pick the best epoch and stop early; 0 = none
     patience: int = 1  # with val_share: epochs without a lower validation loss before training stops
 
 

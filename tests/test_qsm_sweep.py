@@ -103,8 +103,10 @@ def test_decision_keeps_the_reference_on_a_null_result_and_says_so():
 def test_variant_settings_start_from_the_paper_faithful_scorer_and_are_validated():
     profile = load_profile(REPO / "profiles" / "default.yaml")
     profile["qsm"]["normalize"] = True  # a default that moved on: the variants still start from the paper's
+    profile["qsm"]["epochs"] = 3  # the default QSM now trains 3 epochs with a validation split (the sweep's winner)
     cfg = sweep.variant_qsm(profile, {"kind": "cross"})
-    assert (cfg.kind, cfg.normalize, cfg.length_balance, cfg.val_share) == ("cross", False, 0.0, 0.0)
+    assert (cfg.kind, cfg.normalize, cfg.length_balance, cfg.val_share, cfg.epochs) == ("cross", False, 0.0, 0.0, 1)
+    assert sweep.variant_qsm(profile, {"epochs": 3, "val_share": 0.1}).epochs == 3
     with pytest.raises(DataError, match="qsm"):
         sweep.variant_qsm(profile, {"no_such_key": 1})
     with pytest.raises(ValueError, match="unseen_langs"):

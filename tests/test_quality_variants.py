@@ -153,7 +153,7 @@ def test_length_balance_needs_a_cap():
 
 
 def test_length_balanced_training_records_its_share(tiny_encoder, tmp_path):
-    cfg = dataclasses.replace(CFG, epochs=1, max_pairs_per_lang=8, length_balance=0.5, unseen_langs=())
+    cfg = dataclasses.replace(CFG, epochs=1, max_pairs_per_lang=8, length_balance=0.5, unseen_langs=(), val_share=0.0)
     rows = select_training_rows({"fr": _mixed_rows(24, "fr")}, cfg, seed=0)
     model = train_qsm(tiny_encoder, rows, cfg, tmp_path / "b", seed=0)
     assert model.train_record_["share_rev_not_longer"] == 0.5
