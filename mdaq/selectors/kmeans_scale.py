@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -26,6 +27,11 @@ FAISS_MIN_ROWS = 100_000
 NITER = 20  # Lloyd iterations (fixed: faiss has no tolerance stop); faiss's own default is 25
 POINTS_PER_CLUSTER = 128  # training sample = k * this, capped; faiss subsamples to 256 per centroid by default
 MAX_SAMPLE = 262_144  # at most 2^18 training rows: 384 MiB at d = 384 (float32); raise it for k > ~2,000
+# Initial centroids. faiss's default ("random": k sample rows) often merges planted clusters; k-means++ seeding is
+# exact but serial over k (46 s for 128,000 x 384 rows, k = 1,000, on 2 cores); AFK-MC2 approximates it by MCMC in
+# ~2 s more than random there and recovers planted clusters about as well (tests/test_kmeans_scale.py).
+INIT = "afk_mc2"
+INITS = ("random", "kmeans++", "afk_mc2")
 
 
 def resolve_engine(engine: str, n: int) -> str:
@@ -150,7 +156,13 @@ def sample_rows(n: int, size: int, random_state: int = 0) -> np.ndarray:
 
 
 def train_centroids(
-    sample: np.ndarray, k: int, *, random_state: int = 0, niter: int = NITER, spherical: bool = False
+    sample: np.ndarray,
+    k: int,
+    *,
+    random_state: int = 0,
+    niter: int = NITER,
+    spherical: bool = False,
+    init: str = INIT,
 ) -> np.ndarray:
     """faiss k-means on ``sample``: ``(k, d)`` float32 centroids, deterministic for a seed and thread count.
 
@@ -167,6 +179,8 @@ def train_centroids(
     spherical : bool
         Normalise the centroids after every iteration and assign by inner product (for unit-norm embeddings and
         cosine geometry); False keeps scikit-learn's Euclidean objective.
+    init : {"afk_mc2", "random", "kmeans++"}
+        How the initial centroids are drawn (:data:`INIT`).
     """
     import faiss
 
@@ -174,12 +188,20 @@ def train_centroids(
     s, d = x.shape
     if not 1 <= k <= s:
         raise ValueError(f"k-means with {k} clusters on {s} training rows: need 1 <= k <= rows")
+    if init not in INITS:
+        raise ValueError(f"init must be one of {', '.join(INITS)}, got {init!r}")
+    init_method = {
+        "random": faiss.ClusteringInitMethod_RANDOM,
+        "kmeans++": faiss.ClusteringInitMethod_KMEANS_PLUS_PLUS,
+        "afk_mc2": faiss.ClusteringInitMethod_AFK_MC2,
+    }[init]
     km = faiss.Kmeans(
         d,
         int(k),
         niter=int(niter),
         seed=int(random_state),
         spherical=bool(spherical),
+        init_method=init_method,
         max_points_per_centroid=math.ceil(s / k) + 1,  # the sample is already drawn: train on all of it
         min_points_per_centroid=1,  # few rows per centroid is the caller's choice; faiss would only warn
         verbose=False,
@@ -213,15 +235,44 @@ def assign_blocks(blocks: Iterable[np.ndarray], centroids: np.ndarray, *, spheri
     return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, dtype=np.int64)
 
 
+@dataclass(frozen=True)
+class KMeansSettings:
+    """How faiss k-means is trained (the defaults are what ``engine="faiss"`` uses in every selector).
+
+    Attributes
+    ----------
+    niter : int
+        Lloyd iterations (:data:`NITER`).
+    points_per_cluster, max_sample : int
+        Training sample size (:func:`sample_size`).
+    spherical : bool
+        Unit-norm centroids, assignment by inner product.
+    init : str
+        Initial centroids (:data:`INIT`).
+    """
+
+    niter: int = NITER
+    points_per_cluster: int = POINTS_PER_CLUSTER
+    max_sample: int = MAX_SAMPLE
+    spherical: bool = False
+    init: str = INIT
+
+    def sample_size(self, n: int, k: int) -> int:
+        """:func:`sample_size` with these settings."""
+        return sample_size(n, k, points_per_cluster=self.points_per_cluster, max_sample=self.max_sample)
+
+    def train(self, sample: np.ndarray, k: int, random_state: int) -> np.ndarray:
+        """:func:`train_centroids` with these settings."""
+        return train_centroids(
+            sample, k, random_state=random_state, niter=self.niter, spherical=self.spherical, init=self.init
+        )
+
+
+DEFAULT_SETTINGS = KMeansSettings()
+
+
 def kmeans_labels(
-    embeddings: np.ndarray,
-    n_clusters: int,
-    *,
-    random_state: int = 0,
-    niter: int = NITER,
-    spherical: bool = False,
-    points_per_cluster: int = POINTS_PER_CLUSTER,
-    max_sample: int = MAX_SAMPLE,
+    embeddings: np.ndarray, n_clusters: int, *, random_state: int = 0, settings: KMeansSettings = DEFAULT_SETTINGS
 ) -> np.ndarray:
     """faiss k-means labels of an in-memory array: trained on the bottom-s sample (:func:`sample_size`), then all
     rows assigned. Equal to :func:`stream_kmeans` over the same rows cut into any blocks (up to rows equidistant
@@ -237,21 +288,13 @@ def kmeans_labels(
     if n == 0:
         return np.zeros(0, dtype=np.int64)
     k = int(min(max(1, n_clusters), n))
-    size = sample_size(n, k, points_per_cluster=points_per_cluster, max_sample=max_sample)
-    rows = sample_rows(n, size, random_state)
-    centroids = train_centroids(x[rows], k, random_state=random_state, niter=niter, spherical=spherical)
-    return assign_blocks([x], centroids, spherical=spherical)
+    rows = sample_rows(n, settings.sample_size(n, k), random_state)
+    centroids = settings.train(x[rows], k, random_state)
+    return assign_blocks([x], centroids, spherical=settings.spherical)
 
 
 def stream_kmeans(
-    blocks,
-    n_clusters: int,
-    *,
-    random_state: int = 0,
-    niter: int = NITER,
-    spherical: bool = False,
-    points_per_cluster: int = POINTS_PER_CLUSTER,
-    max_sample: int = MAX_SAMPLE,
+    blocks, n_clusters: int, *, random_state: int = 0, settings: KMeansSettings = DEFAULT_SETTINGS
 ) -> np.ndarray:
     """faiss k-means labels of a pool given as a block factory, in two passes and bounded memory.
 
@@ -262,24 +305,33 @@ def stream_kmeans(
         :class:`mdaq.shards.features.FeatureBlock`), in pool order; it is called twice (sample, then assign).
     n_clusters : int
         k (clipped to the pool size).
-    random_state, niter, spherical, points_per_cluster, max_sample
-        As in :func:`kmeans_labels`.
+    random_state : int
+        Seeds the sample and faiss.
+    settings : KMeansSettings
+        Training settings.
 
     Returns
     -------
     numpy.ndarray of int64
         One label per pool row.
     """
-    sampler = RowSampler(max(int(n_clusters), min(n_clusters * points_per_cluster, max_sample)), random_state)
-    for block in blocks():
-        sampler.add(block.embeddings)
+    capacity = max(int(n_clusters), min(n_clusters * settings.points_per_cluster, settings.max_sample))
+    sampler = sample_blocks(blocks, capacity, random_state)
     n = sampler.n_seen
     if n == 0:
         return np.zeros(0, dtype=np.int64)
     k = int(min(max(1, n_clusters), n))
-    _, sample = sampler.take(sample_size(n, k, points_per_cluster=points_per_cluster, max_sample=max_sample))
-    centroids = train_centroids(sample, k, random_state=random_state, niter=niter, spherical=spherical)
-    labels = assign_blocks((b.embeddings for b in blocks()), centroids, spherical=spherical)
+    _, sample = sampler.take(settings.sample_size(n, k))
+    centroids = settings.train(sample, k, random_state)
+    labels = assign_blocks((b.embeddings for b in blocks()), centroids, spherical=settings.spherical)
     if len(labels) != n:
         raise ValueError(f"the block factory gave {n} rows in the first pass and {len(labels)} in the second")
     return labels
+
+
+def sample_blocks(blocks, capacity: int, random_state: int = 0) -> RowSampler:
+    """One pass of ``blocks()`` into a :class:`RowSampler` (no block outlives its step)."""
+    sampler = RowSampler(capacity, random_state)
+    for block in blocks():
+        sampler.add(block.embeddings)
+    return sampler
