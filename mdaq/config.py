@@ -648,6 +648,24 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     return params_from_dict(load_profile(path), str(path))
 
 
+# Selector settings added after runs were recorded, at the value every earlier run used implicitly: the k-means
+# engine, whose "auto" is scikit-learn (the only engine before) on every pool below 100,000 rows; every recorded run's
+# pool (MIDB, ~2,300 rows per language) is far below. At that value such a setting does not make a run or a method
+# card differ from one made before it existed (mdaq.provenance.run_sha, mdaq.submissions.recipe.reuse_source).
+IMPLICIT_SELECTOR_DEFAULTS: dict[str, dict[str, Any]] = {
+    method: {"engine": "auto"} for method in ("mdaq_das", "car", "kmeans_diverse")
+}
+
+
+def explicit_selector_params(method: str, params: Any) -> Any:
+    """``params`` (a selector's entry) without the :data:`IMPLICIT_SELECTOR_DEFAULTS` settings that hold their
+    implicit value; anything that is not a mapping is returned as it is."""
+    implicit = IMPLICIT_SELECTOR_DEFAULTS.get(method, {})
+    if not isinstance(params, dict) or not implicit:
+        return params
+    return {k: v for k, v in params.items() if not (k in implicit and implicit[k] == v)}
+
+
 def section_sha(params: Params, *names: str) -> str:
     """Short sha256 over the named sections (dotted names allowed), for provenance in metrics files."""
     raw = dataclasses.asdict(params)

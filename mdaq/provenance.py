@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from mdaq.config import Params, section_sha
+from mdaq.config import Params, explicit_selector_params, section_sha
 from mdaq.names import submission_name
 
 BASE = "base"  # the leaderboard row of the un-tuned base model (no selection, no training)
@@ -29,12 +29,14 @@ def run_sections(method: str) -> tuple[str, ...]:
 
 
 def run_sha(params: Params, method: str) -> str:
-    """:func:`~mdaq.config.section_sha` over :func:`run_sections`, with the settings of :data:`NOT_RUN_INPUTS` set
-    aside (the hash equals the one computed before those settings existed)."""
-    trimmed = {  # a plain dict in place of the section: section_sha hashes its dataclasses.asdict copy
+    """:func:`~mdaq.config.section_sha` over :func:`run_sections`, with the settings of :data:`NOT_RUN_INPUTS`, and
+    those of :data:`mdaq.config.IMPLICIT_SELECTOR_DEFAULTS` at their implicit value, set aside (the hash equals the
+    one computed before those settings existed)."""
+    trimmed: dict[str, Any] = {  # a plain dict in place of the section: section_sha hashes its dataclasses.asdict copy
         section: {k: v for k, v in dataclasses.asdict(getattr(params, section)).items() if k not in names}
         for section, names in NOT_RUN_INPUTS.items()
     }
+    trimmed["selectors"] = {name: explicit_selector_params(name, entry) for name, entry in params.selectors.items()}
     return section_sha(dataclasses.replace(params, **trimmed), *run_sections(method))
 
 

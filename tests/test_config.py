@@ -332,3 +332,19 @@ def test_run_hash_ignores_the_qsm_eval_cap(tmp_path):
     picked = {name: raw[name] if "." not in name else raw["selectors"]["random"] for name in run_sections("random")}
     expect = hashlib.sha256(json.dumps(picked, sort_keys=True, default=str).encode()).hexdigest()[:12]
     assert run_sha(a, "random") == expect
+
+
+def test_run_hash_and_reuse_ignore_a_selector_setting_at_its_implicit_default(tmp_path):
+    """`engine: auto` (added to mdaq_das, car and kmeans_diverse with the value every earlier run used) leaves a
+    run's params hash and a method card's reuse claim as they were; another engine changes both."""
+    from mdaq.provenance import run_sha
+    from mdaq.submissions.recipe import reuse_source
+
+    das = "n_quality_ratio: 6, n_diversity_ratio: 1, n_clusters: budget"
+    text = BASE.replace("methods: [random]", "methods: [mdaq_das]").replace("{random: {}}", f"{{mdaq_das: {{{das}}}}}")
+    before = load_params(_write(tmp_path, text))
+    auto = load_params(_write(tmp_path, text.replace(das, das + ", engine: auto")))
+    faiss = load_params(_write(tmp_path, text.replace(das, das + ", engine: faiss")))
+    assert run_sha(before, "mdaq_das") == run_sha(auto, "mdaq_das") != run_sha(faiss, "mdaq_das")
+    card = {"selector": {"method": "mdaq_das", "version": "2", "seed": 0, "params": before.selectors["mdaq_das"]}}
+    assert reuse_source("sub.x", card, auto) == ("mdaq_das", 0) and reuse_source("sub.x", card, faiss) is None

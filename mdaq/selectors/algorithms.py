@@ -54,19 +54,34 @@ def das_n_clusters(n_clusters: int | str, n: int, budget: int) -> int:
 
 
 def cluster_labels(
-    embeddings: np.ndarray, n_clusters: int, *, random_state: int = 0, batch_size: int = 4096, max_iter: int = 100
+    embeddings: np.ndarray,
+    n_clusters: int,
+    *,
+    random_state: int = 0,
+    batch_size: int = 4096,
+    max_iter: int = 100,
+    engine: str = "auto",
 ) -> np.ndarray:
     """K-means labels (int64) of the rows of ``embeddings``.
 
-    Uses exact Lloyd k-means (one init) for small inputs and mini-batch k-means above 20,000 rows, where exact
-    k-means stops being affordable on a CPU. ``n_clusters`` is clipped to the number of distinct rows' count.
+    With scikit-learn (``engine="sklearn"``, or ``"auto"`` below
+    :data:`mdaq.selectors.kmeans_scale.FAISS_MIN_ROWS` rows): exact Lloyd k-means (one init) for small inputs and
+    mini-batch k-means above 20,000 rows, where exact k-means stops being affordable on a CPU. With faiss
+    (``engine="faiss"``, or ``"auto"`` from that size on): :func:`mdaq.selectors.kmeans_scale.kmeans_labels`, k-means
+    trained on a seeded sample and every row assigned to its nearest centroid (``max_iter`` and ``batch_size`` do
+    not apply; its iterations are :data:`~mdaq.selectors.kmeans_scale.NITER`). ``n_clusters`` is clipped to the
+    number of rows.
     """
-    from sklearn.cluster import KMeans, MiniBatchKMeans
+    from mdaq.selectors.kmeans_scale import kmeans_labels, resolve_engine
 
     n = len(embeddings)
     k = int(min(max(1, n_clusters), n))
     if n == 0:
         return np.zeros(0, dtype=np.int64)
+    if resolve_engine(engine, n) == "faiss":
+        return kmeans_labels(embeddings, k, random_state=random_state)
+    from sklearn.cluster import KMeans, MiniBatchKMeans
+
     if n <= 20_000:
         km = KMeans(n_clusters=k, n_init=1, random_state=random_state, max_iter=max_iter)
     else:
@@ -146,6 +161,40 @@ def das_select(
     if not return_parts:
         return picked
     return picked, np.repeat(np.array(PARTS), [len(head), len(div), len(extra)])
+
+
+def car_select(quality: np.ndarray, labels: np.ndarray, budget: int, n_per_cluster: int = 1) -> np.ndarray:
+    """CaR's selection given cluster labels: the best ``n_per_cluster`` samples (by quality) of every cluster,
+    ordered by quality and cut at ``budget``, then the best remaining samples by quality up to ``budget``.
+
+    Parameters
+    ----------
+    quality, labels : (n,) arrays
+        Score (higher is better; ties by index) and non-negative cluster label per sample.
+    budget : int
+        Number of picks (at most n).
+    n_per_cluster : int
+        Representatives per cluster.
+
+    Returns
+    -------
+    numpy.ndarray of int64
+        ``min(budget, n)`` unique indices in priority order. Cost: one sort, O(n log n).
+    """
+    quality, labels = np.asarray(quality), np.asarray(labels, dtype=np.int64)
+    n = len(quality)
+    order = np.lexsort((np.arange(n), -quality))
+    # rank of each sample within its cluster, in quality order: a stable sort by label keeps the quality order
+    by_cluster = order[np.argsort(labels[order], kind="stable")]
+    sorted_labels = labels[by_cluster]
+    starts = np.flatnonzero(np.r_[True, sorted_labels[1:] != sorted_labels[:-1]]) if n else np.zeros(0, np.int64)
+    run_start = np.repeat(starts, np.diff(np.r_[starts, n]))
+    rank_in_cluster = np.empty(n, dtype=np.int64)
+    rank_in_cluster[by_cluster] = np.arange(n) - run_start
+    reps = order[rank_in_cluster[order] < n_per_cluster][:budget]
+    taken = np.zeros(n, dtype=bool)
+    taken[reps] = True
+    return np.concatenate([reps, order[~taken[order]][: budget - len(reps)]]).astype(np.int64)
 
 
 def kcenter_greedy(embeddings: np.ndarray, budget: int, first: int = 0) -> np.ndarray:

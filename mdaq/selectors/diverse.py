@@ -6,8 +6,9 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from mdaq.selectors.algorithms import cluster_labels, default_n_clusters, kcenter_greedy, mmr_select
+from mdaq.selectors.algorithms import car_select, cluster_labels, default_n_clusters, kcenter_greedy, mmr_select
 from mdaq.selectors.base import SELECTORS, BaseSelector
+from mdaq.selectors.kmeans_scale import ENGINES
 from mdaq.types import Pool
 
 
@@ -24,14 +25,18 @@ class KMeansDiverseSelector(BaseSelector):
     version = "1"
     requires = frozenset({"embeddings"})
 
-    def __init__(self, *, random_state: int = 0):
+    def __init__(self, *, engine: str = "auto", random_state: int = 0):
+        self.engine = engine
         self.random_state = random_state
+
+    def _param_problems(self) -> Iterator[tuple[str, str]]:
+        yield from _engine_problems(self.engine)
 
     def _select(self, pool: Pool, budget: int) -> np.ndarray:
         if budget == 0:
             return np.zeros(0, dtype=np.int64)
         x = np.asarray(pool.embeddings, dtype=np.float32)
-        labels = cluster_labels(x, budget, random_state=self.random_state)
+        labels = cluster_labels(x, budget, random_state=self.random_state, engine=self.engine)
         reps, sizes = [], []
         for c in np.unique(labels):
             members = np.flatnonzero(labels == c)
@@ -100,7 +105,9 @@ class CaRSelector(BaseSelector):
     ordered by quality; the remaining slots go to the best not-yet-selected samples by quality (CaR's
     "top n1 ∪ per-cluster top n2, deduplicated"). In the pipeline ``Pool.quality`` holds CaR's own scorer's scores
     (``scorer = "regression"``: the ``car_scorer`` stage trains it on the same expert revision pairs as the QSM), so
-    ``car`` against ``mdaq_das`` compares the two papers' scorers as well as their selection rules.
+    ``car`` against ``mdaq_das`` compares the two papers' scorers as well as their selection rules. ``engine``
+    picks the k-means implementation (:func:`mdaq.selectors.algorithms.cluster_labels`: ``"auto"`` keeps
+    scikit-learn for pools below 100,000 rows and uses faiss above).
 
     References
     ----------
@@ -113,9 +120,10 @@ class CaRSelector(BaseSelector):
     requires = frozenset({"quality", "embeddings"})
     scorer = "regression"  # CaR's own IQS scorer (one text -> score, MSE on revised 1 / raw 0), not M-DaQ's QSM
 
-    def __init__(self, *, n_clusters: int = 0, n_per_cluster: int = 1, random_state: int = 0):
+    def __init__(self, *, n_clusters: int = 0, n_per_cluster: int = 1, engine: str = "auto", random_state: int = 0):
         self.n_clusters = n_clusters
         self.n_per_cluster = n_per_cluster
+        self.engine = engine
         self.random_state = random_state
 
     def _param_problems(self) -> Iterator[tuple[str, str]]:
@@ -123,19 +131,27 @@ class CaRSelector(BaseSelector):
             yield "n_clusters", f"{self.n_clusters} is negative (0 = CaR's floor(sqrt(n / 2)))"
         if self.n_per_cluster < 1:
             yield "n_per_cluster", f"{self.n_per_cluster} is not a positive number of samples per cluster"
+        yield from _engine_problems(self.engine)
+
+    def cluster_count(self, n: int, budget: int) -> int:
+        """k for a pool of ``n`` samples: ``n_clusters``, or CaR's floor(sqrt(n / 2)) when it is 0."""
+        return self.n_clusters or default_n_clusters(n)
+
+    def select_clustered(
+        self, quality: np.ndarray, labels: np.ndarray, budget: int, *, n_clusters: int, lang: str = ""
+    ) -> np.ndarray:
+        """The selection given the pool's cluster labels: what :meth:`select` does after k-means; the streamed path
+        (:mod:`mdaq.selectors.streamed`) calls it with labels from a pass over feature blocks. ``n_clusters`` and
+        ``lang`` are unused (the signature is shared with ``mdaq_das``)."""
+        return car_select(quality, labels, budget, self.n_per_cluster)
 
     def _select(self, pool: Pool, budget: int) -> np.ndarray:
-        n = len(pool)
-        labels = cluster_labels(
-            pool.embeddings, self.n_clusters or default_n_clusters(n), random_state=self.random_state
-        )
-        order = np.lexsort((np.arange(n), -np.asarray(pool.quality)))
-        rank_in_cluster = np.zeros(n, dtype=np.int64)
-        seen: dict[int, int] = {}
-        for i in order:
-            rank_in_cluster[i] = seen.get(int(labels[i]), 0)
-            seen[int(labels[i])] = rank_in_cluster[i] + 1
-        reps = order[rank_in_cluster[order] < self.n_per_cluster][:budget]
-        taken = np.zeros(n, dtype=bool)
-        taken[reps] = True
-        return np.concatenate([reps, order[~taken[order]][: budget - len(reps)]]).astype(np.int64)
+        k = self.cluster_count(len(pool), budget)
+        labels = cluster_labels(pool.embeddings, k, random_state=self.random_state, engine=self.engine)
+        return self.select_clustered(pool.quality, labels, budget, n_clusters=k, lang=pool.lang)
+
+
+def _engine_problems(engine: object) -> Iterator[tuple[str, str]]:
+    """The ``engine`` parameter's problem, if any (shared by the k-means selectors)."""
+    if engine not in ENGINES:
+        yield "engine", f"{engine!r} is not a k-means engine ({', '.join(ENGINES)}; auto = faiss for large pools)"

@@ -9,6 +9,7 @@ import numpy as np
 
 from mdaq.selectors.algorithms import cluster_labels, das_n_clusters, das_select, split_budget
 from mdaq.selectors.base import SELECTORS, BaseSelector
+from mdaq.selectors.kmeans_scale import ENGINES
 from mdaq.types import Pool
 
 logger = logging.getLogger(__name__)
@@ -38,6 +39,10 @@ class MdaqSelector(BaseSelector):
         The budget split (paper: 6 : 1).
     n_clusters : int or {"budget", "sqrt"}
         k, or the rule that gives it (see above).
+    engine : {"auto", "sklearn", "faiss"}
+        The k-means implementation (:func:`mdaq.selectors.algorithms.cluster_labels`): ``"auto"`` keeps
+        scikit-learn below :data:`mdaq.selectors.kmeans_scale.FAISS_MIN_ROWS` rows (every MIDB pool) and uses faiss,
+        trained on a seeded sample, from there on.
     random_state : int
         Seeds k-means.
 
@@ -65,11 +70,13 @@ class MdaqSelector(BaseSelector):
         n_quality_ratio: float = 6,
         n_diversity_ratio: float = 1,
         n_clusters: int | str = "budget",
+        engine: str = "auto",
         random_state: int = 0,
     ):
         self.n_quality_ratio = n_quality_ratio
         self.n_diversity_ratio = n_diversity_ratio
         self.n_clusters = n_clusters
+        self.engine = engine
         self.random_state = random_state
 
     def _param_problems(self) -> Iterator[tuple[str, str]]:
@@ -81,21 +88,38 @@ class MdaqSelector(BaseSelector):
             das_n_clusters(self.n_clusters, 1, 1)
         except ValueError as e:
             yield "n_clusters", str(e)
+        if self.engine not in ENGINES:
+            yield "engine", f"{self.engine!r} is not a k-means engine ({', '.join(ENGINES)})"
+
+    def cluster_count(self, n: int, budget: int) -> int:
+        """k for a pool of ``n`` samples and ``budget`` picks (:func:`das_n_clusters`)."""
+        return das_n_clusters(self.n_clusters, n, budget)
 
     def _select(self, pool: Pool, budget: int) -> np.ndarray:
+        k = self.cluster_count(len(pool), budget)  # the values were checked by select()
+        labels = cluster_labels(pool.embeddings, k, random_state=self.random_state, engine=self.engine)
+        return self.select_clustered(pool.quality, labels, budget, n_clusters=k, lang=pool.lang)
+
+    def select_clustered(
+        self, quality: np.ndarray, labels: np.ndarray, budget: int, *, n_clusters: int, lang: str = ""
+    ) -> np.ndarray:
+        """Algorithm 1 given the pool's cluster labels; sets ``parts_`` and ``part_labels_``.
+
+        What :meth:`select` does after k-means; the streamed path (:mod:`mdaq.selectors.streamed`) calls it with
+        labels from a pass over feature blocks. ``n_clusters`` (the k given to k-means) is recorded in ``parts_``;
+        ``lang`` names the pool in the log line.
+        """
         n_q, n_d = split_budget(budget, self.n_quality_ratio, self.n_diversity_ratio)
-        k = das_n_clusters(self.n_clusters, len(pool), budget)  # the values were checked by select()
-        labels = cluster_labels(pool.embeddings, k, random_state=self.random_state)
-        idx, parts = das_select(pool.quality, labels, n_q, n_d, fill=True, return_parts=True)
+        idx, parts = das_select(quality, labels, n_q, n_d, fill=True, return_parts=True)
         made, n_fill = int(np.sum(parts == "diversity")), int(np.sum(parts == "fill"))
         self.part_labels_ = parts
         self.parts_ = {
-            "n_clusters": k,
+            "n_clusters": n_clusters,
             "n_quality": int(np.sum(parts == "quality")),
             "n_diversity_requested": n_d,
             "n_diversity_made": made,
             "n_fill": n_fill,
         }
         log = logger.warning if made < n_d else logger.info
-        log("mdaq_das on %r: %s", pool.lang, ", ".join(f"{key} {v}" for key, v in self.parts_.items()))
+        log("mdaq_das on %r: %s", lang, ", ".join(f"{key} {v}" for key, v in self.parts_.items()))
         return idx

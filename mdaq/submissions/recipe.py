@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from mdaq.config import Params
+from mdaq.config import Params, explicit_selector_params
 from mdaq.errors import DataError, MissingAssetError
 from mdaq.names import path_under, submission_method
 from mdaq.submissions.card import CARD, read_card
@@ -31,7 +31,10 @@ def reuse_source(name: str, card: dict[str, Any], params: Params) -> tuple[str, 
     method, seed = block.get("method"), block.get("seed")
     if method not in params.methods or method not in SELECTORS:
         return None
-    if block.get("params") != params.selectors.get(method) or block.get("version") != SELECTORS.get(method).version:
+    card_params = explicit_selector_params(method, block.get("params"))  # a card written before a setting existed
+    if card_params != explicit_selector_params(method, params.selectors.get(method)):
+        return None
+    if block.get("version") != SELECTORS.get(method).version:
         return None
     if seed not in params.seeds_of(method) or seed not in params.seeds_of(submission_method(name)):
         return None

@@ -1,0 +1,290 @@
+"""Selection over a pool given as feature blocks (ids, QSM scores, embeddings), never its texts, holding at most one
+block of embeddings plus a k-means sample (issue 20, ``docs/scale.md``).
+
+Three kinds of method:
+
+* **clustered** (``mdaq_das``, ``car``: selectors with ``cluster_count`` and ``select_clustered``): one pass keeps
+  ids, scores and a seeded sample of rows; faiss k-means is trained on the sample and a second pass assigns every
+  row; the selector's own rule then runs on (scores, labels). A pool of at most ``max_in_memory_rows`` rows is
+  gathered in the first pass (no second one), which is what scikit-learn needs (``engine="auto"`` below
+  :data:`~mdaq.selectors.kmeans_scale.FAISS_MIN_ROWS` rows, ``"sklearn"``).
+* **score-only** (``random``, ``quality_topk``, ``full``): one pass keeps ids and scores; the registered selector runs
+  on a :class:`FeaturePool` without embeddings.
+* **pairwise** (``mmr``, ``kcenter``, ``deita``, ``kmeans_diverse``): need every embedding at once, so they run on
+  pools of at most ``max_in_memory_rows`` rows and refuse larger ones with one line naming the method, the pool size
+  and the limit.
+
+Methods that read texts (``longest``: response lengths; the oracle controls: labels in ``meta``) or features a
+block does not carry (``ifd``) are refused with a message saying so. On the same rows, ids order and seed, the result
+equals the in-memory selector's (with ``engine="faiss"`` above the gather limit: the same sample, centroids and
+assignment; rows equidistant from two centroids within float32 rounding aside).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from mdaq.errors import DataError
+from mdaq.io import first_nonfinite_row, nonfinite_text
+from mdaq.selectors import get_selector, selection_parts
+from mdaq.selectors.algorithms import cluster_labels
+from mdaq.selectors.kmeans_scale import DEFAULT_SETTINGS, KMeansSettings, RowSampler, assign_blocks, resolve_engine
+from mdaq.shards.features import BlockFactory, FeatureBlock
+
+logger = logging.getLogger(__name__)
+
+# Most rows whose embeddings the streamed path gathers into one array: pairwise methods, and k-means by
+# scikit-learn. 10^5 x 384 float32 is 154 MB; it equals FAISS_MIN_ROWS, so `engine="auto"` never needs more.
+MAX_IN_MEMORY_ROWS = 100_000
+BLOCK_FEATURES = frozenset({"quality", "embeddings"})  # the Pool features a FeatureBlock carries
+
+
+class NoTextsError(ValueError):
+    """A selector asked a :class:`FeaturePool` for its samples' texts."""
+
+
+@dataclass(frozen=True)
+class FeaturePool:
+    """A pool known by its features only: what the streamed path hands to a registered selector.
+
+    It answers ``len``, ``lang`` and the feature attributes of :class:`mdaq.types.Pool`; asking for ``samples``
+    raises :class:`NoTextsError` (feature blocks carry no texts).
+    """
+
+    lang: str
+    ids: np.ndarray
+    quality: np.ndarray | None = None
+    embeddings: np.ndarray | None = None
+    ifd: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def samples(self):
+        raise NoTextsError(f"pool {self.lang!r} is streamed from feature blocks (id, quality, embedding): no texts")
+
+
+@dataclass(frozen=True)
+class StreamedSelection:
+    """The result of :func:`run_streamed`.
+
+    Attributes
+    ----------
+    ids : list of str
+        Selected sample ids in priority order.
+    indices : numpy.ndarray of int64
+        Their rows in the block stream.
+    parts : numpy.ndarray of str or None
+        Per pick, its part (``mdaq_das``: quality / diversity / fill), or None.
+    n_pool : int
+        Rows seen.
+    engine : str or None
+        ``"sklearn"`` or ``"faiss"`` for the clustered methods, else None.
+    n_clusters : int or None
+        k given to k-means (clustered methods).
+    """
+
+    ids: list[str]
+    indices: np.ndarray
+    parts: np.ndarray | None
+    n_pool: int
+    engine: str | None = None
+    n_clusters: int | None = None
+
+
+def select_streamed(
+    method: str,
+    params: Mapping[str, Any] | None,
+    blocks: BlockFactory,
+    budget: int,
+    seed: int = 0,
+    *,
+    lang: str = "streamed",
+    source: object = "feature blocks",
+    max_in_memory_rows: int = MAX_IN_MEMORY_ROWS,
+) -> list[str]:
+    """Selected sample ids, in priority order, of ``method`` over a pool given as feature blocks: the ``ids`` of
+    :func:`run_streamed` (which documents the parameters and also returns rows, parts and the k-means engine)."""
+    run = run_streamed(
+        method, params, blocks, budget, seed, lang=lang, source=source, max_in_memory_rows=max_in_memory_rows
+    )
+    return run.ids
+
+
+def run_streamed(
+    method: str,
+    params: Mapping[str, Any] | None,
+    blocks: BlockFactory,
+    budget: int,
+    seed: int = 0,
+    *,
+    lang: str = "streamed",
+    source: object = "feature blocks",
+    max_in_memory_rows: int = MAX_IN_MEMORY_ROWS,
+    kmeans: KMeansSettings = DEFAULT_SETTINGS,
+) -> StreamedSelection:
+    """Run a registered selection method over a block stream (see the module docstring for what each kind does).
+
+    Parameters
+    ----------
+    method : str
+        A registered selector name.
+    params : mapping or None
+        Its hyperparameters (checked by :func:`mdaq.selectors.get_selector`).
+    blocks : BlockFactory
+        ``blocks()`` returns a fresh iterator over the pool's :class:`~mdaq.shards.features.FeatureBlock` objects
+        in pool order; called once per pass (one or two passes).
+    budget : int
+        Samples wanted (ignored by ``full``).
+    seed : int
+        The selector's ``random_state`` (also seeds the k-means sample).
+    lang, source : str
+        Name the pool in logs and errors (e.g. the language and the feature folder).
+    max_in_memory_rows : int
+        Most rows whose embeddings are gathered into memory (pairwise methods; k-means by scikit-learn).
+    kmeans : KMeansSettings
+        faiss k-means settings (:mod:`mdaq.selectors.kmeans_scale`; the default is the in-memory path's).
+
+    Returns
+    -------
+    StreamedSelection
+
+    Raises
+    ------
+    ValueError
+        A method this path cannot run (texts or features blocks lack), a pool above the gather limit for a method
+        that needs all embeddings, a bad budget; :class:`~mdaq.errors.DataError` for a bad block (naming ``source``,
+        the pool row and the field).
+    """
+    if not isinstance(budget, int | np.integer) or isinstance(budget, bool) or budget < 0:
+        raise ValueError(f"{method}: budget must be a non-negative integer, got {budget!r}")
+    selector = get_selector(method, params, seed)
+    missing = sorted(selector.requires - BLOCK_FEATURES)
+    if missing:
+        raise ValueError(f"{method} needs {', '.join(missing)}, which feature blocks (id, quality, embedding) lack")
+    clustered = hasattr(selector, "select_clustered")
+    use_embeddings = "embeddings" in selector.requires
+    capacity = kmeans.max_sample if clustered else 0
+    scan = _scan(blocks, source, capacity, seed, max_in_memory_rows if use_embeddings else 0)  # pass 1
+    n = len(scan.ids)
+    n_wanted = min(int(budget), n) if selector.uses_budget else n
+    if use_embeddings and scan.embeddings is None and not clustered:
+        raise ValueError(
+            f"{method} needs all embeddings in memory at once (it compares samples pairwise): the streamed pool has "
+            f"{n:,} rows, above the limit of {max_in_memory_rows:,} (max_in_memory_rows); use mdaq_das, car, "
+            "quality_topk or random, or select from a smaller pool"
+        )
+    if clustered:
+        k = int(min(max(1, selector.cluster_count(n, n_wanted)), max(n, 1)))
+        engine = resolve_engine(selector.engine, n)
+        labels = _labels(scan, blocks, k, engine, seed, method, max_in_memory_rows, kmeans)
+        idx = selector.select_clustered(scan.quality, labels, n_wanted, n_clusters=k, lang=lang)
+        _check_result(method, idx, n_wanted, n)
+    else:
+        k, engine = None, None
+        pool = FeaturePool(lang, scan.ids, scan.quality if "quality" in selector.requires else None, scan.embeddings)
+        try:
+            idx = selector.select(pool, n_wanted)
+        except NoTextsError:
+            raise ValueError(
+                f"{method} reads the samples' texts, which feature blocks (id, quality, embedding) do not carry; run "
+                "it on the pool's texts (mdaq select --pool)"
+            ) from None
+    idx = np.asarray(idx, dtype=np.int64)
+    parts = selection_parts(selector, len(idx))
+    return StreamedSelection([str(i) for i in scan.ids[idx]], idx, parts, n, engine, k)
+
+
+@dataclass
+class _Scan:
+    ids: np.ndarray
+    quality: np.ndarray
+    embeddings: np.ndarray | None  # all rows, when there were at most the gather limit
+    sampler: RowSampler | None
+
+
+def _scan(blocks: BlockFactory, source: object, capacity: int, seed: int, gather_limit: int) -> _Scan:
+    """One pass: ids and scores of every row, a bottom-``capacity`` k-means sample, and every embedding while the
+    pool has at most ``gather_limit`` rows; each block checked (:func:`_check_block`)."""
+    ids, quality, gathered = [], [], []
+    sampler = RowSampler(capacity, seed) if capacity else None
+    n, dim = 0, None
+    for block in blocks():
+        dim = _check_block(block, source, n, dim)
+        ids.append(np.asarray(block.ids))
+        quality.append(np.asarray(block.quality, dtype=np.float32))
+        if sampler is not None:
+            sampler.add(block.embeddings)
+        n += len(block)
+        if gathered is not None and n <= gather_limit:
+            gathered.append(np.asarray(block.embeddings, dtype=np.float32))
+        else:
+            gathered = None  # past the limit: stop holding embeddings, keep counting
+    all_ids = np.concatenate(ids) if ids else np.zeros(0, dtype=str)
+    _check_unique(all_ids, source)
+    emb = None
+    if gathered is not None and gather_limit:
+        emb = np.concatenate(gathered) if gathered else np.zeros((0, dim or 0), dtype=np.float32)
+    q = np.concatenate(quality) if quality else np.zeros(0, dtype=np.float32)
+    return _Scan(all_ids, q, emb, sampler)
+
+
+def _check_block(block: FeatureBlock, source: object, row0: int, dim: int | None) -> int:
+    """Raise :class:`DataError` naming ``source``, the pool row and the field for a non-finite value or an embedding
+    width that differs from earlier blocks'; return the width."""
+    emb = np.asarray(block.embeddings)
+    if dim is not None and emb.shape[1] != dim:
+        raise DataError(source, f"{emb.shape[1]} columns, earlier rows {dim}", record=row0, field="embedding")
+    for field, values in (("quality", block.quality), ("embedding", emb)):
+        row = first_nonfinite_row(values)
+        if row is not None:
+            where = f"{row0 + row} (id {block.ids[row]!s})"
+            raise DataError(source, f"holds {nonfinite_text(values, row)}", record=where, field=field)
+    return emb.shape[1]
+
+
+def _check_unique(ids: np.ndarray, source: object) -> None:
+    uniq, first, counts = np.unique(ids, return_index=True, return_counts=True)
+    if len(uniq) != len(ids):
+        dup = int(np.flatnonzero(counts > 1)[0])
+        rows = np.flatnonzero(ids == uniq[dup])
+        raise DataError(
+            source, f"duplicate id {uniq[dup]!s} (first in row {rows[0]})", record=int(rows[1]), field="id"
+        )
+
+
+def _labels(scan, blocks, k, engine, seed, method, max_in_memory_rows, kmeans: KMeansSettings) -> np.ndarray:
+    """Cluster labels of every row: scikit-learn on the gathered embeddings (as the in-memory selector), or faiss
+    trained on the scan's sample and assigned to the gathered embeddings or, past the gather limit, in a second
+    pass over the blocks."""
+    n = len(scan.ids)
+    if engine == "sklearn":
+        if scan.embeddings is None:
+            raise ValueError(
+                f"{method}: k-means by scikit-learn needs all embeddings in memory: the streamed pool has {n:,} rows, "
+                f"above the limit of {max_in_memory_rows:,} (max_in_memory_rows); use engine 'faiss' or 'auto'"
+            )
+        return cluster_labels(scan.embeddings, k, random_state=seed, engine="sklearn")
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    _, sample = scan.sampler.take(kmeans.sample_size(n, k))
+    centroids = kmeans.train(sample, k, seed)
+    rows = [scan.embeddings] if scan.embeddings is not None else (b.embeddings for b in blocks())
+    labels = assign_blocks(rows, centroids, spherical=kmeans.spherical)
+    if len(labels) != n:
+        raise ValueError(
+            f"{method}: the block factory gave {n} rows in the first pass and {len(labels)} in the second"
+        )
+    return labels
+
+
+def _check_result(method: str, idx: np.ndarray, n_wanted: int, n: int) -> None:
+    idx = np.asarray(idx)
+    if idx.shape != (n_wanted,) or (len(idx) and (idx.min() < 0 or idx.max() >= n or len(np.unique(idx)) != len(idx))):
+        raise ValueError(f"{method}: the streamed selection is not {n_wanted} unique rows of {n}")
