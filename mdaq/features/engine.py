@@ -223,14 +223,35 @@ def plan_shards(
 
 
 def _run_local(tasks: list[ShardTask], spec: FeatureSpec) -> Iterator[dict[str, Any]]:
+    """Featurize ``tasks`` here; a shard with a bad row is reported (the first in pool order) once the others are
+    done, as the Ray engine does, so that a rerun after the fix computes only the bad shards."""
     if not tasks:
         return
     featurizer = ShardFeaturizer(spec)
+    first_error = None
     for task in tasks:
-        yield featurizer.featurize(task)
+        try:
+            yield featurizer.featurize(task)
+        except DataError as e:
+            first_error = first_error or e
+    if first_error is not None:
+        raise first_error
 
 
 PROVENANCE_KEYS = ("device", "precision", "qsm_precision", "torch_threads")
+
+
+def _check_models(spec: FeatureSpec) -> None:
+    """Refuse missing model folders here, before any worker starts (a worker's failure would say it less clearly)."""
+    from mdaq.errors import MissingAssetError
+    from mdaq.quality.model import CONFIG_FILE
+
+    if not (Path(spec.qsm_dir) / CONFIG_FILE).is_file():
+        raise MissingAssetError(
+            f"{spec.qsm_dir} is not a saved QSM (no {CONFIG_FILE}); train one with `dvc repro qsm`"
+        )
+    if not (Path(spec.encoder) / "config.json").is_file():
+        raise MissingAssetError(f"encoder folder {spec.encoder} not found (no config.json)")
 
 
 def compute_feature_shards(
@@ -282,6 +303,7 @@ def compute_feature_shards(
     start = time.perf_counter()
     pool_dir = Path(pool) if Path(pool).is_dir() else Path(str(pool)).parent
     check_distinct(out, {"--pool": pool_dir})
+    _check_models(spec)
     fp = fingerprint(spec)
     start_feature_folder(out, fingerprint=fp, pool=str(pool), record={"engine": engine})
     tasks, entries, names = plan_shards(pool, out, fp)

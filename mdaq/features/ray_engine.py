@@ -15,11 +15,12 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from mdaq.errors import DataError, MissingAssetError
+from mdaq.errors import DataError
 from mdaq.features.engine import FeatureSpec, ShardFeaturizer, ShardTask
 
 THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "RAYON_NUM_THREADS")  # torch, MKL, the Rust tokenizers
@@ -41,8 +42,19 @@ class ShardWorker:
         self.featurizer = ShardFeaturizer(FeatureSpec(**spec))
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Featurize each pool shard named in ``batch["task"]`` (JSON :class:`ShardTask`); return manifest entries."""
-        entries = [self.featurizer.featurize(ShardTask(**json.loads(t))) for t in batch["task"]]
+        """Featurize each pool shard named in ``batch["task"]`` (JSON :class:`ShardTask`); return manifest entries.
+
+        A bad pool row comes back as an ``error`` entry rather than an exception: Ray wraps a worker's exception in
+        its own and drops the original, and the other shards can still finish (the run then resumes from them).
+        """
+        entries = []
+        for text in batch["task"]:
+            task = ShardTask(**json.loads(text))
+            try:
+                entries.append(self.featurizer.featurize(task))
+            except DataError as e:
+                error = {"path": e.path, "message": e.message, "record": e.record, "field": e.field}
+                entries.append({"name": Path(task.path).name, "error": error})
         return {"entry": np.array([json.dumps(e) for e in entries], dtype=object)}
 
 
@@ -65,21 +77,6 @@ def ray_session(address: str | None, num_cpus: int, num_gpus: int | None = None)
         ray.shutdown()
 
 
-def _user_error(error: BaseException) -> BaseException | None:
-    """The mdaq error a worker raised, found through Ray's wrappers (``RayTaskError``, ``UserCodeException``)."""
-    seen = set()
-    todo = [error]
-    while todo:
-        e = todo.pop()
-        if e is None or id(e) in seen:
-            continue
-        seen.add(id(e))
-        if isinstance(e, DataError | MissingAssetError | ValueError) and type(e).__module__.startswith("mdaq"):
-            return e
-        todo += [e.__cause__, e.__context__, getattr(e, "cause", None)]
-    return None
-
-
 def run_on_ray(
     tasks: list[ShardTask],
     spec: FeatureSpec,
@@ -96,13 +93,15 @@ def run_on_ray(
     Raises
     ------
     DataError
-        The first bad pool row a worker found (unwrapped from Ray's exception, naming the shard, row and field).
+        For the first shard in pool order with a bad row (naming the shard, row and field), once every other shard
+        is done, so that a rerun after the fix computes only the bad shards.
     """
     if not tasks:
         return
     import ray
     import ray.data
 
+    workers = min(workers, len(tasks))  # an actor without a shard would only load the models
     cpus = max(1, spec.threads)
     actor_spec = replace(spec, threads=cpus)
     gpus = int(np.ceil(gpus_per_worker * workers)) if gpus_per_worker else None
@@ -121,11 +120,14 @@ def run_on_ray(
             num_gpus=gpus_per_worker or None,
             udf_modifying_row_count=False,
         )
-        try:
-            for row in ds.iter_rows():
-                yield json.loads(row["entry"])
-        except Exception as e:  # noqa: BLE001 - re-raised: mdaq's own error when a worker raised one
-            user = _user_error(e)
-            if user is not None:
-                raise user from None
-            raise
+        errors = {}
+        for row in ds.iter_rows():
+            entry = json.loads(row["entry"])
+            if "error" in entry:
+                errors[entry["name"]] = entry["error"]
+            else:
+                yield entry
+    for task in tasks:  # the first bad shard in pool order, after every other shard is done
+        error = errors.get(Path(task.path).name)
+        if error is not None:
+            raise DataError(error["path"], error["message"], error["record"], error["field"])
