@@ -37,8 +37,8 @@ class ShardWorker:
 
     def __init__(self, spec: dict[str, Any]) -> None:
         threads = str(max(1, int(spec["threads"])))
-        for name in THREAD_ENV:  # before torch and the tokenizers start their thread pools in this worker
-            os.environ.setdefault(name, threads)
+        for name in THREAD_ENV:  # this actor's CPU share, before torch and the tokenizers start their thread pools
+            os.environ[name] = threads
         self.featurizer = ShardFeaturizer(FeatureSpec(**spec))
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
