@@ -1,4 +1,4 @@
-"""Command line: ``python -m mdaq data|assets|qsm|select|profile|ls|leaderboard|submit ...`` (thin library
+"""Command line: ``python -m mdaq data|assets|qsm|features|select|profile|ls|leaderboard|submit ...`` (thin library
 wrappers)."""
 
 from __future__ import annotations
@@ -630,6 +630,9 @@ def build_parser() -> argparse.ArgumentParser:
     he.add_argument("--markdown", action="store_true", help="print Table 1 (win%% [95%% CI]) as markdown instead")
     he.set_defaults(fn=_human_eval)
     _add_submit(sub)
+    from mdaq.cli_features import add_features  # large-pool commands live in their own module (docs/scale.md)
+
+    add_features(sub)
     return p
 
 

@@ -94,6 +94,17 @@ class FeaturesConfig:
 
 
 @dataclass(frozen=True)
+class RayConfig:
+    """Where ``mdaq features --engine ray`` runs (``docs/scale.md``); these settings change where and how fast
+    features are computed, never their values."""
+
+    address: str = ""  # "": start Ray inside the process; "auto" or "ray://<head>:10001": join that cluster
+    workers: int = 2  # actors, each loading the QSM and the encoder once
+    threads_per_worker: int = 1  # CPUs reserved and torch threads per actor (1 per core scales best on CPUs)
+    gpus_per_worker: float = 0.0  # GPUs per actor on a cluster that has them
+
+
+@dataclass(frozen=True)
 class IFDConfig:
     """Instruction-following difficulty of pool samples (``mdaq.features.ifd``), scored with the profile's base
     model."""
@@ -222,6 +233,7 @@ class Params:
     prepare: PrepareConfig = field(default_factory=PrepareConfig)
     qsm: QSMConfig = field(default_factory=QSMConfig)
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
+    ray: RayConfig = field(default_factory=RayConfig)
     ifd: IFDConfig = field(default_factory=IFDConfig)
     select: SelectConfig = field(default_factory=SelectConfig)
     selectors: dict[str, dict[str, Any]] = field(default_factory=dict)

@@ -1,0 +1,55 @@
+"""Helpers shared by the feature-shard tests: a small multilingual sharded pool and a tiny saved QSM."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from mdaq.shards import write_shards
+from mdaq.types import Sample
+
+TOPICS = ["Nenne eine Farbe", "色を一つ挙げて", "Hva er 2+2", "Übersetze 'Haus'", "Erkläre Photosynthese"]
+
+
+def pool_samples(n: int, *, width: int = 1) -> list[Sample]:
+    """``n`` distinct samples of varied lengths (so length-sorted batches reorder rows)."""
+    langs = ("de", "ja", "no")
+    return [
+        Sample.create(
+            langs[i % 3],
+            f"{TOPICS[i % len(TOPICS)]} ({i})",
+            "Kontext" if i % 4 == 0 else "",
+            f"Antwort {i} " * (1 + (i * 7) % 11) * width,
+            source="test",
+            meta={"k": i},
+        )
+        for i in range(n)
+    ]
+
+
+def write_pool(folder: Path, n: int, rows_per_shard: int, *, width: int = 1) -> Path:
+    """A sharded pool of :func:`pool_samples` (``mdaq data shard``'s writer)."""
+    write_shards(pool_samples(n, width=width), folder, rows_per_shard=rows_per_shard)
+    return folder
+
+
+def save_tiny_qsm(encoder: Path, out: Path) -> Path:
+    """An untrained triplet QSM over the tiny random BERT, saved in fp32 (so ``auto`` never picks bf16 in a
+    worker process, which the test's bf16 probe does not reach); it also serves as the diversity encoder."""
+    from mdaq.quality.model import QualityModel
+
+    QualityModel(encoder, max_len=32, precision="fp32").load_encoder().save(out)
+    return out
+
+
+def read_all(folder: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(ids, quality, embeddings) of a whole feature folder."""
+    from mdaq.shards.features import iter_feature_shards
+
+    blocks = list(iter_feature_shards(folder))
+    return (
+        np.concatenate([b.ids for b in blocks]),
+        np.concatenate([b.quality for b in blocks]),
+        np.concatenate([b.embeddings for b in blocks]),
+    )

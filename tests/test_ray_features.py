@@ -1,0 +1,80 @@
+"""The Ray Data engine of `mdaq features` on a local 2-CPU Ray cluster started once for the module: same features as
+the in-process engine, a worker's bad-row error unwrapped, and a failed run resumed shard by shard."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from mdaq.errors import DataError
+from mdaq.features.engine import FeatureSpec, compute_feature_shards
+from mdaq.shards.features import read_feature_manifest
+from tests.feature_pool import read_all, save_tiny_qsm, write_pool
+
+ray = pytest.importorskip("ray")
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    """A local Ray with 2 CPUs for the whole module (starting one costs seconds); stopped at the end."""
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def setup(tiny_encoder, tmp_path_factory):
+    root = tmp_path_factory.mktemp("rayfeat")
+    qsm = save_tiny_qsm(tiny_encoder, root / "qsm")
+    pool = write_pool(root / "pool", 60, 12)
+    spec = FeatureSpec(str(qsm), str(qsm), embed_max_len=32, batch_size=8, precision="fp32", chunk_rows=8, threads=1)
+    compute_feature_shards(pool, root / "local", spec)
+    return root, pool, spec
+
+
+def test_ray_engine_gives_the_in_process_features(ray_cluster, setup, tmp_path):
+    root, pool, spec = setup
+    manifest = compute_feature_shards(pool, tmp_path / "ray", spec, engine="ray", workers=2)
+    assert (manifest["n_rows"], manifest["n_shards"], manifest["n_computed"]) == (60, 5, 5)
+    assert manifest["record"]["engine"] == "ray" and manifest["record"]["workers"] == 2
+    assert {p["torch_threads"] for p in manifest["record"]["workers_provenance"]} == {1}
+    local = read_feature_manifest(root / "local")
+    assert [e["name"] for e in manifest["shards"]] == [e["name"] for e in local["shards"]]
+    assert manifest["fingerprint"] == local["fingerprint"]
+    ids, quality, emb = read_all(tmp_path / "ray")
+    ids0, quality0, emb0 = read_all(root / "local")
+    assert np.array_equal(ids, ids0)
+    np.testing.assert_allclose(quality, quality0, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(emb, emb0, rtol=1e-6, atol=1e-6)
+
+
+def test_ray_worker_error_is_clear_and_the_run_resumes(ray_cluster, setup, tmp_path):
+    root, pool, spec = setup
+    bad_pool = tmp_path / "pool"
+    bad_pool.mkdir()
+    for p in pool.iterdir():
+        (bad_pool / p.name).write_bytes(p.read_bytes())
+    last = bad_pool / "part-00004.parquet"
+    table = pq.read_table(last)
+    outputs = table.column("output").to_pylist()
+    outputs[5] = "edited after the id was computed"
+    pq.write_table(table.set_column(table.schema.get_field_index("output"), "output", pa.array(outputs)), last)
+    with pytest.raises(DataError, match=r"part-00004.parquet, record row 5, field 'id': .* is not the content hash"):
+        compute_feature_shards(bad_pool, tmp_path / "feat", spec, engine="ray", workers=2)
+    with pytest.raises(DataError, match="incomplete"):
+        read_feature_manifest(tmp_path / "feat")
+    done = sorted(p.name for p in (tmp_path / "feat").glob("part-*.parquet"))
+    assert done == [f"part-0000{k}.parquet" for k in range(4)]  # every good shard finished before the error
+    last.write_bytes((pool / "part-00004.parquet").read_bytes())  # the pool repaired: the run resumes
+    manifest = compute_feature_shards(bad_pool, tmp_path / "feat", spec, engine="ray", workers=2)
+    assert (manifest["n_kept"], manifest["n_computed"]) == (4, 1)
+    ids, quality, emb = read_all(tmp_path / "feat")
+    ids0, quality0, emb0 = read_all(root / "local")
+    assert np.array_equal(ids, ids0)
+    np.testing.assert_allclose(quality, quality0, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(emb, emb0, rtol=1e-6, atol=1e-6)
+    assert Path(manifest["pool"]) == bad_pool
