@@ -146,6 +146,7 @@ def _features(args: argparse.Namespace, samples: list, needs: frozenset) -> dict
 
 
 def _select(args: argparse.Namespace) -> int:
+    from mdaq.cli_features import is_feature_folder, select_streamed_cli
     from mdaq.io import check_distinct, write_jsonl
     from mdaq.selectors import SELECTORS
     from mdaq.selectors.runner import select_samples
@@ -156,11 +157,15 @@ def _select(args: argparse.Namespace) -> int:
         raise DataError("--seed", f"{args.seed} is negative (numpy seeds are >= 0)")
     if args.budget < 1:
         raise DataError("--budget", f"{args.budget} is not a positive number of samples")
-    samples = _read_pool(args)
     try:
         params = json.loads(args.params) if args.params else {}
     except json.JSONDecodeError as e:
         raise DataError("--params", f"not valid JSON: {e}") from None
+    if is_feature_folder(args.features):  # a large pool: streamed over its feature shards, texts never read
+        return select_streamed_cli(args, params)
+    if not args.pool:
+        raise DataError("--pool", "required (or --features naming a feature-shard folder written by `mdaq features`)")
+    samples = _read_pool(args)
     rows = select_samples(
         samples,
         args.method,
@@ -551,14 +556,23 @@ def build_parser() -> argparse.ArgumentParser:
     qe.set_defaults(fn=_qsm_eval)
     se = sub.add_parser("select", help="select from a pool file with one method; writes selection JSONL rows")
     se.add_argument("--method", required=True, help="a registered method (`mdaq ls`)")
-    se.add_argument("--pool", required=True, help="mdaq pool JSONL, or Alpaca/ShareGPT JSON(L), CSV, Parquet")
+    se.add_argument(
+        "--pool",
+        default=None,
+        help="mdaq pool JSONL, or Alpaca/ShareGPT JSON(L), CSV, Parquet (not read with a feature-shard --features)",
+    )
     se.add_argument("--budget", type=int, required=True, help="per language (pooled: in total)")
     se.add_argument("--out", required=True, help="selection JSONL: rank, index (line in --pool), id, lang, method")
     se.add_argument("--params", default=None, help="selector hyperparameters as JSON, e.g. '{\"lam\": 0.5}'")
     se.add_argument("--seed", type=int, default=0)
     se.add_argument("--lang", default=None, help="language of a pool file whose records carry none")
     se.add_argument("--format", default="auto", help="pool format (auto, alpaca, sharegpt, table, ...)")
-    se.add_argument("--features", default=None, help="folder with quality.npy / embeddings.npy aligned with --pool")
+    se.add_argument(
+        "--features",
+        default=None,
+        help="folder with quality.npy / embeddings.npy aligned with --pool; or a feature-shard folder written by "
+        "`mdaq features`: the selection then streams over it and --pool is not read (docs/scale.md)",
+    )
     se.add_argument("--ifd", default=None, help="folder with ifd.npy aligned with --pool")
     se.add_argument("--qsm", default=None, help="saved QSM folder: score the pool when quality is needed")
     se.add_argument("--encoder", default=None, help="encoder folder: embed the pool when embeddings are needed")

@@ -1,5 +1,6 @@
 """``mdaq features``: QSM scores and diversity embeddings of a sharded pool as Parquet feature shards, in this process
-or on Ray Data (a thin wrapper of :func:`mdaq.features.engine.compute_feature_shards`; ``docs/scale.md``)."""
+or on Ray Data (a thin wrapper of :func:`mdaq.features.engine.compute_feature_shards`); and ``mdaq select`` over such
+a folder, streamed without the pool's texts (:func:`mdaq.selectors.streamed.run_streamed`; ``docs/scale.md``)."""
 
 from __future__ import annotations
 
@@ -40,6 +41,44 @@ def _features(args: argparse.Namespace) -> int:
     )
     keys = ("n_rows", "n_shards", "dim", "n_computed", "n_kept", "seconds")
     print(json.dumps({"out": str(args.out), "engine": args.engine, **{k: manifest[k] for k in keys}}))
+    return 0
+
+
+def is_feature_folder(path: str | None) -> bool:
+    """Whether ``mdaq select --features PATH`` names a feature-shard folder (written by ``mdaq features``) rather
+    than the ``quality.npy`` / ``embeddings.npy`` folder of an in-memory pool."""
+    from pathlib import Path
+
+    from mdaq.shards.check import MANIFEST
+
+    return bool(path) and (Path(path) / MANIFEST).is_file()
+
+
+def select_streamed_cli(args: argparse.Namespace, params: dict) -> int:
+    """``mdaq select --features FEATURE_DIR``: the method runs over the feature shards block by block and never reads
+    a text (score- and cluster-based methods; the others refuse in one line). Writes selection JSONL rows
+    ``{rank, index, id, lang, method[, part]}``, ``index`` being the row in the feature (= pool) order."""
+    from mdaq.errors import DataError
+    from mdaq.io import write_jsonl
+    from mdaq.selectors.streamed import run_streamed
+    from mdaq.shards.features import feature_blocks
+
+    if args.pooled:
+        raise DataError("--pooled", "not available on a feature folder: select each language's folder on its own")
+    if not args.lang:
+        raise DataError("--lang", "required with a feature folder (feature shards carry ids, not languages)")
+    blocks = feature_blocks(args.features)
+    run = run_streamed(args.method, params, blocks, args.budget, args.seed, lang=args.lang, source=args.features)
+    rows = [
+        {"rank": r, "index": int(i), "id": sid, "lang": args.lang, "method": args.method}
+        for r, (i, sid) in enumerate(zip(run.indices, run.ids, strict=True))
+    ]
+    if run.parts is not None:
+        rows = [{**row, "part": str(part)} for row, part in zip(rows, run.parts, strict=True)]
+    write_jsonl(args.out, rows)
+    summary = {"method": args.method, "features": str(args.features), "n_pool": run.n_pool, "n_selected": len(rows)}
+    summary |= {"engine": run.engine, "n_clusters": run.n_clusters, "out": str(args.out)}
+    print(json.dumps(summary))
     return 0
 
 

@@ -32,6 +32,7 @@ FIRST = ("tests/test_pipeline_smoke.py",)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: not item.nodeid.startswith(FIRST))  # stable: the rest keep their order
 
+
 # `precision: auto` in tests: "slow" (default) makes every CPU look like one without fast bf16, so `auto` is fp32 and
 # the suite computes the same numbers, at the same speed, on AMX and AVX2-only machines; "fast" makes every CPU look
 # like an AMX one (run it there to exercise the bf16 paths); "real" uses the probe as it is. Subprocesses (the smoke

@@ -228,3 +228,36 @@ def test_cli_features_local_and_bad_row(tiny_qsm, tmp_path, capsys):
     assert (tmp_path / "feat2" / "part-00000.parquet").is_file()  # the good shard is done: a rerun keeps it
     assert main([*args, "--out", str(pool)]) == 1  # the output may not be the pool
     assert "refusing to overwrite an input" in capsys.readouterr().err
+
+
+def test_cli_select_streams_over_a_feature_folder(tmp_path, capsys):
+    """`mdaq select --features FEATURE_DIR` selects from the feature shards alone (no --pool, no texts) and writes the
+    same ids as the library's streamed selection; what it cannot do is refused in one line."""
+    from mdaq.selectors.streamed import run_streamed
+
+    ids, quality, _ = _synthetic_folder(tmp_path / "feat", sizes=(30, 0, 25), dim=4)
+    base = ["select", "--features", str(tmp_path / "feat"), "--budget", "6", "--lang", "de"]
+    assert main([*base, "--method", "quality_topk", "--out", str(tmp_path / "top.jsonl")]) == 0
+    rows = [json.loads(x) for x in (tmp_path / "top.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in rows] == [ids[i] for i in np.argsort(-quality, kind="stable")[:6]]
+    assert {r["lang"] for r in rows} == {"de"} and [r["rank"] for r in rows] == list(range(6))
+    assert json.loads(capsys.readouterr().out)["n_pool"] == 55
+
+    out = tmp_path / "das.jsonl"
+    das = ["--method", "mdaq_das", "--seed", "3", "--params", '{"n_clusters": 4}']
+    assert main([*base, *das, "--out", str(out)]) == 0
+    rows = [json.loads(x) for x in out.read_text().splitlines()]
+    want = run_streamed("mdaq_das", {"n_clusters": 4}, feature_blocks(tmp_path / "feat"), 6, 3, lang="de")
+    assert [r["id"] for r in rows] == want.ids and [r["part"] for r in rows] == [str(p) for p in want.parts]
+    capsys.readouterr()
+
+    no_lang = ["select", "--features", str(tmp_path / "feat"), "--budget", "6", "--method", "random"]
+    assert main([*no_lang, "--out", str(tmp_path / "x.jsonl")]) == 1
+    assert "--lang" in capsys.readouterr().err
+    assert main([*base, "--method", "random", "--pooled", "--out", str(tmp_path / "x.jsonl")]) == 1
+    assert "--pooled" in capsys.readouterr().err
+    assert main([*base, "--method", "longest", "--out", str(tmp_path / "x.jsonl")]) == 1  # reads texts
+    assert "longest" in capsys.readouterr().err
+    assert main(["select", "--method", "random", "--budget", "2", "--out", str(tmp_path / "y.jsonl")]) == 1
+    assert "--pool" in capsys.readouterr().err
+    assert not (tmp_path / "x.jsonl").exists() and not (tmp_path / "y.jsonl").exists()
