@@ -99,22 +99,12 @@ class StreamedSelection:
 
 
 def select_streamed(
-    method: str,
-    params: Mapping[str, Any] | None,
-    blocks: BlockFactory,
-    budget: int,
-    seed: int = 0,
-    *,
-    lang: str = "streamed",
-    source: object = "feature blocks",
-    max_in_memory_rows: int = MAX_IN_MEMORY_ROWS,
+    method: str, params: Mapping[str, Any] | None, blocks: BlockFactory, budget: int, seed: int = 0, **options: Any
 ) -> list[str]:
     """Selected sample ids, in priority order, of ``method`` over a pool given as feature blocks: the ``ids`` of
-    :func:`run_streamed` (which documents the parameters and also returns rows, parts and the k-means engine)."""
-    run = run_streamed(
-        method, params, blocks, budget, seed, lang=lang, source=source, max_in_memory_rows=max_in_memory_rows
-    )
-    return run.ids
+    :func:`run_streamed`, which documents the parameters and keyword options (``lang``, ``source``,
+    ``max_in_memory_rows``, ``kmeans``) and also returns rows, parts and the k-means engine."""
+    return run_streamed(method, params, blocks, budget, seed, **options).ids
 
 
 def run_streamed(
