@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from mdaq import Pool, Sample
+from mdaq.config import QSMConfig
 from tests.judge_stub import KEY_ENV, StubServer
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -154,6 +155,19 @@ def tiny_lm(tmp_path_factory) -> Path:
 def tiny_encoder(tmp_path_factory) -> Path:
     """A tiny random BERT with the real multilingual-e5 tokenizer, built once per session."""
     return _tiny_asset("tiny-bert", tmp_path_factory)
+
+
+# A tiny QSM training config: no validation split (the profile default holds out 10%), so tests count every pair.
+QSM_TEST_CFG = QSMConfig(
+    lr=2e-3,
+    epochs=4,
+    batch_size=8,
+    max_len=32,
+    warmup_ratio=0.0,
+    checkpoint_every=2,
+    freeze_embeddings=False,
+    val_share=0.0,
+)
 
 
 def planted_rows(n: int = 24, lang: str = "fr") -> list[dict]:

@@ -8,7 +8,6 @@ import json
 import numpy as np
 import pytest
 
-from mdaq.config import QSMConfig
 from mdaq.quality.evaluate import (
     evaluate_pairs,
     length_scorer,
@@ -20,18 +19,9 @@ from mdaq.quality.evaluate import (
 from mdaq.quality.model import QualityModel
 from mdaq.quality.train import Interrupted, train_qsm
 
-from .conftest import needs_fast_bf16, planted_rows
+from .conftest import QSM_TEST_CFG, needs_fast_bf16, planted_rows
 
-CFG = QSMConfig(  # no validation split (the profile default holds out 10%): these tests count every training pair
-    lr=2e-3,
-    epochs=4,
-    batch_size=8,
-    max_len=32,
-    warmup_ratio=0.0,
-    checkpoint_every=2,
-    freeze_embeddings=False,
-    val_share=0.0,
-)
+CFG = QSM_TEST_CFG
 
 
 def test_triplet_training_learns_planted_direction(tiny_encoder, tmp_path):

@@ -11,7 +11,7 @@ import json
 import numpy as np
 import pytest
 
-from mdaq.config import QSMConfig, load_params
+from mdaq.config import load_params
 from mdaq.data.split import lang_rng
 from mdaq.errors import DataError
 from mdaq.quality.early_stop import EarlyStopping, split_validation
@@ -19,18 +19,9 @@ from mdaq.quality.evaluate import evaluate_pairs
 from mdaq.quality.model import QualityModel
 from mdaq.quality.train import Interrupted, is_not_longer, select_training_rows, train_qsm
 
-from .conftest import REPO, planted_rows
+from .conftest import QSM_TEST_CFG, REPO, planted_rows
 
-CFG = QSMConfig(  # no validation split (the profile default holds out 10%): these tests count every training pair
-    lr=2e-3,
-    epochs=4,
-    batch_size=8,
-    max_len=32,
-    warmup_ratio=0.0,
-    checkpoint_every=2,
-    freeze_embeddings=False,
-    val_share=0.0,
-)
+CFG = QSM_TEST_CFG
 VARIANTS = {
     "normalize": {"normalize": True},
     "cross": {"kind": "cross"},
