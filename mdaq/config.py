@@ -48,7 +48,7 @@ class PrepareConfig:
     p_revised: float = 0.5  # probability that a pool item is the expert-revised version
     max_pool: int = 48  # 0 = keep the whole pool block; otherwise a seeded subsample (small profiles)
     max_heldout: int = 12  # same for held-out pairs
-    qsm_eval_max: int = 24  # held-out pairs per language for the QSM evaluation (qsm_heldout/); 0 = all ~450
+    qsm_eval_max: int = 16  # held-out pairs per language for the QSM evaluation (qsm_heldout/); 0 = all ~450
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ class QSMConfig:
     epochs: int = 3
     batch_size: int = 16
     max_len: int = 256
-    max_pairs_per_lang: int = 40  # 0 = every qsm_train pair
+    max_pairs_per_lang: int = 24  # 0 = every qsm_train pair
     warmup_ratio: float = 0.1
     checkpoint_every: int = 25
     freeze_embeddings: bool = True  # the 250k-row token table is 80% of me5's weights; CaR also freezes it early
@@ -243,9 +243,10 @@ class Params:
     judge: JudgeConfig = field(default_factory=JudgeConfig)
     sah: SAHConfig = field(default_factory=SAHConfig)
     compare: CompareConfig = field(default_factory=CompareConfig)
-    # per-method seed lists that replace `seeds`; the default runs its two controls and its submissions once
+    # per-method seed lists that replace `seeds`; the default runs `full`, its two controls and its submissions once
     method_seeds: dict[str, Any] = field(
         default_factory=lambda: {
+            "full": [0],
             "oracle_revised": [0],
             "oracle_raw": [0],
             "sub.mdaq_das": [0],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -75,6 +76,37 @@ def test_train_lora_learns_saves_and_is_deterministic(tiny_lm, tmp_path):
     base = evaluate_heldout(tiny_lm, None, rows, ecfg)
     assert tuned["n"] == 12 and tuned["ref_nll"] < base["ref_nll"]
     assert tuned["expert_pref_acc"] >= base["expert_pref_acc"] and tuned["expert_pref_acc"] > 0.9
+
+
+def test_the_trained_model_in_memory_scores_as_the_saved_adapter(tiny_lm, tmp_path):
+    """`on_model` hands over the trained model: the run notebook scores with it instead of loading the base model and
+    the adapter again, so it must give the same per-item numbers (dropout off, same float32 weights)."""
+    from mdaq.config import load_params
+    from mdaq.evaluation.stage import run_model
+    from mdaq.training.lora import train_lora
+
+    cfg = TrainConfig(lora_r=4, lr=5e-3, epochs=2, batch_size=4, max_seq_len=64, lora_dropout=0.5)
+    kept: dict = {}
+    out = train_lora(tiny_lm, _samples(), cfg, tmp_path / "a", seed=0, on_model=lambda t, m: kept.update(m=(t, m)))
+    tok, model = kept["m"]
+    assert not model.training and all(p.grad is None for p in model.parameters())
+    rows = [dict(instruction=s.instruction, input="", chosen=s.output, rejected="zzz " * 4) for s in _samples()]
+    ecfg = EvaluateConfig(batch_size=4, max_seq_len=64)
+    in_memory = evaluate_heldout(tiny_lm, out, rows, ecfg, loaded=(tok, model), return_items=True)
+    reloaded = evaluate_heldout(tiny_lm, out, rows, ecfg, return_items=True)
+    cols = ["chosen_lp", "chosen_n", "rejected_lp", "rejected_n"]
+    a, b = in_memory["items"][cols].to_numpy(float), reloaded["items"][cols].to_numpy(float)
+    np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-5)
+    # already trained (same fingerprint): nothing trained, the hook is not called, the run loads from disk
+    again: dict = {}
+    train_lora(tiny_lm, _samples(), cfg, tmp_path / "a", seed=0, on_model=lambda t, m: again.update(m=(t, m)))
+    assert again == {}
+    params = load_params(REPO / "profiles" / "default.yaml")
+    assert run_model(tiny_lm, out, params, trained=(tok, model)) == (tok, model)
+    bf16_base = dataclasses.replace(params, train=dataclasses.replace(params.train, base_dtype="bf16"))
+    assert run_model(tiny_lm, out, bf16_base, trained=(tok, model))[1] is not model  # not what a reload gives
+    lm_eval = dataclasses.replace(params, evaluate=dataclasses.replace(params.evaluate, engine="lm_eval"))
+    assert run_model(tiny_lm, out, lm_eval, trained=(tok, model)) is None
 
 
 def test_train_rejects_empty_selection(tiny_lm, tmp_path):

@@ -15,6 +15,36 @@ from mdaq.config import EvaluateConfig, GenerateConfig, Params
 from mdaq.io import ITEM_COLUMNS
 
 
+def run_model(
+    base_model: str | Path,
+    adapter_dir: str | Path | None,
+    params: Params,
+    *,
+    trained: tuple[Any, Any] | None = None,
+) -> tuple[Any, Any] | None:
+    """The (tokenizer, model) that one run's scoring and generation share, or ``None`` where they cannot share one
+    (``evaluate.engine: lm_eval`` loads its own; the two stages on different devices).
+
+    ``trained`` is the model :func:`mdaq.training.lora.train_lora` just trained (its ``on_model`` hook): used as it
+    is when it sits on the evaluation device with float32 base weights, i.e. when it equals what loading the base
+    model and the saved adapter would give; otherwise (or with no ``trained``) the model is loaded from disk.
+    """
+    import logging
+
+    from mdaq.models.lm import load_causal_lm, resolve_device
+
+    cfg, gcfg = params.evaluate, params.generate
+    device = resolve_device(cfg.device)
+    if cfg.engine != "mdaq" or device != resolve_device(gcfg.device):
+        return None
+    if trained is not None and params.train.base_dtype == "fp32":
+        model_device = next(trained[1].parameters()).device
+        if str(model_device).split(":")[0] == str(device).split(":")[0]:
+            logging.getLogger(__name__).info("scoring with the model just trained (not reloaded from %s)", adapter_dir)
+            return trained
+    return load_causal_lm(base_model, device, adapter=adapter_dir)
+
+
 def judge_free_metrics(
     base_model: str | Path,
     adapter_dir: str | Path | None,

@@ -6,7 +6,7 @@ import dataclasses
 import json
 import logging
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -111,6 +111,7 @@ def train_lora(
     seed: int = 0,
     ckpt_dir: str | Path | None = None,
     stop_after: int | None = None,
+    on_model: Callable[[Any, Any], None] | None = None,
 ) -> Path:
     """Fine-tune a LoRA adapter on ``samples`` and save it (safetensors) with a training record.
 
@@ -137,6 +138,11 @@ def train_lora(
         uninterrupted run; one of another run is deleted. Removed after the adapter is saved.
     stop_after : int, optional
         Raise :class:`Interrupted` after this many steps of this call (simulates a crash in tests).
+    on_model : callable, optional
+        Called as ``on_model(tokenizer, model)`` with the trained model (base + LoRA, in eval mode) once the adapter
+        is saved, in a one-process run that trained: the pipeline scores with it instead of loading the base model
+        and the saved adapter again (the same weights: the adapter is saved in float32). Not called when the adapter
+        was already there (nothing trained) or under ``accelerate launch``.
 
     Returns
     -------
@@ -244,6 +250,11 @@ def train_lora(
         if ckpt is not None:
             shutil.rmtree(ckpt, ignore_errors=True)
     acc.wait_for_everyone()
+    if on_model is not None and world == 1:
+        opt.zero_grad(set_to_none=True)  # the gradients and the optimizer go; the weights stay
+        del opt, loop
+        model.eval()
+        on_model(tok, model)
     return out
 
 
@@ -289,11 +300,13 @@ def train_from_files(
     params_path: str | Path = "params.yaml",
     ckpt_dir: str | Path | None = None,
     seed: int | None = None,
+    on_model: Callable[[Any, Any], None] | None = None,
 ) -> Path:
     """The pipeline's training step: the selected samples of a pool, ``params.yaml: train`` and ``seed`` (default
     ``params.yaml: seed``; the pipeline passes each of ``seeds``).
 
-    ``ckpt_dir`` defaults to ``<out_dir>.ckpt`` (beside the DVC output, so ``dvc repro`` keeps it).
+    ``ckpt_dir`` defaults to ``<out_dir>.ckpt`` (beside the DVC output, so ``dvc repro`` keeps it); ``on_model``:
+    see :func:`train_lora`.
     """
     from mdaq.config import load_params
     from mdaq.errors import DataError
@@ -310,7 +323,8 @@ def train_from_files(
         raise DataError(selection_path, f"{len(missing)} selected ids are not in {pool_path}", record=missing[0])
     ckpt = ckpt_dir if ckpt_dir is not None else f"{out_dir}.ckpt"
     seed = params.seed if seed is None else int(seed)
-    return train_lora(base_model, [by_id[i] for i in ids], params.train, out_dir, seed=seed, ckpt_dir=ckpt)
+    samples = [by_id[i] for i in ids]
+    return train_lora(base_model, samples, params.train, out_dir, seed=seed, ckpt_dir=ckpt, on_model=on_model)
 
 
 def launch_command(accelerate_config: str | Path, args: Sequence[str]) -> list[str]:
@@ -340,16 +354,19 @@ def run_training_stage(
     out_dir: str | Path,
     params_path: str | Path = "params.yaml",
     seed: int | None = None,
+    on_model: Callable[[Any, Any], None] | None = None,
 ) -> Path:
     """Train in this process, or, when ``train.accelerate_config`` is set, through ``accelerate launch`` (one
-    process per device, the same :func:`train_lora` in each)."""
+    process per device, the same :func:`train_lora` in each). ``on_model`` (see :func:`train_lora`) is called only
+    in this process."""
     import subprocess
 
     from mdaq.config import load_params
 
     params = load_params(params_path)
     if not params.train.accelerate_config:
-        return train_from_files(base_model, pool_path, selection_path, out_dir, params_path, seed=seed)
+        paths = (base_model, pool_path, selection_path, out_dir, params_path)
+        return train_from_files(*paths, seed=seed, on_model=on_model)
     args = [
         "--base-model",
         str(base_model),
