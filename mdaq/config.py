@@ -47,7 +47,7 @@ class PrepareConfig:
     guard: int = 5  # positions dropped between blocks so a source item never sits in two splits
     p_revised: float = 0.5  # probability that a pool item is the expert-revised version
     max_pool: int = 48  # 0 = keep the whole pool block; otherwise a seeded subsample (small profiles)
-    max_heldout: int = 12  # same for held-out pairs
+    max_heldout: int = 8  # same for held-out pairs
     qsm_eval_max: int = 16  # held-out pairs per language for the QSM evaluation (qsm_heldout/); 0 = all ~450
 
 
@@ -165,7 +165,7 @@ class EvaluateConfig:
 class GenerateConfig:
     """Answers to translated AlpacaEval and MT-Bench prompts (``mdaq.evaluation.generate``)."""
 
-    max_new_tokens: int = 16
+    max_new_tokens: int = 8
     max_prompt_len: int = 512  # prompt tokens kept (from the left, so the question itself survives)
     batch_size: int = 8
     do_sample: bool = False  # greedy by default; sampling is seeded per batch
