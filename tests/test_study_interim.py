@@ -1,0 +1,53 @@
+"""scripts/study_interim.py: the board's paired statistics on the languages of a study whose arms are all in."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+import yaml
+
+from mdaq import load_params
+from mdaq.config import load_profile
+
+from .conftest import REPO, write_run
+
+N = 40
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location("study_interim", REPO / "scripts" / "study_interim.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _study(tmp_path):
+    study = tmp_path / "study"
+    study.mkdir()
+    (study / "params.yaml").write_text(yaml.safe_dump(load_profile(REPO / "profiles" / "study.yaml")))
+    (study / "study-rev").write_text("0123456789abcdef\n")
+    return study, load_params(study / "params.yaml")
+
+
+def test_interim_covers_only_complete_languages_and_reports_controls(tmp_path):
+    mod = _script()
+    study, params = _study(tmp_path)
+    runs = study / "results" / "runs"
+    accs = {"base": 0.5, "full": 0.5, "mdaq_das": 0.8, "oracle_revised": 0.9, "oracle_raw": 0.3}
+    for method, acc in accs.items():
+        k = round(acc * N)
+        write_run(runs, method, "de", params, [1.0] * k + [0.0] * (N - k))
+    write_run(runs, "base", "ja", params, [1.0] * N)  # Japanese incomplete: left out
+    assert mod.complete_langs(runs, params) == ["de"]
+    md = mod.interim(study)
+    assert "on de (40 held-out pairs; revision `0123456`)" in md
+    assert "| mdaq_das | 0.800 ± " in md and "| oracle_raw | 0.300 ± " in md
+    row = next(line for line in md.splitlines() if line.startswith("| mdaq_das | full |"))
+    assert "+0.300 [" in row and "12 : 0" in row  # 12 pairs right only with mdaq_das, none only with full
+    assert "The controls separate" in md
+    with pytest.raises(FileNotFoundError, match="no metrics for full/ja"):
+        mod.interim(study, ["ja"])
+    (runs / "oracle_raw").rename(tmp_path / "gone")
+    with pytest.raises(SystemExit, match="no language has every arm"):
+        mod.interim(study)
