@@ -51,3 +51,20 @@ def test_interim_covers_only_complete_languages_and_reports_controls(tmp_path):
     (runs / "oracle_raw").rename(tmp_path / "gone")
     with pytest.raises(SystemExit, match="no language has every arm"):
         mod.interim(study)
+
+
+def test_base_agreement_counts_pairs_and_correlates_margins(tmp_path):
+    spec = importlib.util.spec_from_file_location("base_agreement", REPO / "scripts" / "base_agreement.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    params = load_params(REPO / "profiles" / "smoke.yaml")
+    base = [1.0] * 6 + [0.0] * 4
+    write_run(tmp_path, "base", "de", params, base)
+    write_run(tmp_path, "full", "de", params, base)  # the same preferences as base
+    write_run(tmp_path, "random", "de", params, [1.0] * 8 + [0.0] * 2)  # two pairs flipped
+    write_run(tmp_path, "random", "de", params, base, seed=1)  # another seed: left out with seed=0
+    rows = {r["method"]: r for r in mod.agreement(tmp_path, seed=0)}
+    assert set(rows) == {"full", "random"}
+    assert rows["full"]["same"] == 10 and rows["full"]["r"] == pytest.approx(1.0)
+    assert rows["random"]["same"] == 8 and rows["random"]["r"] < 1.0
+    assert len(mod.agreement(tmp_path, seed=None)) == 3
