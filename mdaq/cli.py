@@ -146,7 +146,7 @@ def _features(args: argparse.Namespace, samples: list, needs: frozenset) -> dict
 
 
 def _select(args: argparse.Namespace) -> int:
-    from mdaq.cli_features import is_feature_folder, select_streamed_cli
+    from mdaq.cli_features import is_feature_folder, select_streamed_cli, select_with_engine, uses_engine
     from mdaq.io import check_distinct, write_jsonl
     from mdaq.selectors import SELECTORS
     from mdaq.selectors.runner import select_samples
@@ -161,8 +161,12 @@ def _select(args: argparse.Namespace) -> int:
         params = json.loads(args.params) if args.params else {}
     except json.JSONDecodeError as e:
         raise DataError("--params", f"not valid JSON: {e}") from None
+    if uses_engine(args):  # a large pool in one command: its feature shards computed, then selected from, streamed
+        return select_with_engine(args, params)
     if is_feature_folder(args.features):  # a large pool: streamed over its feature shards, texts never read
         return select_streamed_cli(args, params)
+    if args.write_records:
+        raise DataError("--write-records", "only with a streamed selection (--engine, or --features FEATURE_DIR)")
     if not args.pool:
         raise DataError("--pool", "required (or --features naming a feature-shard folder written by `mdaq features`)")
     samples = _read_pool(args)
@@ -503,6 +507,8 @@ def _add_submit(sub: argparse._SubParsersAction) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and docs)."""
+    from mdaq.cli_features import add_features, add_select_engine  # large-pool commands (docs/scale.md)
+
     p = argparse.ArgumentParser(prog="mdaq", description=__doc__)
     p.add_argument("-v", "--verbose", action="store_true")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -565,7 +571,12 @@ def build_parser() -> argparse.ArgumentParser:
     se.add_argument("--out", required=True, help="selection JSONL: rank, index (line in --pool), id, lang, method")
     se.add_argument("--params", default=None, help="selector hyperparameters as JSON, e.g. '{\"lam\": 0.5}'")
     se.add_argument("--seed", type=int, default=0)
-    se.add_argument("--lang", default=None, help="language of a pool file whose records carry none")
+    se.add_argument(
+        "--lang",
+        default=None,
+        help="language of a pool file whose records carry none; of a feature folder (required); of an --engine pool "
+        "(default: read from it)",
+    )
     se.add_argument("--format", default="auto", help="pool format (auto, alpaca, sharegpt, table, ...)")
     se.add_argument(
         "--features",
@@ -581,6 +592,7 @@ def build_parser() -> argparse.ArgumentParser:
     se.add_argument("--quota", default="equal", choices=("equal", "proportional", "temperature"))
     se.add_argument("--temperature", type=float, default=1.0)
     se.add_argument("--device", default="auto")
+    add_select_engine(se)
     se.set_defaults(fn=_select)
     tr = sub.add_parser("train", help="LoRA fine-tuning on a selection (also under `accelerate launch -m mdaq train`)")
     tr.add_argument("--base-model", required=True, help="causal LM folder")
@@ -644,8 +656,6 @@ def build_parser() -> argparse.ArgumentParser:
     he.add_argument("--markdown", action="store_true", help="print Table 1 (win%% [95%% CI]) as markdown instead")
     he.set_defaults(fn=_human_eval)
     _add_submit(sub)
-    from mdaq.cli_features import add_features  # large-pool commands live in their own module (docs/scale.md)
-
     add_features(sub)
     return p
 

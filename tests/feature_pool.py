@@ -12,12 +12,11 @@ from mdaq.types import Sample
 TOPICS = ["Nenne eine Farbe", "色を一つ挙げて", "Hva er 2+2", "Übersetze 'Haus'", "Erkläre Photosynthese"]
 
 
-def pool_samples(n: int, *, width: int = 1) -> list[Sample]:
-    """``n`` distinct samples of varied lengths (so length-sorted batches reorder rows)."""
-    langs = ("de", "ja", "no")
+def pool_samples(n: int, *, width: int = 1, langs: tuple[str, ...] = ("de", "ja", "no")) -> list[Sample]:
+    """``n`` distinct samples of varied lengths (so length-sorted batches reorder rows), in ``langs`` by turns."""
     return [
         Sample.create(
-            langs[i % 3],
+            langs[i % len(langs)],
             f"{TOPICS[i % len(TOPICS)]} ({i})",
             "Kontext" if i % 4 == 0 else "",
             f"Antwort {i} " * (1 + (i * 7) % 11) * width,
@@ -28,9 +27,11 @@ def pool_samples(n: int, *, width: int = 1) -> list[Sample]:
     ]
 
 
-def write_pool(folder: Path, n: int, rows_per_shard: int, *, width: int = 1) -> Path:
+def write_pool(
+    folder: Path, n: int, rows_per_shard: int, *, width: int = 1, langs: tuple[str, ...] = ("de", "ja", "no")
+) -> Path:
     """A sharded pool of :func:`pool_samples` (``mdaq data shard``'s writer)."""
-    write_shards(pool_samples(n, width=width), folder, rows_per_shard=rows_per_shard)
+    write_shards(pool_samples(n, width=width, langs=langs), folder, rows_per_shard=rows_per_shard)
     return folder
 
 

@@ -1,8 +1,10 @@
 """The Ray Data engine of `mdaq features` on a local 2-CPU Ray cluster started once for the module: same features as
-the in-process engine, a worker's bad-row error unwrapped, and a failed run resumed shard by shard."""
+the in-process engine, a worker's bad-row error unwrapped, a failed run resumed shard by shard; and `mdaq select
+--engine ray`, features and selection in one command, selecting what the two commands and the local engine select."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -10,8 +12,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from mdaq.cli import main
 from mdaq.errors import DataError
 from mdaq.features.engine import FeatureSpec, compute_feature_shards
+from mdaq.io import read_jsonl
 from mdaq.shards.features import read_feature_manifest
 from tests.feature_pool import read_all, save_tiny_qsm, write_pool
 
@@ -78,3 +82,24 @@ def test_ray_worker_error_is_clear_and_the_run_resumes(ray_cluster, setup, tmp_p
     np.testing.assert_allclose(quality, quality0, rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(emb, emb0, rtol=1e-6, atol=1e-6)
     assert Path(manifest["pool"]) == bad_pool
+
+
+def test_select_engine_ray_selects_as_the_two_commands_and_the_local_engine(ray_cluster, setup, tmp_path, capsys):
+    root = setup[0]
+    pool = write_pool(tmp_path / "pool", 36, 6, langs=("de",))
+    models = ["--qsm", str(root / "qsm"), "--encoder", str(root / "qsm"), "--embed-max-len", "32", "--precision"]
+    models += ["fp32", "--batch-size", "8", "--chunk-rows", "8", "--threads", "1"]
+    das = ["--method", "mdaq_das", "--budget", "8", "--seed", "3", "--params", '{"n_clusters": 3}']
+    one = ["select", "--pool", str(pool / "*.parquet"), *models, *das]  # no --lang: read from the pool
+    assert main([*one, "--engine", "ray", "--workers", "2", "--out", str(tmp_path / "ray.jsonl")]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert (summary["engine"], summary["lang"], summary["n_computed"], summary["n_selected"]) == ("ray", "de", 6, 8)
+    assert summary["features"] == str(tmp_path / "ray.jsonl.features") and summary["features_seconds"] > 0
+    assert read_feature_manifest(tmp_path / "ray.jsonl.features")["record"]["engine"] == "ray"
+    assert main(["features", "--pool", str(pool), *models, "--out", str(tmp_path / "feat")]) == 0
+    two = ["select", "--features", str(tmp_path / "feat"), "--lang", "de", *das]
+    assert main([*two, "--out", str(tmp_path / "two.jsonl")]) == 0
+    assert main([*one, "--engine", "local", "--out", str(tmp_path / "local.jsonl")]) == 0
+    rows = read_jsonl(tmp_path / "ray.jsonl")
+    assert len(rows) == 8 and {r["part"] for r in rows} <= {"quality", "diversity", "fill"}
+    assert rows == read_jsonl(tmp_path / "two.jsonl") == read_jsonl(tmp_path / "local.jsonl")

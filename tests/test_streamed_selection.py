@@ -11,7 +11,7 @@ import pytest
 from mdaq import DataError, Pool, Sample
 from mdaq.selectors import get_selector, selection_parts
 from mdaq.selectors.kmeans_scale import KMeansSettings
-from mdaq.selectors.streamed import run_streamed, select_streamed
+from mdaq.selectors.streamed import check_streamable, run_streamed, select_streamed
 from mdaq.shards.features import FeatureBlock
 
 N = 1200
@@ -136,6 +136,33 @@ def test_sklearn_kmeans_refuses_a_pool_above_the_limit(pool):
 def test_methods_that_need_texts_or_other_features_are_refused(pool, method, message):
     with pytest.raises(ValueError, match=message):
         select_streamed(method, None, blocks_of(pool, 100), 10)
+
+
+REFUSED = [
+    ("longest", None),
+    ("oracle_raw", None),
+    ("ifd", None),
+    ("mmr", None),
+    ("kcenter", None),
+    ("mdaq_das", {"engine": "sklearn"}),
+]
+
+
+@pytest.mark.parametrize(("method", "params"), REFUSED)
+def test_check_streamable_refuses_up_front_what_run_streamed_refuses(pool, method, params):
+    """Before a feature is computed (`mdaq select --engine`), with run_streamed's own message; from the size alone."""
+    with pytest.raises(ValueError) as late:
+        select_streamed(method, params, blocks_of(pool, 400), 10, max_in_memory_rows=N - 1)
+    with pytest.raises(ValueError) as early:
+        check_streamable(method, params, N, max_in_memory_rows=N - 1)
+    assert str(early.value) == str(late.value)
+
+
+@pytest.mark.parametrize(("method", "params"), [*METHODS, ("mdaq_das", {"engine": "faiss"})])
+def test_check_streamable_lets_through_what_run_streamed_runs(method, params):
+    check_streamable(method, params, N, max_in_memory_rows=N)
+    if method in ("random", "quality_topk", "full", "mdaq_das", "car"):
+        check_streamable(method, params, 10**8)  # scores only, or faiss k-means (auto picks it at this size)
 
 
 def test_bad_blocks_name_the_row_and_field(pool):

@@ -155,9 +155,7 @@ def run_streamed(
     if not isinstance(budget, int | np.integer) or isinstance(budget, bool) or budget < 0:
         raise ValueError(f"{method}: budget must be a non-negative integer, got {budget!r}")
     selector = get_selector(method, params, seed)
-    missing = sorted(selector.requires - BLOCK_FEATURES)
-    if missing:
-        raise ValueError(f"{method} needs {', '.join(missing)}, which feature blocks (id, quality, embedding) lack")
+    _check_block_features(method, selector)
     clustered = hasattr(selector, "select_clustered")
     use_embeddings = "embeddings" in selector.requires
     capacity = kmeans.max_sample if clustered else 0
@@ -165,11 +163,7 @@ def run_streamed(
     n = len(scan.ids)
     n_wanted = min(int(budget), n) if selector.uses_budget else n
     if use_embeddings and scan.embeddings is None and not clustered:
-        raise ValueError(
-            f"{method} needs all embeddings in memory at once (it compares samples pairwise): the streamed pool has "
-            f"{n:,} rows, above the limit of {max_in_memory_rows:,} (max_in_memory_rows); use mdaq_das, car, "
-            "quality_topk or random, or select from a smaller pool"
-        )
+        raise ValueError(_pairwise_refusal(method, n, max_in_memory_rows))
     if clustered:
         k = int(min(max(1, selector.cluster_count(n, n_wanted)), max(n, 1)))
         engine = resolve_engine(selector.engine, n)
@@ -182,13 +176,73 @@ def run_streamed(
         try:
             idx = selector.select(pool, n_wanted)
         except NoTextsError:
-            raise ValueError(
-                f"{method} reads the samples' texts, which feature blocks (id, quality, embedding) do not carry; run "
-                "it on the pool's texts (mdaq select --pool)"
-            ) from None
+            raise ValueError(_texts_refusal(method)) from None
     idx = np.asarray(idx, dtype=np.int64)
     parts = selection_parts(selector, len(idx))
     return StreamedSelection([str(i) for i in scan.ids[idx]], idx, parts, n, engine, k)
+
+
+def check_streamable(
+    method: str,
+    params: Mapping[str, Any] | None,
+    n_rows: int,
+    seed: int = 0,
+    *,
+    max_in_memory_rows: int = MAX_IN_MEMORY_ROWS,
+) -> None:
+    """Refuse, before any feature is computed, a method that :func:`run_streamed` would refuse on a pool of
+    ``n_rows`` rows, with the same message: one that needs a feature blocks lack (``ifd``), one that compares samples
+    pairwise on a pool above the gather limit, scikit-learn k-means above it, and one that reads texts (found by
+    running the selector on a two-row :class:`FeaturePool`, whose ``samples`` raise; only methods without
+    embeddings are run so, and they are all cheap).
+
+    Raises
+    ------
+    ValueError
+        As :func:`run_streamed` would, for these reasons; also for bad hyperparameters.
+    """
+    selector = get_selector(method, params, seed)
+    _check_block_features(method, selector)
+    if hasattr(selector, "select_clustered"):
+        if n_rows > max_in_memory_rows and resolve_engine(selector.engine, n_rows) == "sklearn":
+            raise ValueError(_sklearn_refusal(method, n_rows, max_in_memory_rows))
+    elif "embeddings" in selector.requires:
+        if n_rows > max_in_memory_rows:
+            raise ValueError(_pairwise_refusal(method, n_rows, max_in_memory_rows))
+    else:
+        probe = FeaturePool("probe", np.array(["a", "b"]), np.zeros(2, dtype=np.float32))
+        try:
+            selector.select(probe, 1)
+        except NoTextsError:
+            raise ValueError(_texts_refusal(method)) from None
+
+
+def _check_block_features(method: str, selector: Any) -> None:
+    missing = sorted(selector.requires - BLOCK_FEATURES)
+    if missing:
+        raise ValueError(f"{method} needs {', '.join(missing)}, which feature blocks (id, quality, embedding) lack")
+
+
+def _pairwise_refusal(method: str, n: int, limit: int) -> str:
+    return (
+        f"{method} needs all embeddings in memory at once (it compares samples pairwise): the streamed pool has "
+        f"{n:,} rows, above the limit of {limit:,} (max_in_memory_rows); use mdaq_das, car, quality_topk or random, "
+        "or select from a smaller pool"
+    )
+
+
+def _sklearn_refusal(method: str, n: int, limit: int) -> str:
+    return (
+        f"{method}: k-means by scikit-learn needs all embeddings in memory: the streamed pool has {n:,} rows, above "
+        f"the limit of {limit:,} (max_in_memory_rows); use engine 'faiss' or 'auto'"
+    )
+
+
+def _texts_refusal(method: str) -> str:
+    return (
+        f"{method} reads the samples' texts, which feature blocks (id, quality, embedding) do not carry; run it on "
+        "the pool's texts in memory (mdaq select --pool, without --engine)"
+    )
 
 
 @dataclass
@@ -256,10 +310,7 @@ def _labels(scan, blocks, k, engine, seed, method, max_in_memory_rows, kmeans: K
     n = len(scan.ids)
     if engine == "sklearn":
         if scan.embeddings is None:
-            raise ValueError(
-                f"{method}: k-means by scikit-learn needs all embeddings in memory: the streamed pool has {n:,} rows, "
-                f"above the limit of {max_in_memory_rows:,} (max_in_memory_rows); use engine 'faiss' or 'auto'"
-            )
+            raise ValueError(_sklearn_refusal(method, n, max_in_memory_rows))
         return cluster_labels(scan.embeddings, k, random_state=seed, engine="sklearn")
     if n == 0:
         return np.zeros(0, dtype=np.int64)
