@@ -38,8 +38,9 @@ def run_model(
     if cfg.engine != "mdaq" or device != resolve_device(gcfg.device):
         return None
     if trained is not None and params.train.base_dtype == "fp32":
-        model_device = next(trained[1].parameters()).device
-        if str(model_device).split(":")[0] == str(device).split(":")[0]:
+        import torch
+
+        if next(trained[1].parameters()).device.type == torch.device(device).type:
             logging.getLogger(__name__).info("scoring with the model just trained (not reloaded from %s)", adapter_dir)
             return trained
     return load_causal_lm(base_model, device, adapter=adapter_dir)

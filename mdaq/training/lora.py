@@ -251,8 +251,7 @@ def train_lora(
             shutil.rmtree(ckpt, ignore_errors=True)
     acc.wait_for_everyone()
     if on_model is not None and world == 1:
-        opt.zero_grad(set_to_none=True)  # the gradients and the optimizer go; the weights stay
-        del opt, loop
+        opt.zero_grad(set_to_none=True)  # the gradients live on the parameters the caller keeps; free them
         model.eval()
         on_model(tok, model)
     return out
