@@ -39,14 +39,14 @@ SIDES = {
 }
 
 
-def midb_samples(midb: Path, n: int):
-    """``n`` distinct samples cycling through MIDB's raw and revised texts (all languages); past the ~50k distinct
-    texts, the instruction gets a ``(#k)`` suffix so every id stays unique."""
+def midb_samples(midb: Path, n: int, langs: list[str] | None = None):
+    """``n`` distinct samples cycling through MIDB's raw and revised texts (of ``langs``, default all languages); past
+    the distinct texts (~50k over all languages), the instruction gets a ``(#k)`` suffix so every id stays unique."""
     from mdaq.data.midb import available_langs, load_pairs, midb_path, pair_problem
     from mdaq.types import Sample
 
     texts = []
-    for lang in available_langs(midb):
+    for lang in langs or available_langs(midb):
         for p in load_pairs(midb_path(midb, "MIDB_train", lang), lang):
             if pair_problem(p) is None:
                 texts.append((lang, p.raw_instruction, p.raw_input, p.raw_response))
@@ -57,16 +57,23 @@ def midb_samples(midb: Path, n: int):
         yield Sample.create(lang, f"{instr} (#{rep})" if rep else instr, inp, out, source="midb-synthetic", meta={})
 
 
-def build(work: Path, midb: Path, n: int, shards: int) -> tuple[Path, Path, Path]:
-    """The pool (cached per n and shard count), the tiny QSM (also the encoder) and a 40-row pool for fixed costs."""
+def build_qsm(work: Path) -> Path:
+    """The tiny random-BERT QSM (also used as the encoder), cached in ``work``."""
     from mdaq.models.assets import build_asset
     from mdaq.quality.model import QualityModel
-    from mdaq.shards import write_shards
 
     qsm = work / "qsm"
     if not (qsm / "qsm_config.json").is_file():
         encoder = build_asset("tiny-bert", work / "tiny-bert")
         QualityModel(encoder, max_len=256, precision="fp32").load_encoder().save(qsm)
+    return qsm
+
+
+def build(work: Path, midb: Path, n: int, shards: int) -> tuple[Path, Path, Path]:
+    """The pool (cached per n and shard count), the tiny QSM (also the encoder) and a 40-row pool for fixed costs."""
+    from mdaq.shards import write_shards
+
+    qsm = build_qsm(work)
     pool = work / f"pool-{n}-{shards}"
     if not (pool / "_manifest.json").is_file():
         write_shards(midb_samples(midb, n), pool, rows_per_shard=-(-n // shards))
