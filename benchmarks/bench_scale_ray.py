@@ -13,7 +13,11 @@ A run's wall time includes imports, model loads and (Ray) starting Ray and its a
 2-shard, 40-row pool and subtracted to give the steady rate. Sides are warmed up, alternate order, median of
 ``--repeats``. It also measures what the projection in docs/scale.md needs: MIDB's tokens per sample.
 
+With ``--ifd-model DIR`` (``tiny``: the tiny random Llama with the real SmolLM2 tokenizer) every side computes IFD only
+(``mdaq features --ifd-model``, fp32, the ``ifd`` defaults otherwise) instead of the QSM features.
+
     .venv/bin/python benchmarks/bench_scale_ray.py [--n 100000] [--shards 8] [--repeats 2] [--work DIR]
+        [--ifd-model tiny|DIR]
 """
 
 from __future__ import annotations
@@ -83,9 +87,13 @@ def build(work: Path, midb: Path, n: int, shards: int) -> tuple[Path, Path, Path
     return pool, qsm, tiny
 
 
-def run_side(name: str, pool: Path, qsm: Path, out: Path) -> dict:
-    """One `mdaq features` process on a fresh output folder: its wall time and its own `seconds`."""
+def run_side(name: str, pool: Path, qsm: Path, out: Path, ifd_model: Path | None = None) -> dict:
+    """One `mdaq features` process on a fresh output folder: its wall time and its own `seconds`; with
+    ``ifd_model``, IFD only."""
     args, env_extra = SIDES[name]
+    models = ["--qsm", str(qsm), "--encoder", str(qsm), "--precision", "fp32", "--embed-max-len", "256"]
+    if ifd_model is not None:
+        models = ["--ifd-model", str(ifd_model), "--ifd-precision", "fp32"]
     shutil.rmtree(out, ignore_errors=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OMP_", "MKL_", "RAYON_"))}
     env.update(env_extra, PYTHONPATH=str(REPO), TOKENIZERS_PARALLELISM="true")
@@ -96,16 +104,9 @@ def run_side(name: str, pool: Path, qsm: Path, out: Path) -> dict:
         "features",
         "--pool",
         str(pool),
-        "--qsm",
-        str(qsm),
-        "--encoder",
-        str(qsm),
+        *models,
         "--out",
         str(out),
-        "--precision",
-        "fp32",
-        "--embed-max-len",
-        "256",
         *args,
     ]
     t0 = time.perf_counter()
@@ -155,17 +156,27 @@ def main() -> None:
     p.add_argument("--midb", default=str(REPO / "data" / "midb"))
     p.add_argument("--work", default="/tmp/mdaq-bench-scale-ray")
     p.add_argument("--sides", nargs="+", default=list(SIDES), choices=list(SIDES))
+    p.add_argument("--ifd-model", default=None, help="time IFD with this causal LM folder ('tiny': a tiny random one)")
     a = p.parse_args()
     work = Path(a.work)
     work.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     pool, qsm, tiny = build(work, Path(a.midb), a.n, a.shards)
     print(f"pool: {a.n} rows in {a.shards} shards ({time.perf_counter() - t0:.0f} s to build or find)", flush=True)
-    fixed = {name: run_side(name, tiny, qsm, work / "out-tiny")["wall_s"] for name in a.sides}
+    lm = None
+    if a.ifd_model == "tiny":
+        from mdaq.models.assets import build_asset
+
+        lm = work / "tiny-llama"
+        if not (lm / "asset.json").is_file():
+            build_asset("tiny-llama", lm)
+    elif a.ifd_model:
+        lm = Path(a.ifd_model).resolve()
+    fixed = {name: run_side(name, tiny, qsm, work / "out-tiny", lm)["wall_s"] for name in a.sides}
     walls: dict[str, list[float]] = {name: [] for name in a.sides}
     for r in range(a.repeats + 1):  # round 0 warms the page cache and is not counted
         for name in a.sides if r % 2 == 0 else a.sides[::-1]:
-            res = run_side(name, pool, qsm, work / "out")
+            res = run_side(name, pool, qsm, work / "out", lm)
             print(f"  round {r} {name}: {res['wall_s']:.1f} s", flush=True)
             if r:
                 walls[name].append(res["wall_s"])
@@ -188,6 +199,7 @@ def main() -> None:
         "machine": machine(),
         "n": a.n,
         "shards": a.shards,
+        "features": f"ifd ({a.ifd_model})" if lm else "qsm + embedding (tiny BERT)",
         "repeats": a.repeats,
         "baseline": a.sides[0],
         "sides": rows,

@@ -92,115 +92,6 @@ def _usable_pairs(path: str, lang: str | None) -> tuple[list[dict], int]:
     return usable, len(pairs) - len(usable)
 
 
-def _read_pool(args: argparse.Namespace) -> list:
-    """Samples of ``--pool``: mdaq JSONL rows (with ``id``), or any format :func:`mdaq.data.loaders.load_any` reads
-    (a shard folder or glob among them)."""
-    from mdaq.data.loaders import load_any
-    from mdaq.io import iter_jsonl, read_samples
-    from mdaq.shards import is_shard_source
-
-    path = Path(args.pool)
-    if not path.exists() and not is_shard_source(args.pool):
-        raise FileNotFoundError(f"{path}: no such pool file")
-    if path.suffix == ".jsonl" and args.format == "auto":
-        first = next(iter(iter_jsonl(path)), {})
-        if "id" in first and "lang" in first:
-            return read_samples(path)
-    samples = load_any(path, args.lang, fmt=args.format)
-    if not samples:
-        raise DataError(path, "no samples: the pool is empty")
-    return samples
-
-
-def _features(args: argparse.Namespace, samples: list, needs: frozenset) -> dict:
-    """Features for ``needs``: read from --features/--ifd folders or computed with --qsm/--encoder/--ifd-model."""
-    import numpy as np
-
-    from mdaq.io import read_finite_npy
-
-    out: dict = {}
-    if args.features:
-        for name in ("quality", "embeddings"):
-            f = Path(args.features) / f"{name}.npy"
-            if f.is_file():
-                out[name] = read_finite_npy(f, name)  # a NaN score or embedding: refused, naming file and row
-                if len(out[name]) != len(samples):
-                    raise DataError(f, f"{len(out[name])} rows for the {len(samples)} samples of --pool", field=name)
-    if args.ifd:
-        out["ifd"] = np.load(Path(args.ifd) / "ifd.npy", allow_pickle=False)
-    if "quality" in needs and "quality" not in out and args.qsm:
-        from mdaq.quality.model import QualityModel
-
-        out["quality"] = QualityModel.load(args.qsm, device=args.device).score_samples(samples)
-    if "embeddings" in needs and "embeddings" not in out and args.encoder:
-        from mdaq.features.embed import SentenceEmbedder, sample_text
-
-        emb = SentenceEmbedder(args.encoder, device=args.device)
-        out["embeddings"] = emb.encode([sample_text(s.instruction, s.input, s.output) for s in samples])
-    if "ifd" in needs and "ifd" not in out and args.ifd_model:
-        from mdaq.config import IFDConfig
-        from mdaq.features.ifd import compute_ifd
-
-        out["ifd"] = compute_ifd(args.ifd_model, samples, IFDConfig(device=args.device))["ifd"]
-    return out
-
-
-def _select(args: argparse.Namespace) -> int:
-    from mdaq.cli_features import is_feature_folder, select_streamed_cli, select_with_engine, uses_engine
-    from mdaq.io import check_distinct, write_jsonl
-    from mdaq.selectors import SELECTORS
-    from mdaq.selectors.runner import select_samples
-
-    requires = SELECTORS.get(args.method).requires
-    check_distinct(args.out, {"--pool": args.pool, "--features": args.features})
-    if args.seed < 0:
-        raise DataError("--seed", f"{args.seed} is negative (numpy seeds are >= 0)")
-    if args.budget < 1:
-        raise DataError("--budget", f"{args.budget} is not a positive number of samples")
-    try:
-        params = json.loads(args.params) if args.params else {}
-    except json.JSONDecodeError as e:
-        raise DataError("--params", f"not valid JSON: {e}") from None
-    if uses_engine(args):  # a large pool in one command: its feature shards computed, then selected from, streamed
-        return select_with_engine(args, params)
-    if is_feature_folder(args.features):  # a large pool: streamed over its feature shards, texts never read
-        return select_streamed_cli(args, params)
-    if args.write_records:
-        raise DataError("--write-records", "only with a streamed selection (--engine, or --features FEATURE_DIR)")
-    if not args.pool:
-        raise DataError("--pool", "required (or --features naming a feature-shard folder written by `mdaq features`)")
-    samples = _read_pool(args)
-    rows = select_samples(
-        samples,
-        args.method,
-        args.budget,
-        params=params,
-        seed=args.seed,
-        features=_features(args, samples, requires),
-        pooled=args.pooled,
-        quota=args.quota,
-        temperature=args.temperature,
-        params_source="--params",
-    )
-    write_jsonl(args.out, rows)
-    by_lang: dict = {}
-    for r in rows:
-        by_lang[r["lang"]] = by_lang.get(r["lang"], 0) + 1
-    print(
-        json.dumps(
-            {
-                "method": args.method,
-                "pool": str(args.pool),
-                "n_pool": len(samples),
-                "n_selected": len(rows),
-                "by_lang": by_lang,
-                "out": str(args.out),
-            }
-        )
-    )
-    return 0
-
-
 def _train(args: argparse.Namespace) -> int:
     from mdaq.training.lora import train_from_files
 
@@ -507,7 +398,8 @@ def _add_submit(sub: argparse._SubParsersAction) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and docs)."""
-    from mdaq.cli_features import add_features, add_select_engine  # large-pool commands (docs/scale.md)
+    from mdaq.cli_features import add_features  # large-pool commands (docs/scale.md)
+    from mdaq.cli_select import add_select
 
     p = argparse.ArgumentParser(prog="mdaq", description=__doc__)
     p.add_argument("-v", "--verbose", action="store_true")
@@ -560,40 +452,7 @@ def build_parser() -> argparse.ArgumentParser:
     qe.add_argument("--batch-size", type=int, default=32)
     qe.add_argument("--device", default="auto")
     qe.set_defaults(fn=_qsm_eval)
-    se = sub.add_parser("select", help="select from a pool file with one method; writes selection JSONL rows")
-    se.add_argument("--method", required=True, help="a registered method (`mdaq ls`)")
-    se.add_argument(
-        "--pool",
-        default=None,
-        help="mdaq pool JSONL, or Alpaca/ShareGPT JSON(L), CSV, Parquet (not read with a feature-shard --features)",
-    )
-    se.add_argument("--budget", type=int, required=True, help="per language (pooled: in total)")
-    se.add_argument("--out", required=True, help="selection JSONL: rank, index (line in --pool), id, lang, method")
-    se.add_argument("--params", default=None, help="selector hyperparameters as JSON, e.g. '{\"lam\": 0.5}'")
-    se.add_argument("--seed", type=int, default=0)
-    se.add_argument(
-        "--lang",
-        default=None,
-        help="language of a pool file whose records carry none; of a feature folder (required); of an --engine pool "
-        "(default: read from it)",
-    )
-    se.add_argument("--format", default="auto", help="pool format (auto, alpaca, sharegpt, table, ...)")
-    se.add_argument(
-        "--features",
-        default=None,
-        help="folder with quality.npy / embeddings.npy aligned with --pool; or a feature-shard folder written by "
-        "`mdaq features`: the selection then streams over it and --pool is not read (docs/scale.md)",
-    )
-    se.add_argument("--ifd", default=None, help="folder with ifd.npy aligned with --pool")
-    se.add_argument("--qsm", default=None, help="saved QSM folder: score the pool when quality is needed")
-    se.add_argument("--encoder", default=None, help="encoder folder: embed the pool when embeddings are needed")
-    se.add_argument("--ifd-model", default=None, help="causal LM folder: compute IFD when the method needs it")
-    se.add_argument("--pooled", action="store_true", help="select across languages at once, with quotas")
-    se.add_argument("--quota", default="equal", choices=("equal", "proportional", "temperature"))
-    se.add_argument("--temperature", type=float, default=1.0)
-    se.add_argument("--device", default="auto")
-    add_select_engine(se)
-    se.set_defaults(fn=_select)
+    add_select(sub)
     tr = sub.add_parser("train", help="LoRA fine-tuning on a selection (also under `accelerate launch -m mdaq train`)")
     tr.add_argument("--base-model", required=True, help="causal LM folder")
     tr.add_argument("--pool", required=True, help="mdaq pool JSONL")

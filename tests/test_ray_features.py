@@ -1,6 +1,7 @@
 """The Ray Data engine of `mdaq features` on a local 2-CPU Ray cluster started once for the module: same features as
-the in-process engine, a worker's bad-row error unwrapped, a failed run resumed shard by shard; and `mdaq select
---engine ray`, features and selection in one command, selecting what the two commands and the local engine select."""
+the in-process engine (QSM features and IFD), a worker's bad-row error unwrapped, a failed run resumed shard by
+shard; and `mdaq select --engine ray`, features and selection in one command, selecting what the two commands and the
+local engine select."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from mdaq.cli import main
 from mdaq.errors import DataError
 from mdaq.features.engine import FeatureSpec, compute_feature_shards
 from mdaq.io import read_jsonl
-from mdaq.shards.features import read_feature_manifest
+from mdaq.shards.features import iter_feature_shards, read_feature_manifest
 from tests.feature_pool import read_all, save_tiny_qsm, write_pool
 
 ray = pytest.importorskip("ray")
@@ -103,3 +104,18 @@ def test_select_engine_ray_selects_as_the_two_commands_and_the_local_engine(ray_
     rows = read_jsonl(tmp_path / "ray.jsonl")
     assert len(rows) == 8 and {r["part"] for r in rows} <= {"quality", "diversity", "fill"}
     assert rows == read_jsonl(tmp_path / "two.jsonl") == read_jsonl(tmp_path / "local.jsonl")
+
+
+def test_ray_engine_gives_the_in_process_ifd(ray_cluster, tiny_lm, tmp_path):
+    """IFD on 2 actors (each loads the causal LM once) equals IFD in this process: same ids, order and values."""
+    pool = write_pool(tmp_path / "pool", 16, 4, langs=("de",))
+    spec = FeatureSpec(ifd_model=str(tiny_lm), ifd_max_seq_len=48, ifd_batch_size=4, ifd_precision="fp32", threads=1)
+    local = compute_feature_shards(pool, tmp_path / "local", spec)
+    manifest = compute_feature_shards(pool, tmp_path / "ray", spec, engine="ray", workers=2)
+    assert (manifest["n_computed"], manifest["record"]["workers"], manifest["dim"]) == (4, 2, None)
+    assert manifest["fingerprint"] == local["fingerprint"] and manifest["columns"] == local["columns"]
+    got, want = (list(iter_feature_shards(tmp_path / name)) for name in ("ray", "local"))
+    assert np.array_equal(np.concatenate([b.ids for b in got]), np.concatenate([b.ids for b in want]))
+    for name in ("ifd", "loss_conditional", "loss_unconditional"):
+        a, b = (np.concatenate([getattr(x, name) for x in blocks]) for blocks in (got, want))
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)

@@ -91,7 +91,7 @@ def test_select_engine_refuses_before_computing_anything(tiny_qsm, pool, tmp_pat
         (["--method", "mdaq_das", "--encoder", str(tiny_qsm)], "--qsm: required with --engine"),
         (["--method", "mdaq_das", "--qsm", str(tiny_qsm)], "--encoder: required with --engine"),
         (["--method", "longest", *models], "longest reads the samples' texts"),
-        (["--method", "ifd", *models], "ifd needs ifd"),
+        (["--method", "ifd", *models], "--ifd-model: required with --engine for ifd"),
         (["--method", "random", *models, "--lang", "ja"], "--lang"),
         (["--method", "random", *models, "--features", str(tmp_path)], "--features"),
         (["--method", "random", *models, "--pooled"], "--pooled"),

@@ -203,3 +203,32 @@ def test_a_stream_that_changes_between_passes_is_refused(pool):
 
     with pytest.raises(ValueError, match="1200 rows in the first pass and 1100 in the second"):
         select_streamed("mdaq_das", {"engine": "faiss"}, shrinking, 10, max_in_memory_rows=0)
+
+
+def test_ifd_streams_from_blocks_that_carry_it_and_equals_the_in_memory_selector(pool):
+    """`ifd` reads only ids and IFD: from IFD-only blocks (no QSM score, no embedding) it picks what the in-memory
+    selector picks, NaN (an unscorable sample) and IFD >= max_ifd ranked last, as there."""
+    rng = np.random.default_rng(5)
+    ifd = rng.uniform(0.3, 1.3, N).astype(np.float32)
+    ifd[[3, 50, 700]] = np.nan
+    ids = np.array([s.id for s in pool.samples])
+    losses = np.ones(N, dtype=np.float32)
+
+    def factory():
+        for start in range(0, N, 250):
+            part = slice(start, start + 250)
+            yield FeatureBlock(
+                ids[part], ifd=ifd[part], loss_conditional=losses[part], loss_unconditional=losses[part]
+            )
+
+    in_mem = Pool("de", pool.samples, ifd=ifd)
+    for budget in (10, N):
+        want = in_memory(in_mem, "ifd", None, budget)
+        got = select_streamed("ifd", None, factory, budget, 3, features=frozenset({"ifd"}))
+        assert got == want
+    assert set(select_streamed("ifd", None, factory, N, 3, features=frozenset({"ifd"}))[-3:]) == set(ids[[3, 50, 700]])
+    check_streamable("ifd", None, N, features=frozenset({"ifd"}))  # lets it through
+    with pytest.raises(ValueError, match=r"quality_topk needs quality, which feature blocks \(id, ifd\) lack"):
+        select_streamed("quality_topk", None, factory, 10, features=frozenset({"ifd"}))
+    with pytest.raises(ValueError, match=r"ifd needs ifd, .*lack; compute the feature shards with an IFD model"):
+        check_streamable("ifd", None, N)

@@ -1,5 +1,6 @@
-"""QSM scores and diversity embeddings of a sharded pool, one Parquet feature shard per pool shard, resumable per
-shard: in this process (``engine="local"``) or on Ray Data actors (``engine="ray"``, :mod:`mdaq.features.ray_engine`).
+"""QSM scores and diversity embeddings, and optionally IFD, of a sharded pool, one Parquet feature shard per pool
+shard, resumable per shard: in this process (``engine="local"``) or on Ray Data actors (``engine="ray"``,
+:mod:`mdaq.features.ray_engine`).
 
 Both engines run the same :class:`ShardFeaturizer` on each pool shard, so they give the same features; they differ only
 in where it runs. The unit of work, of resumption and of output is a pool shard (``docs/scale.md`` says why).
@@ -7,18 +8,18 @@ in where it runs. The unit of work, of resumption and of output is a pool shard 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from mdaq.errors import DataError
+from mdaq.features.spec import EMBED_PREFIX, FeatureSpec, ShardTask, fingerprint
 from mdaq.io import check_distinct, read_json
 from mdaq.shards.check import MANIFEST, file_sha256
 from mdaq.shards.feature_write import (
@@ -33,75 +34,10 @@ from mdaq.shards.features import FeatureBlock
 log = logging.getLogger(__name__)
 
 ENGINES = ("local", "ray")
-EMBED_PREFIX = "passage: "  # SentenceEmbedder's default (E5 passages); part of the fingerprint
-
-
-@dataclass(frozen=True)
-class FeatureSpec:
-    """How features are computed: everything a worker needs to load the models (JSON-able, shipped to Ray actors).
-
-    Parameters
-    ----------
-    qsm_dir, encoder : str
-        A saved QSM folder (:meth:`mdaq.quality.model.QualityModel.save`) and the diversity encoder folder.
-    embed_max_len, batch_size : int
-        Token limit of the embeddings and rows per forward pass (``features`` in ``params.yaml``).
-    precision : str
-        Of the embeddings (``auto``, ``fp32``, ``bf16``); the QSM uses the precision it was saved with.
-    device : str
-        ``auto``, ``cpu`` or ``cuda`` (``auto`` picks a GPU where the worker has one).
-    chunk_rows : int
-        Rows read, scored and written at once (one row group of the feature shard): the memory bound.
-    threads : int
-        Torch intra-op threads per process (0: :func:`mdaq.hardware.thread_plan`, all physical cores).
-    """
-
-    qsm_dir: str
-    encoder: str
-    embed_max_len: int = 256
-    batch_size: int = 32
-    precision: str = "auto"
-    device: str = "auto"
-    chunk_rows: int = 4096
-    threads: int = 0
-
-
-@dataclass(frozen=True)
-class ShardTask:
-    """One pool shard to featurize into ``out``."""
-
-    path: str
-    n_rows: int
-    pool_sha256: str
-    out: str
-    fingerprint: str
-
-
-def _folder_digest(folder: Path) -> str:
-    """sha256 over the (name, sha256) of every file in a model folder, so any changed weight or setting shows."""
-    if not folder.is_dir():
-        raise DataError(folder, "no such model folder")
-    h = hashlib.sha256()
-    for path in sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")):
-        h.update(f"{path.relative_to(folder).as_posix()}\0{file_sha256(path)}\n".encode())
-    return h.hexdigest()
-
-
-def fingerprint(spec: FeatureSpec) -> str:
-    """What makes two feature folders comparable: the QSM and encoder files, the embedding's token limit, prefix and
-    requested precision (not the batch size, chunk size, threads or device, which change only rounding)."""
-    parts = {
-        "qsm": _folder_digest(Path(spec.qsm_dir)),
-        "encoder": _folder_digest(Path(spec.encoder)),
-        "embed_max_len": spec.embed_max_len,
-        "embed_prefix": EMBED_PREFIX,
-        "precision": spec.precision,
-    }
-    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 
 class ShardFeaturizer:
-    """Loads the QSM and the encoder once (per process or per Ray actor) and featurizes whole pool shards.
+    """Loads the models once (per process or per Ray actor) and featurizes whole pool shards.
 
     Parameters
     ----------
@@ -111,18 +47,33 @@ class ShardFeaturizer:
 
     def __init__(self, spec: FeatureSpec) -> None:
         import torch
+
+        from mdaq.models.lm import resolve_device
+
+        self.spec = spec
+        self.device = resolve_device(spec.device)
+        self.provenance: dict[str, Any] = {"device": str(self.device)}
+        self.qsm = self.embedder = self.dim = self.ifd = None
+        if spec.has_scores:
+            self._load_scorers()
+        if spec.ifd_model is not None:
+            from mdaq.features.ifd import IFDScorer
+
+            self.ifd = IFDScorer(spec.ifd_model, replace(spec.ifd_config(), device=self.device))
+            self.provenance["ifd_precision"] = self.ifd.cfg.precision
+        if spec.threads > 0:  # after configure_torch, which sets its own thread plan
+            torch.set_num_threads(spec.threads)
+        self.provenance["torch_threads"] = torch.get_num_threads()
+
+    def _load_scorers(self) -> None:
         from transformers import AutoConfig
 
         from mdaq.features.embed import SentenceEmbedder
         from mdaq.hardware import configure_torch
-        from mdaq.models.lm import resolve_device
         from mdaq.quality.model import QualityModel
 
-        self.spec = spec
-        self.device = resolve_device(spec.device)
+        spec = self.spec
         hardware = configure_torch(spec.precision, self.device, stage="features")
-        if spec.threads > 0:
-            torch.set_num_threads(spec.threads)
         self.qsm = QualityModel.load(spec.qsm_dir, device=self.device)
         self.embedder = SentenceEmbedder(
             spec.encoder,
@@ -133,12 +84,7 @@ class ShardFeaturizer:
             precision=hardware["precision"],
         )
         self.dim = int(AutoConfig.from_pretrained(spec.encoder).hidden_size)
-        self.provenance = {
-            "device": str(self.device),
-            "precision": hardware["precision"],
-            "qsm_precision": self.qsm.precision_,
-            "torch_threads": torch.get_num_threads(),
-        }
+        self.provenance |= {"precision": hardware["precision"], "qsm_precision": self.qsm.precision_}
 
     def blocks(self, shard: str | Path) -> Iterator[FeatureBlock]:
         """The features of one pool shard, ``spec.chunk_rows`` rows at a time, in its order (rows checked as
@@ -146,17 +92,21 @@ class ShardFeaturizer:
         from mdaq.features.embed import sample_text
         from mdaq.quality.model import anchor_text
         from mdaq.shards import iter_pool_batches
+        from mdaq.types import Sample
 
+        names = ("id", "lang", "instruction", "input", "output")
         for batch in iter_pool_batches(shard, self.spec.chunk_rows):
-            cols = {name: batch.column(name).to_pylist() for name in ("id", "instruction", "input", "output")}
+            cols = {name: batch.column(name).to_pylist() for name in names}
             rows = list(zip(cols["instruction"], cols["input"], cols["output"], strict=True))
-            quality = self.qsm.score(
-                [anchor_text(i, x) for i, x, _ in rows], cols["output"], batch_size=self.spec.batch_size
-            )
-            emb = self.embedder.encode([sample_text(i, x, o) for i, x, o in rows])
-            yield FeatureBlock(
-                np.asarray(cols["id"], dtype=object), quality.astype(np.float32), emb.astype(np.float32, copy=False)
-            )
+            features: dict[str, np.ndarray] = {}
+            if self.qsm is not None:
+                anchors = [anchor_text(i, x) for i, x, _ in rows]
+                features["quality"] = self.qsm.score(anchors, cols["output"], batch_size=self.spec.batch_size)
+                features["embeddings"] = self.embedder.encode([sample_text(i, x, o) for i, x, o in rows])
+            if self.ifd is not None:
+                features |= self.ifd.score([Sample(*row) for row in zip(*(cols[n] for n in names), strict=True)])
+            features = {k: np.asarray(v).astype(np.float32, copy=False) for k, v in features.items()}
+            yield FeatureBlock(np.asarray(cols["id"], dtype=object), **features)
 
     def featurize(self, task: ShardTask) -> dict[str, Any]:
         """Write ``task``'s feature shard atomically; return its manifest entry plus this worker's provenance."""
@@ -170,7 +120,9 @@ class ShardFeaturizer:
             **self.provenance,
         }
         blocks = self.blocks(task.path) if task.n_rows else iter(())
-        entry = write_feature_shard(Path(task.out) / name, blocks, dim=self.dim, footer=footer, n_rows=task.n_rows)
+        out = Path(task.out) / name
+        ifd = self.ifd is not None
+        entry = write_feature_shard(out, blocks, dim=self.dim, footer=footer, n_rows=task.n_rows, ifd=ifd)
         log.info("features: %s, %d rows in %.1f s", name, task.n_rows, time.perf_counter() - start)
         return {**entry, "pool_sha256": task.pool_sha256, **{k: v for k, v in footer.items() if k != "pool_shard"}}
 
@@ -238,7 +190,7 @@ def _run_local(tasks: list[ShardTask], spec: FeatureSpec) -> Iterator[dict[str, 
         raise first_error
 
 
-PROVENANCE_KEYS = ("device", "precision", "qsm_precision", "torch_threads")
+PROVENANCE_KEYS = ("device", "precision", "qsm_precision", "ifd_precision", "torch_threads")
 
 
 def _check_models(spec: FeatureSpec) -> None:
@@ -246,12 +198,18 @@ def _check_models(spec: FeatureSpec) -> None:
     from mdaq.errors import MissingAssetError
     from mdaq.quality.model import CONFIG_FILE
 
-    if not (Path(spec.qsm_dir) / CONFIG_FILE).is_file():
+    if spec.has_scores and not (Path(spec.qsm_dir) / CONFIG_FILE).is_file():
         raise MissingAssetError(
             f"{spec.qsm_dir} is not a saved QSM (no {CONFIG_FILE}); train one with `dvc repro qsm`"
         )
-    if not (Path(spec.encoder) / "config.json").is_file():
+    if spec.has_scores and not (Path(spec.encoder) / "config.json").is_file():
         raise MissingAssetError(f"encoder folder {spec.encoder} not found (no config.json)")
+    if spec.ifd_model is not None:
+        lm = Path(spec.ifd_model)
+        if not (lm / "config.json").is_file():
+            raise MissingAssetError(f"causal LM folder {lm} (--ifd-model) not found (no config.json)")
+        if not any(lm.glob("*.safetensors")):
+            raise MissingAssetError(f"causal LM folder {lm} (--ifd-model) holds no *.safetensors weights")
 
 
 def compute_feature_shards(
@@ -317,20 +275,26 @@ def compute_feature_shards(
     for entry in results:
         entries[entry["name"]] = entry
     ordered = [entries[name] for name in names]
-    dims = sorted({e["dim"] for e in ordered})
+    dims = {e["dim"] for e in ordered}
     if len(dims) != 1:
-        raise DataError(out, f"feature shards of different embedding sizes {dims}")
+        raise DataError(out, f"feature shards of different embedding sizes {sorted(map(str, dims))}")
     provenance = sorted({json.dumps({k: e.get(k) for k in PROVENANCE_KEYS}, sort_keys=True) for e in ordered})
     record = {
         "spec": asdict(spec),
-        "embedder": f"mean-pool:{Path(spec.encoder).name}",
+        "embedder": f"mean-pool:{Path(spec.encoder).name}" if spec.has_scores else None,
         "engine": engine,
         "workers": workers if engine == "ray" else 1,
         "workers_provenance": [json.loads(p) for p in provenance],
     }
     keep = ("name", "n_rows", "sha256", "pool_sha256")
     manifest = finish_feature_folder(
-        out, [{k: e[k] for k in keep} for e in ordered], fingerprint=fp, pool=str(pool), dim=dims[0], record=record
+        out,
+        [{k: e[k] for k in keep} for e in ordered],
+        fingerprint=fp,
+        pool=str(pool),
+        dim=dims.pop(),
+        record=record,
+        ifd=spec.ifd_model is not None,
     )
     return {
         **manifest,

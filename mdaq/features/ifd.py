@@ -3,7 +3,8 @@
 IFD(Q, A) = L(A | Q) / L(A), where L is the mean per-token negative log-likelihood of the response A, with the
 instruction prompt Q in front (conditional) and without it (unconditional, a start token only). Both losses are
 computed on exactly the same response tokens, so truncation cannot bias the ratio. Computed once per pool by the
-``ifd`` stage and read by the ``ifd`` selector through ``Pool.ifd``.
+``ifd`` stage, or per shard of a large pool by the feature engines (``mdaq features --ifd-model``), and read by the
+``ifd`` selector through ``Pool.ifd``.
 """
 
 from __future__ import annotations
@@ -57,15 +58,41 @@ def ifd_scores(model: Any, tok: Any, samples: Sequence[Any], cfg: IFDConfig) -> 
     return {"ifd": ifd, "loss_conditional": loss_c, "loss_unconditional": loss_u}
 
 
+class IFDScorer:
+    """A causal LM loaded once (safetensors, no remote code) that scores any number of sample lists with
+    :func:`ifd_scores`: the ``ifd`` stage scores a whole pool with it, the feature engines
+    (:mod:`mdaq.features.engine`) one chunk of a pool shard at a time.
+
+    Parameters
+    ----------
+    base_model : str or Path
+        The causal LM folder.
+    cfg : IFDConfig
+        Sequence length, batch size, device and precision (``auto`` resolved here, for this device).
+
+    Attributes
+    ----------
+    hardware : dict
+        :func:`mdaq.hardware.configure_torch`'s record (the resolved precision among it).
+    """
+
+    def __init__(self, base_model: str | Path, cfg: IFDConfig) -> None:
+        device = resolve_device(cfg.device)
+        self.hardware = configure_torch(cfg.precision, device, stage="ifd")
+        self.cfg = dataclasses.replace(cfg, precision=self.hardware["precision"])
+        self.tok, self.model = load_causal_lm(base_model, device)
+
+    def score(self, samples: Sequence[Any]) -> dict[str, np.ndarray]:
+        """:func:`ifd_scores` of ``samples`` (anything with ``instruction``, ``input`` and ``output``)."""
+        return ifd_scores(self.model, self.tok, samples, self.cfg)
+
+
 def compute_ifd(base_model: str | Path, samples: Sequence[Any], cfg: IFDConfig) -> dict[str, Any]:
     """Load ``base_model`` (safetensors, no remote code) and score ``samples`` (:func:`ifd_scores`), in the
     precision ``cfg.precision`` resolves to on this device; the result also holds ``hardware``
     (:func:`mdaq.hardware.hardware_record`)."""
-    device = resolve_device(cfg.device)
-    hardware = configure_torch(cfg.precision, device, stage="ifd")
-    tok, model = load_causal_lm(base_model, device)
-    scores = ifd_scores(model, tok, samples, dataclasses.replace(cfg, precision=hardware["precision"]))
-    return {**scores, "hardware": hardware}
+    scorer = IFDScorer(base_model, cfg)
+    return {**scorer.score(samples), "hardware": scorer.hardware}
 
 
 def ifd_needed(methods: Sequence[str]) -> bool:

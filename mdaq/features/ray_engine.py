@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 
 from mdaq.errors import DataError
-from mdaq.features.engine import FeatureSpec, ShardFeaturizer, ShardTask
+from mdaq.features.engine import ShardFeaturizer
+from mdaq.features.spec import FeatureSpec, ShardTask
 
 THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "RAYON_NUM_THREADS")  # torch, MKL, the Rust tokenizers
 

@@ -8,14 +8,15 @@ Three kinds of method:
   row; the selector's own rule then runs on (scores, labels). A pool of at most ``max_in_memory_rows`` rows is
   gathered in the first pass (no second one), which is what scikit-learn needs (``engine="auto"`` below
   :data:`~mdaq.selectors.kmeans_scale.FAISS_MIN_ROWS` rows, ``"sklearn"``).
-* **score-only** (``random``, ``quality_topk``, ``full``): one pass keeps ids and scores; the registered selector runs
-  on a :class:`FeaturePool` without embeddings.
+* **score-only** (``random``, ``quality_topk``, ``full``, ``ifd``): one pass keeps ids and the scores the method
+  reads (QSM scores, IFD); the registered selector runs on a :class:`FeaturePool` without embeddings.
 * **pairwise** (``mmr``, ``kcenter``, ``deita``, ``kmeans_diverse``): need every embedding at once, so they run on
   pools of at most ``max_in_memory_rows`` rows and refuse larger ones with one line naming the method, the pool size
   and the limit.
 
-Methods that read texts (``longest``: response lengths; the oracle controls: labels in ``meta``) or features a
-block does not carry (``ifd``) are refused with a message saying so. On the same rows, ids order and seed, the result
+Methods that read texts (``longest``: response lengths; the oracle controls: labels in ``meta``) or features the
+blocks do not carry (``ifd`` from a feature folder computed without ``--ifd-model``) are refused with a message
+saying so. On the same rows, ids order and seed, the result
 equals the in-memory selector's (with ``engine="faiss"`` above the gather limit: the same sample, centroids and
 assignment; rows equidistant from two centroids within float32 rounding aside).
 """
@@ -41,7 +42,7 @@ logger = logging.getLogger(__name__)
 # Most rows whose embeddings the streamed path gathers into one array: pairwise methods, and k-means by
 # scikit-learn. 10^5 x 384 float32 is 154 MB; it equals FAISS_MIN_ROWS, so `engine="auto"` never needs more.
 MAX_IN_MEMORY_ROWS = 100_000
-BLOCK_FEATURES = frozenset({"quality", "embeddings"})  # the Pool features a FeatureBlock carries
+BLOCK_FEATURES = frozenset({"quality", "embeddings"})  # what blocks carry unless told otherwise (no IFD)
 
 
 class NoTextsError(ValueError):
@@ -118,6 +119,7 @@ def run_streamed(
     source: object = "feature blocks",
     max_in_memory_rows: int = MAX_IN_MEMORY_ROWS,
     kmeans: KMeansSettings = DEFAULT_SETTINGS,
+    features: frozenset[str] = BLOCK_FEATURES,
 ) -> StreamedSelection:
     """Run a registered selection method over a block stream (see the module docstring for what each kind does).
 
@@ -140,6 +142,9 @@ def run_streamed(
         Most rows whose embeddings are gathered into memory (pairwise methods; k-means by scikit-learn).
     kmeans : KMeansSettings
         faiss k-means settings (:mod:`mdaq.selectors.kmeans_scale`; the default is the in-memory path's).
+    features : frozenset of str
+        The :class:`~mdaq.types.Pool` features the blocks carry (``quality``, ``embeddings``, ``ifd``; a feature
+        folder's: :func:`mdaq.shards.features.folder_features`); a method needing another is refused up front.
 
     Returns
     -------
@@ -155,11 +160,12 @@ def run_streamed(
     if not isinstance(budget, int | np.integer) or isinstance(budget, bool) or budget < 0:
         raise ValueError(f"{method}: budget must be a non-negative integer, got {budget!r}")
     selector = get_selector(method, params, seed)
-    _check_block_features(method, selector)
+    _check_block_features(method, selector, features)
     clustered = hasattr(selector, "select_clustered")
     use_embeddings = "embeddings" in selector.requires
     capacity = kmeans.max_sample if clustered else 0
-    scan = _scan(blocks, source, capacity, seed, max_in_memory_rows if use_embeddings else 0)  # pass 1
+    wanted = selector.requires | {"quality"} if clustered else selector.requires  # scores kept in memory
+    scan = _scan(blocks, source, capacity, seed, max_in_memory_rows if use_embeddings else 0, wanted)  # pass 1
     n = len(scan.ids)
     n_wanted = min(int(budget), n) if selector.uses_budget else n
     if use_embeddings and scan.embeddings is None and not clustered:
@@ -172,7 +178,7 @@ def run_streamed(
         _check_result(method, idx, n_wanted, n)
     else:
         k, engine = None, None
-        pool = FeaturePool(lang, scan.ids, scan.quality if "quality" in selector.requires else None, scan.embeddings)
+        pool = FeaturePool(lang, scan.ids, scan.quality, scan.embeddings, scan.ifd)
         try:
             idx = selector.select(pool, n_wanted)
         except NoTextsError:
@@ -189,9 +195,11 @@ def check_streamable(
     seed: int = 0,
     *,
     max_in_memory_rows: int = MAX_IN_MEMORY_ROWS,
+    features: frozenset[str] = BLOCK_FEATURES,
 ) -> None:
     """Refuse, before any feature is computed, a method that :func:`run_streamed` would refuse on a pool of
-    ``n_rows`` rows, with the same message: one that needs a feature blocks lack (``ifd``), one that compares samples
+    ``n_rows`` rows, with the same message: one that needs a feature not among ``features`` (the blocks that will be
+    computed: ``ifd`` only with an IFD model), one that compares samples
     pairwise on a pool above the gather limit, scikit-learn k-means above it, and one that reads texts (found by
     running the selector on a two-row :class:`FeaturePool`, whose ``samples`` raise; only methods without
     embeddings are run so, and they are all cheap).
@@ -202,7 +210,7 @@ def check_streamable(
         As :func:`run_streamed` would, for these reasons; also for bad hyperparameters.
     """
     selector = get_selector(method, params, seed)
-    _check_block_features(method, selector)
+    _check_block_features(method, selector, features)
     if hasattr(selector, "select_clustered"):
         if n_rows > max_in_memory_rows and resolve_engine(selector.engine, n_rows) == "sklearn":
             raise ValueError(_sklearn_refusal(method, n_rows, max_in_memory_rows))
@@ -210,17 +218,25 @@ def check_streamable(
         if n_rows > max_in_memory_rows:
             raise ValueError(_pairwise_refusal(method, n_rows, max_in_memory_rows))
     else:
-        probe = FeaturePool("probe", np.array(["a", "b"]), np.zeros(2, dtype=np.float32))
+        probe = FeaturePool("probe", np.array(["a", "b"]), np.zeros(2, np.float32), ifd=np.zeros(2, np.float32))
         try:
             selector.select(probe, 1)
         except NoTextsError:
             raise ValueError(_texts_refusal(method)) from None
 
 
-def _check_block_features(method: str, selector: Any) -> None:
-    missing = sorted(selector.requires - BLOCK_FEATURES)
+def _check_block_features(method: str, selector: Any, features: frozenset[str]) -> None:
+    missing = sorted(selector.requires - features)
     if missing:
-        raise ValueError(f"{method} needs {', '.join(missing)}, which feature blocks (id, quality, embedding) lack")
+        columns = [
+            "id",
+            *(["quality", "embedding"] if "quality" in features else []),
+            *(["ifd"] if "ifd" in features else []),
+        ]
+        hint = "; compute the feature shards with an IFD model (--ifd-model)" if "ifd" in missing else ""
+        raise ValueError(
+            f"{method} needs {', '.join(missing)}, which feature blocks ({', '.join(columns)}) lack{hint}"
+        )
 
 
 def _pairwise_refusal(method: str, n: int, limit: int) -> str:
@@ -248,21 +264,30 @@ def _texts_refusal(method: str) -> str:
 @dataclass
 class _Scan:
     ids: np.ndarray
-    quality: np.ndarray
+    quality: np.ndarray | None  # when the method reads it
     embeddings: np.ndarray | None  # all rows, when there were at most the gather limit
     sampler: RowSampler | None
+    ifd: np.ndarray | None = None  # when the method reads it
 
 
-def _scan(blocks: BlockFactory, source: object, capacity: int, seed: int, gather_limit: int) -> _Scan:
-    """One pass: ids and scores of every row, a bottom-``capacity`` k-means sample, and every embedding while the
-    pool has at most ``gather_limit`` rows; each block checked (:func:`_check_block`)."""
-    ids, quality, gathered = [], [], []
+def _scan(
+    blocks: BlockFactory, source: object, capacity: int, seed: int, gather_limit: int, wanted: frozenset[str]
+) -> _Scan:
+    """One pass: ids of every row and the scores in ``wanted`` (``quality``, ``ifd``), a bottom-``capacity`` k-means
+    sample, and every embedding while the pool has at most ``gather_limit`` rows; each block checked
+    (:func:`_check_block`)."""
+    ids, gathered = [], []
+    scores: dict[str, list[np.ndarray]] = {name: [] for name in ("quality", "ifd") if name in wanted}
     sampler = RowSampler(capacity, seed) if capacity else None
     n, dim = 0, None
     for block in blocks():
         dim = _check_block(block, source, n, dim)
+        missing = sorted(wanted - block.features)
+        if missing:
+            raise DataError(source, f"the blocks lack {', '.join(missing)}", record=n, field=missing[0])
         ids.append(np.asarray(block.ids))
-        quality.append(np.asarray(block.quality, dtype=np.float32))
+        for name, parts in scores.items():
+            parts.append(np.asarray(getattr(block, name), dtype=np.float32))
         if sampler is not None:
             sampler.add(block.embeddings)
         n += len(block)
@@ -275,22 +300,23 @@ def _scan(blocks: BlockFactory, source: object, capacity: int, seed: int, gather
     emb = None
     if gathered is not None and gather_limit:
         emb = np.concatenate(gathered) if gathered else np.zeros((0, dim or 0), dtype=np.float32)
-    q = np.concatenate(quality) if quality else np.zeros(0, dtype=np.float32)
-    return _Scan(all_ids, q, emb, sampler)
+    joined = {k: np.concatenate(v) if v else np.zeros(0, dtype=np.float32) for k, v in scores.items()}
+    return _Scan(all_ids, joined.get("quality"), emb, sampler, joined.get("ifd"))
 
 
-def _check_block(block: FeatureBlock, source: object, row0: int, dim: int | None) -> int:
-    """Raise :class:`DataError` naming ``source``, the pool row and the field for a non-finite value or an embedding
-    width that differs from earlier blocks'; return the width."""
-    emb = np.asarray(block.embeddings)
-    if dim is not None and emb.shape[1] != dim:
+def _check_block(block: FeatureBlock, source: object, row0: int, dim: int | None) -> int | None:
+    """Raise :class:`DataError` naming ``source``, the pool row and the field for a non-finite QSM score or embedding
+    or an embedding width that differs from earlier blocks'; return the width (None without embeddings). IFD is not
+    checked: NaN marks an unscorable sample, which the ``ifd`` selector ranks last."""
+    emb = None if block.embeddings is None else np.asarray(block.embeddings)
+    if emb is not None and dim is not None and emb.shape[1] != dim:
         raise DataError(source, f"{emb.shape[1]} columns, earlier rows {dim}", record=row0, field="embedding")
     for field, values in (("quality", block.quality), ("embedding", emb)):
-        row = first_nonfinite_row(values)
+        row = None if values is None else first_nonfinite_row(values)
         if row is not None:
             where = f"{row0 + row} (id {block.ids[row]!s})"
             raise DataError(source, f"holds {nonfinite_text(values, row)}", record=where, field=field)
-    return emb.shape[1]
+    return dim if emb is None else emb.shape[1]
 
 
 def _check_unique(ids: np.ndarray, source: object) -> None:

@@ -17,7 +17,14 @@ import numpy as np
 from mdaq.errors import DataError
 from mdaq.io import atomic_path, read_json, write_json
 from mdaq.shards.check import MANIFEST, file_sha256
-from mdaq.shards.features import FEATURES_FORMAT, FOOTER_KEY, FeatureBlock, feature_schema
+from mdaq.shards.features import (
+    FEATURES_FORMAT,
+    FOOTER_KEY,
+    IFD_COLUMNS,
+    FeatureBlock,
+    feature_schema,
+    manifest_columns,
+)
 
 # Every option that changes the bytes, stated (as for pool shards, mdaq.shards.write). No dictionary: ids are unique
 # and embeddings are floats; zstd level 1: float32 noise compresses little, so a higher level buys nothing.
@@ -35,23 +42,40 @@ FEATURE_WRITE_OPTIONS: dict[str, Any] = {
 }
 
 
-def block_table(block: FeatureBlock, dim: int) -> Any:
-    """One :class:`FeatureBlock` as an Arrow table of :func:`~mdaq.shards.features.feature_schema`."""
+def block_table(block: FeatureBlock, dim: int | None, *, ifd: bool = False) -> Any:
+    """One :class:`FeatureBlock` as an Arrow table of :func:`~mdaq.shards.features.feature_schema` (``dim`` None:
+    no QSM score and embedding columns; ``ifd``: the IFD columns).
+
+    Raises
+    ------
+    ValueError
+        The block lacks a feature the schema holds, or has embeddings of another width.
+    """
     import pyarrow as pa
 
-    if block.embeddings.shape[1] != dim:
-        raise ValueError(f"embeddings of dim {block.embeddings.shape[1]}, the folder's is {dim}")
-    emb = np.ascontiguousarray(block.embeddings, dtype=np.float32).reshape(-1)
-    columns = [
-        pa.array(list(block.ids), pa.string()),
-        pa.array(np.asarray(block.quality, dtype=np.float32)),
-        pa.FixedSizeListArray.from_arrays(pa.array(emb), dim),
-    ]
-    return pa.Table.from_arrays(columns, schema=feature_schema(dim))
+    wanted = ({"quality", "embeddings"} if dim is not None else set()) | ({"ifd"} if ifd else set())
+    if block.features != wanted:
+        raise ValueError(f"a feature block of {sorted(block.features)} for feature shards of {sorted(wanted)}")
+    columns = [pa.array(list(block.ids), pa.string())]
+    if dim is not None:
+        if block.embeddings.shape[1] != dim:
+            raise ValueError(f"embeddings of dim {block.embeddings.shape[1]}, the folder's is {dim}")
+        emb = np.ascontiguousarray(block.embeddings, dtype=np.float32).reshape(-1)
+        columns.append(pa.array(np.asarray(block.quality, dtype=np.float32)))
+        columns.append(pa.FixedSizeListArray.from_arrays(pa.array(emb), dim))
+    if ifd:
+        columns += [pa.array(np.asarray(getattr(block, name), dtype=np.float32)) for name in IFD_COLUMNS]
+    return pa.Table.from_arrays(columns, schema=feature_schema(dim, ifd=ifd))
 
 
 def write_feature_shard(
-    path: str | Path, blocks: Iterable[FeatureBlock], *, dim: int, footer: dict[str, Any], n_rows: int
+    path: str | Path,
+    blocks: Iterable[FeatureBlock],
+    *,
+    dim: int | None,
+    footer: dict[str, Any],
+    n_rows: int,
+    ifd: bool = False,
 ) -> dict[str, Any]:
     """Write one feature shard atomically (a temporary file beside ``path``, renamed only when complete).
 
@@ -61,12 +85,14 @@ def write_feature_shard(
         ``<features>/<pool shard name>``.
     blocks : iterable of FeatureBlock
         The shard's rows in pool order, consumed once; one row group per block.
-    dim : int
-        Embedding dimension.
+    dim : int or None
+        Embedding dimension; None for shards without QSM scores and embeddings.
     footer : dict
         JSON-able provenance stored in the Parquet footer under ``mdaq.features`` (fingerprint, pool shard, ...).
     n_rows : int
         The pool shard's row count; any other total is an error and nothing is written.
+    ifd : bool
+        Whether the shard holds the IFD columns (:data:`~mdaq.shards.features.IFD_COLUMNS`).
 
     Returns
     -------
@@ -76,12 +102,12 @@ def write_feature_shard(
     import pyarrow.parquet as pq
 
     path = Path(path)
-    schema = feature_schema(dim).with_metadata({FOOTER_KEY: json.dumps(footer, sort_keys=True).encode()})
+    schema = feature_schema(dim, ifd=ifd).with_metadata({FOOTER_KEY: json.dumps(footer, sort_keys=True).encode()})
     n = 0
     with atomic_path(path, suffix=".tmp") as tmp:
         with pq.ParquetWriter(tmp, schema, **FEATURE_WRITE_OPTIONS) as writer:
             for block in blocks:
-                table = block_table(block, dim).replace_schema_metadata(schema.metadata)
+                table = block_table(block, dim, ifd=ifd).replace_schema_metadata(schema.metadata)
                 writer.write_table(table, row_group_size=max(1, len(block)))
                 n += len(block)
         if n != n_rows:
@@ -163,9 +189,17 @@ def start_feature_folder(out: str | Path, *, fingerprint: str, pool: str, record
 
 
 def finish_feature_folder(
-    out: str | Path, entries: list[dict[str, Any]], *, fingerprint: str, pool: str, dim: int, record: dict[str, Any]
+    out: str | Path,
+    entries: list[dict[str, Any]],
+    *,
+    fingerprint: str,
+    pool: str,
+    dim: int | None,
+    record: dict[str, Any],
+    ifd: bool = False,
 ) -> dict[str, Any]:
-    """Remove feature shards no pool shard has any more, then write the complete manifest (the last write of a run).
+    """Remove feature shards no pool shard has any more, then write the complete manifest (the last write of a run);
+    ``dim`` None and ``ifd`` say which columns the shards hold, as for :func:`write_feature_shard`.
 
     Returns
     -------
@@ -190,7 +224,7 @@ def finish_feature_folder(
         "dim": dim,
         "n_rows": sum(e["n_rows"] for e in entries),
         "n_shards": len(entries),
-        "columns": {"id": "string", "quality": "float32", "embedding": f"fixed_size_list<float32>[{dim}]"},
+        "columns": manifest_columns(dim, ifd=ifd),
         "writer": f"pyarrow {pa.__version__}",
         "shards": entries,
         "record": record,
