@@ -34,3 +34,10 @@ class ChecksumError(DataError):
 
 class MissingAssetError(FileNotFoundError):
     """A model folder that the pipeline needs has not been built; the message says which command builds it."""
+
+
+def one_line(e: BaseException) -> str:
+    """The exception's message on one line (a KeyError's without the quotes ``str`` adds): what the command line
+    prints after ``error:``."""
+    text = str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
+    return " ".join(part.strip() for part in text.splitlines() if part.strip()) or type(e).__name__

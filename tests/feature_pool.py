@@ -54,3 +54,22 @@ def read_all(folder: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         np.concatenate([b.quality for b in blocks]),
         np.concatenate([b.embeddings for b in blocks]),
     )
+
+
+def kill_on_third_shard(monkeypatch, out: Path) -> list:
+    """Make :meth:`ShardFeaturizer.featurize` die on its third shard as a killed run does (a half-written temporary
+    file left in ``out``, then ``KeyboardInterrupt``), after computing the first two for real; ``monkeypatch.undo()``
+    restores it. Returns the list of tasks it was called with."""
+    from mdaq.features.engine import ShardFeaturizer
+
+    real, calls = ShardFeaturizer.featurize, []
+
+    def dies_on_third(self, task):
+        calls.append(task)
+        if len(calls) == 3:
+            (out / ".part-00002.parquet.abc.tmp").write_bytes(b"half a shard")  # as a kill leaves it
+            raise KeyboardInterrupt
+        return real(self, task)
+
+    monkeypatch.setattr(ShardFeaturizer, "featurize", dies_on_third)
+    return calls

@@ -136,6 +136,17 @@ def test_cli_stages_follow_only_their_subcommand():
         stage_entry_modules("python -m mdaq nonsense", REPO)
 
 
+def test_a_handler_in_a_command_module_brings_that_module_not_the_others():
+    modules = stage_entry_modules("python -m mdaq submit import x --out o --record r", REPO)
+    assert {"mdaq.cli", "mdaq.cli_pipeline", "mdaq.submissions.stage", "mdaq.config"} <= modules
+    assert not {"mdaq.cli_select", "mdaq.cli_features"} & modules  # registered by build_parser, not run
+    files = closure(modules, REPO)
+    assert Path("mdaq/cli_pipeline.py") in files
+    # command modules are entry points: their function-level imports are followed only per handler (the Ray engine
+    # is imported by the features/select handlers of the other command modules)
+    assert Path("mdaq/features/ray_engine.py") not in files and Path("mdaq/cli_select.py") not in files
+
+
 def test_sync_deps_restores_a_removed_dependency(tmp_path):
     from mdaq.pipeline.imports import sync_deps
 

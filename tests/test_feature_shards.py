@@ -13,14 +13,14 @@ import pytest
 from mdaq.cli import main
 from mdaq.config import FeaturesConfig
 from mdaq.errors import DataError
-from mdaq.features.engine import FeatureSpec, ShardFeaturizer, compute_feature_shards
+from mdaq.features.engine import FeatureSpec, compute_feature_shards
 from mdaq.io import write_json, write_samples
 from mdaq.shards import iter_pool_samples
 from mdaq.shards.check import MANIFEST
 from mdaq.shards.feature_write import finish_feature_folder, write_feature_shard
 from mdaq.shards.features import FeatureBlock, feature_blocks, iter_feature_shards, read_feature_manifest
 from mdaq.types import sample_id
-from tests.feature_pool import read_all, save_tiny_qsm, write_pool
+from tests.feature_pool import kill_on_third_shard, read_all, save_tiny_qsm, write_pool
 
 
 def _ids(n: int, start: int = 0) -> np.ndarray:
@@ -144,23 +144,14 @@ def test_interrupted_run_resumes_only_missing_shards(tiny_qsm, tmp_path, monkeyp
     spec = _spec(tiny_qsm)
     compute_feature_shards(pool, tmp_path / "ref", spec)
     reference = read_all(tmp_path / "ref")
-    real, calls = ShardFeaturizer.featurize, []
-
-    def dies_on_third(self, task):
-        calls.append(task)
-        if len(calls) == 3:
-            (tmp_path / "out" / ".part-00002.parquet.abc.tmp").write_bytes(b"half a shard")  # as a kill leaves it
-            raise KeyboardInterrupt
-        return real(self, task)
-
-    monkeypatch.setattr(ShardFeaturizer, "featurize", dies_on_third)
+    kill_on_third_shard(monkeypatch, tmp_path / "out")
     with pytest.raises(KeyboardInterrupt):
         compute_feature_shards(pool, tmp_path / "out", spec)
     with pytest.raises(DataError, match="incomplete"):
         read_feature_manifest(tmp_path / "out")
     done = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "out").glob("part-*.parquet")}
     assert sorted(done) == ["part-00000.parquet", "part-00001.parquet"]
-    monkeypatch.setattr(ShardFeaturizer, "featurize", real)
+    monkeypatch.undo()  # the real featurize again
     manifest = compute_feature_shards(pool, tmp_path / "out", spec)
     assert (manifest["n_computed"], manifest["n_kept"]) == (3, 2)
     assert {n: (tmp_path / "out" / n).stat().st_mtime_ns for n in done} == done  # kept, not rewritten

@@ -16,14 +16,14 @@ import pytest
 from mdaq.cli import main
 from mdaq.config import IFDConfig
 from mdaq.errors import DataError
-from mdaq.features.engine import ShardFeaturizer, compute_feature_shards
+from mdaq.features.engine import compute_feature_shards
 from mdaq.features.ifd import ifd_scores
 from mdaq.features.spec import FeatureSpec, fingerprint
 from mdaq.io import read_jsonl, write_samples
 from mdaq.models.lm import load_causal_lm
 from mdaq.shards import iter_pool_samples
 from mdaq.shards.features import iter_feature_shards, read_feature_manifest
-from tests.feature_pool import read_all, save_tiny_qsm, write_pool
+from tests.feature_pool import kill_on_third_shard, read_all, save_tiny_qsm, write_pool
 
 IFD = {"ifd_max_seq_len": 48, "ifd_batch_size": 4, "ifd_precision": "fp32"}
 IFD_FLAGS = ["--ifd-max-seq-len", "48", "--ifd-batch-size", "4", "--ifd-precision", "fp32"]
@@ -86,21 +86,12 @@ def test_killed_ifd_run_resumes_only_missing_shards_and_fingerprint_covers_lm_an
     tiny_lm, pool, ifd_folder, tmp_path, monkeypatch
 ):
     spec = _spec(tiny_lm)
-    real, calls = ShardFeaturizer.featurize, []
-
-    def dies_on_third(self, task):
-        calls.append(task)
-        if len(calls) == 3:
-            (tmp_path / "out" / ".part-00002.parquet.abc.tmp").write_bytes(b"half a shard")  # as a kill leaves it
-            raise KeyboardInterrupt
-        return real(self, task)
-
-    monkeypatch.setattr(ShardFeaturizer, "featurize", dies_on_third)
+    kill_on_third_shard(monkeypatch, tmp_path / "out")
     with pytest.raises(KeyboardInterrupt):
         compute_feature_shards(pool, tmp_path / "out", spec)
     done = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "out").glob("part-*.parquet")}
     assert sorted(done) == ["part-00000.parquet", "part-00001.parquet"]
-    monkeypatch.setattr(ShardFeaturizer, "featurize", real)
+    monkeypatch.undo()  # the real featurize again
     manifest = compute_feature_shards(pool, tmp_path / "out", spec)
     assert (manifest["n_computed"], manifest["n_kept"]) == (2, 2)
     assert {n: (tmp_path / "out" / n).stat().st_mtime_ns for n in done} == done  # kept, not rewritten

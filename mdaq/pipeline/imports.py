@@ -67,8 +67,12 @@ def _with_parents(module: str) -> list[str]:
     return [".".join(parts[: i + 1]) for i in range(len(parts))]
 
 
-# entry modules whose own file runs but whose function-level imports are followed per subcommand (cli_modules)
-SHALLOW = (f"{PACKAGE}.cli", f"{PACKAGE}.__main__")
+# entry modules whose own file runs but whose function-level imports are followed per subcommand (cli_modules):
+# mdaq.cli, mdaq.__main__ and the command modules mdaq.cli_*
+
+
+def _shallow(module: str) -> bool:
+    return module in (f"{PACKAGE}.cli", f"{PACKAGE}.__main__") or module.startswith(f"{PACKAGE}.cli_")
 
 
 def closure(modules: Iterable[str], root: str | Path = ".") -> set[Path]:
@@ -76,13 +80,13 @@ def closure(modules: Iterable[str], root: str | Path = ".") -> set[Path]:
     root = Path(root).resolve()
     modules = set(modules)
     files: set[Path] = {
-        p.relative_to(root) for m in modules & set(SHALLOW) if (p := _module_file(root, m)) is not None
+        p.relative_to(root) for m in modules if _shallow(m) and (p := _module_file(root, m)) is not None
     }
-    todo = [m for mod in modules - set(SHALLOW) for m in _with_parents(mod)]
-    seen: set[str] = set(SHALLOW)
+    todo = [m for mod in modules if not _shallow(mod) for m in _with_parents(mod)]
+    seen: set[str] = set()
     while todo:
         mod = todo.pop()
-        if mod in seen:
+        if mod in seen or _shallow(mod):  # reached from a library module: not followed
             continue
         seen.add(mod)
         path = _module_file(root, mod)
@@ -111,18 +115,40 @@ def notebook_modules(path: str | Path, root: Path) -> set[str]:
     return _imported_modules(ast.parse(src, str(path)), root)
 
 
+def _cli_functions(root: Path) -> dict[str, tuple[str, ast.Module, dict[str, ast.FunctionDef]]]:
+    """Per command-line module (``mdaq/cli.py`` and the command modules ``mdaq/cli_*.py`` it registers): its module
+    name, parsed file and top-level functions."""
+    found = {}
+    for path in sorted((root / PACKAGE).glob("cli*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+        funcs = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
+        found[path.stem] = (f"{PACKAGE}.{path.stem}", tree, funcs)
+    return found
+
+
 def cli_modules(words: list[str], root: Path) -> set[str]:
-    """mdaq modules a ``python -m mdaq WORDS...`` command imports: the CLI module's own imports and those of its
-    subcommand handler and the CLI helpers the handler calls."""
-    cli = root / PACKAGE / "cli.py"
-    tree = ast.parse(cli.read_text(encoding="utf-8"))
-    funcs = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
+    """mdaq modules a ``python -m mdaq WORDS...`` command imports: ``mdaq.cli``'s own imports, and the module that
+    holds the subcommand's handler (``_<group>_<command>`` or ``_<command>``, in ``mdaq/cli.py`` or a command module
+    ``mdaq/cli_*.py``) with its own imports and those of the handler and the helpers it calls in that module. The
+    other command modules, which ``build_parser`` imports only to register their parsers, are left out: their parser
+    code cannot change a stage's outputs."""
+    modules = _cli_functions(root)
     names = [w.replace("-", "_") for w in words if not w.startswith("-")]
-    handler = next((f"_{'_'.join(names[:k])}" for k in (2, 1) if f"_{'_'.join(names[:k])}" in funcs), None)
+    owner = handler = None
+    for k in (2, 1):
+        name = f"_{'_'.join(names[:k])}"
+        owner = next((stem for stem in modules if name in modules[stem][2]), None)  # cli.py sorts first
+        if owner is not None:
+            handler = name
+            break
     if handler is None:
-        raise KeyError(f"no CLI handler for `python -m mdaq {' '.join(words)}` in {cli}")
-    top = ast.Module(body=[n for n in tree.body if isinstance(n, ast.Import | ast.ImportFrom)], type_ignores=[])
-    found = {f"{PACKAGE}.cli", f"{PACKAGE}.__main__"} | _imported_modules(top, root)
+        raise KeyError(f"no CLI handler for `python -m mdaq {' '.join(words)}` in {root / PACKAGE}/cli*.py")
+    found = {f"{PACKAGE}.cli", f"{PACKAGE}.__main__"}
+    for stem in {"cli", owner}:
+        module, tree, _ = modules[stem]
+        top = ast.Module(body=[n for n in tree.body if isinstance(n, ast.Import | ast.ImportFrom)], type_ignores=[])
+        found |= {module} | _imported_modules(top, root)
+    funcs = modules[owner][2]
     todo, done = [handler], set()
     while todo:
         name = todo.pop()
