@@ -51,6 +51,21 @@ def test_save_then_restore_round_trip(tmp_path):
     assert (fresh / "figures/f.png").read_bytes() == b"png"
 
 
+def test_restore_keeps_the_published_folders_readmes(tmp_path):
+    # a study without SAH runs still needs results/sah (a leaderboard dependency), kept by its git-tracked README
+    snap = tmp_path / "snap"
+    save_snapshot(_work(tmp_path / "w"), snap)
+    fresh = tmp_path / "fresh"
+    for rel in ("results/sah/README.md", "results/sah/m/100/de/metrics.json", "results/leaderboard.csv"):
+        (fresh / rel).parent.mkdir(parents=True, exist_ok=True)
+        (fresh / rel).write_text("default profile")
+    (fresh / "params.yaml").write_text("profile: study\n")
+    restore_snapshot(snap, fresh)
+    assert (fresh / "results/sah/README.md").read_text() == "default profile"
+    assert not (fresh / "results/sah/m").exists() and not (fresh / "results/leaderboard.csv").exists()
+    assert (fresh / "results/runs/full/de/s0/metrics.json").is_file()
+
+
 def test_save_replaces_the_previous_snapshot_whole(tmp_path):
     work = _work(tmp_path / "w")
     snap = tmp_path / "studies" / "study"

@@ -36,7 +36,7 @@ def snapshot_dir(root: str | Path, profile: str) -> Path:
 
 def _copy(src: Path, dst: Path) -> None:
     if src.is_dir():
-        shutil.copytree(src, dst, symlinks=False)
+        shutil.copytree(src, dst, symlinks=False, dirs_exist_ok=True)  # over a cleared folder's READMEs
     else:
         shutil.copy2(src, dst)
 
@@ -87,6 +87,25 @@ def save_snapshot(work: str | Path, dest: str | Path) -> list[str]:
     return paths
 
 
+KEEP = "README.md"  # a published folder's documentation (git-tracked), not a result
+
+
+def _clear_results(folder: Path) -> None:
+    """Delete every file under ``folder`` but its ``README.md`` files, and the folders left empty. The READMEs stay
+    because they are documentation, and because they keep folders that a stage depends on present when the study's
+    profile has no stage writing into them (``results/sah`` with no SAH runs: the leaderboard depends on it)."""
+    if not folder.is_dir():
+        return
+    for path in sorted(folder.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+        if path.is_symlink() or path.is_file():
+            if path.name != KEEP:
+                path.unlink()
+        elif path.is_dir() and not any(path.iterdir()):
+            path.rmdir()
+    if not any(folder.iterdir()):
+        folder.rmdir()
+
+
 def restore_snapshot(src: str | Path, work: str | Path) -> list[str]:
     """Put a saved snapshot back into ``work`` (a worktree whose ``params.yaml`` is the study's profile).
 
@@ -104,8 +123,7 @@ def restore_snapshot(src: str | Path, work: str | Path) -> list[str]:
             "move the snapshot away to start the study afresh",
         )
     for name in PUBLISHED:  # the default profile's results are not the study's
-        if (work / name).is_dir():
-            shutil.rmtree(work / name)
+        _clear_results(work / name)
     restored = []
     for name in (*TOP, REV, *PUBLISHED):
         if (src / name).exists():
