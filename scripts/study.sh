@@ -40,6 +40,12 @@ study() { (cd "$repo" && python -m mdaq study "$1" "$profile" --work "$work" --r
 cd "$work"
 dvc cache dir --local "$repo/.dvc/cache"   # one DVC cache: the model assets and the data are not built twice
 export PYTHONPATH="$work"                  # the worktree's mdaq, not the editable install of the checkout
+# the design file comes from this checkout, the code and profiles/default.yaml from the pinned revision: a later
+# sitting may grow the design (more methods, seeds or runs; `mdaq study restore` refuses any other change)
+if ! cmp -s "$repo/profiles/$profile.yaml" "profiles/$profile.yaml"; then
+  echo "study.sh: profiles/$profile.yaml of $repo differs from the pinned revision's: using it (a grown design?)"
+  cp "$repo/profiles/$profile.yaml" "profiles/$profile.yaml"
+fi
 python -m mdaq profile use "$profile"
 if [ -d "$snap" ]; then
   study restore

@@ -6,7 +6,7 @@ import pytest
 
 from mdaq.cli import main
 from mdaq.errors import DataError
-from mdaq.pipeline.studies import restore_snapshot, save_snapshot, snapshot_dir
+from mdaq.pipeline.studies import design_change, restore_snapshot, save_snapshot, snapshot_dir
 
 LOCK = """schema: '2.0'
 stages:
@@ -81,7 +81,7 @@ def test_restore_refuses_a_changed_profile(tmp_path):
     save_snapshot(_work(tmp_path / "w"), snap)
     fresh = tmp_path / "fresh"
     fresh.mkdir()
-    (fresh / "params.yaml").write_text("profile: study\nseeds: [0, 1]\n")
+    (fresh / "params.yaml").write_text("profile: study\ntrain: {epochs: 2}\n")  # a setting, not a growth
     with pytest.raises(DataError, match="profile changed"):
         restore_snapshot(snap, fresh)
     assert not (fresh / "results").exists(), "nothing restored after a refusal"
@@ -126,3 +126,51 @@ def test_the_code_revision_travels_with_the_snapshot(tmp_path):
     (fresh / "params.yaml").write_text("profile: study\n")
     assert "study-rev" in restore_snapshot(snap, fresh)
     assert (fresh / "study-rev").read_text() == "84cd375\n"
+
+
+DESIGN = """profile: study
+seeds: [0]
+method_seeds: {}
+methods: [full, mdaq_das]
+train: {epochs: 3}
+runs:
+  full-de-0: {method: full, lang: de, seed: 0}
+  mdaq_das-de-0: {method: mdaq_das, lang: de, seed: 0}
+"""
+
+
+def test_a_design_may_grow_but_not_change():
+    grown = (
+        DESIGN.replace("method_seeds: {}", "method_seeds: {mdaq_das: [0, 1]}").replace(
+            "methods: [full, mdaq_das]", "methods: [full, mdaq_das, random]"
+        )
+        + "  mdaq_das-de-1: {method: mdaq_das, lang: de, seed: 1}\n"
+        + "  random-de-0: {method: random, lang: de, seed: 0}\n"
+    )
+    assert design_change(DESIGN, DESIGN) is None
+    assert design_change(DESIGN, grown) is None
+    assert "train" in design_change(DESIGN, DESIGN.replace("epochs: 3", "epochs: 2"))
+    assert "full-de-0" in design_change(DESIGN, DESIGN.replace("  full-de-0: {method: full, lang: de, seed: 0}\n", ""))
+    assert "methods removed: full" in design_change(
+        grown, grown.replace("[full, mdaq_das, random]", "[mdaq_das, random]")
+    )
+    changed_run = DESIGN.replace(
+        "mdaq_das-de-0: {method: mdaq_das, lang: de, seed: 0}", "mdaq_das-de-0: {method: mdaq_das, lang: ja, seed: 0}"
+    )
+    assert "mdaq_das-de-0" in design_change(DESIGN, changed_run)
+
+
+def test_restore_into_a_grown_design_keeps_its_params_and_the_committed_runs(tmp_path):
+    snap = tmp_path / "snap"
+    save_snapshot(_work(tmp_path / "w", params=DESIGN), snap)
+    grown = DESIGN + "  mdaq_das-de-1: {method: mdaq_das, lang: de, seed: 1}\n"
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    (fresh / "params.yaml").write_text(grown)
+    restored = restore_snapshot(snap, fresh)
+    assert "params.yaml (grown)" in restored and "params.yaml" not in restored
+    assert (fresh / "params.yaml").read_text() == grown
+    assert (fresh / "results/runs/full/de/s0/metrics.json").is_file() and (fresh / "dvc.lock").is_file()
+    (fresh / "params.yaml").write_text(DESIGN.replace("epochs: 3", "epochs: 2"))
+    with pytest.raises(DataError, match="settings changed: train"):
+        restore_snapshot(snap, fresh)

@@ -25,7 +25,9 @@ def _script():
 def _study(tmp_path):
     study = tmp_path / "study"
     study.mkdir()
-    (study / "params.yaml").write_text(yaml.safe_dump(load_profile(REPO / "profiles" / "study.yaml")))
+    profile = load_profile(REPO / "profiles" / "study.yaml")
+    profile.update(seeds=[0], method_seeds={})  # one seed per arm, whatever seeds the study has grown to
+    (study / "params.yaml").write_text(yaml.safe_dump(profile))
     (study / "study-rev").write_text("0123456789abcdef\n")
     return study, load_params(study / "params.yaml")
 

@@ -106,26 +106,59 @@ def _clear_results(folder: Path) -> None:
         folder.rmdir()
 
 
+GROWABLE = ("seeds", "method_seeds", "methods", "runs")  # what a later sitting may add to (never remove from)
+
+
+def design_change(old: str, new: str) -> str | None:
+    """Why the ``params.yaml`` text ``new`` is not the study design ``old`` or a growth of it, or None.
+
+    A study grows when a later sitting adds methods, seeds or runs and changes nothing else: every setting outside
+    :data:`GROWABLE` is equal, every method of ``old`` is still in ``new``, and every run of ``old`` is in ``new``
+    with the same definition. Its committed runs then stay current (DVC reruns nothing of them) and the new runs
+    are added; the leaderboard is computed again over all of them."""
+    a, b = yaml.safe_load(old) or {}, yaml.safe_load(new) or {}
+    changed = sorted(str(k) for k in a.keys() | b.keys() if k not in GROWABLE and a.get(k) != b.get(k))
+    if changed:
+        return f"settings changed: {', '.join(changed)}"
+    lost = [m for m in a.get("methods") or [] if m not in (b.get("methods") or [])]
+    if lost:
+        return f"methods removed: {', '.join(map(str, lost))}"
+    runs_a, runs_b = a.get("runs") or {}, b.get("runs") or {}
+    lost = sorted(str(r) for r in runs_a if runs_b.get(r) != runs_a[r])
+    if lost:
+        return f"runs removed or changed: {', '.join(lost)}"
+    return None
+
+
 def restore_snapshot(src: str | Path, work: str | Path) -> list[str]:
     """Put a saved snapshot back into ``work`` (a worktree whose ``params.yaml`` is the study's profile).
 
-    Refuses when the profile written by ``mdaq profile use`` differs from the snapshot's ``params.yaml``: the
-    study's design changed since its runs were made, and mixing the two would leave stale results in the folder
-    (move or delete ``studies/<profile>/`` to start the study afresh)."""
+    Refuses when the profile written by ``mdaq profile use`` differs from the snapshot's ``params.yaml`` other than
+    by growing (:func:`design_change`): the study's design changed since its runs were made, and mixing the two
+    would leave stale results in the folder (move or delete ``studies/<profile>/`` to start the study afresh). A
+    grown design keeps ``work``'s ``params.yaml`` (reported as ``params.yaml (grown)``)."""
     src, work = Path(src), Path(work)
     if not (src / "params.yaml").is_file():
         raise DataError(src, "not a study snapshot (no params.yaml)")
     current = work / "params.yaml"
+    grown = False
     if current.is_file() and current.read_text() != (src / "params.yaml").read_text():
-        raise DataError(
-            src / "params.yaml",
-            f"differs from {current} (the profile changed since this study's runs were made); "
-            "move the snapshot away to start the study afresh",
-        )
+        problem = design_change((src / "params.yaml").read_text(), current.read_text())
+        if problem:
+            raise DataError(
+                src / "params.yaml",
+                f"differs from {current} ({problem}: the profile changed since this study's runs were made, beyond "
+                "adding methods, seeds or runs); move the snapshot away to start the study afresh",
+            )
+        grown = True
     for name in PUBLISHED:  # the default profile's results are not the study's
         _clear_results(work / name)
     restored = []
+    if grown:
+        restored.append("params.yaml (grown)")
     for name in (*TOP, REV, *PUBLISHED):
+        if grown and name == "params.yaml":
+            continue
         if (src / name).exists():
             target = work / name
             if target.is_file():
