@@ -119,3 +119,47 @@ def test_ray_engine_gives_the_in_process_ifd(ray_cluster, tiny_lm, tmp_path):
     for name in ("ifd", "loss_conditional", "loss_unconditional"):
         a, b = (np.concatenate([getattr(x, name) for x in blocks]) for blocks in (got, want))
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
+
+
+def test_a_killed_actor_loses_no_finished_shard(ray_cluster, setup, tmp_path):
+    """SIGKILL a Ray actor as soon as the first feature shard is written. Ray Data restarts the actor and retries its
+    shard, or the run fails and a rerun computes what is missing: either way the folder ends complete with the
+    in-process features, and no shard finished before the kill is written again."""
+    import signal
+    import threading
+    import time
+
+    import psutil
+
+    root, _, spec = setup
+    pool = write_pool(tmp_path / "pool", 240, 30)  # 8 shards: work left for the other actor after the first
+    compute_feature_shards(pool, tmp_path / "local", spec)
+    out, seen, killed = tmp_path / "ray", {}, []
+
+    def kill_an_actor() -> None:
+        deadline = time.monotonic() + 300
+        while not killed and time.monotonic() < deadline:
+            done = {p.name: p.stat().st_mtime_ns for p in out.glob("part-*.parquet")}
+            actors = [p for p in psutil.process_iter(["cmdline"]) if "MapWorker" in " ".join(p.info["cmdline"] or [])]
+            if done and actors:
+                seen.update(done)
+                actors[0].send_signal(signal.SIGKILL)
+                killed.append(actors[0].pid)
+            time.sleep(0.02)
+
+    watcher = threading.Thread(target=kill_an_actor, daemon=True)
+    watcher.start()
+    try:
+        manifest = compute_feature_shards(pool, out, spec, engine="ray", workers=2)
+    except Exception:  # Ray gave up on the killed actor: the finished shards stay, and a rerun resumes from them
+        manifest = compute_feature_shards(pool, out, spec, engine="ray", workers=2)
+        assert manifest["n_kept"] >= len(seen)
+    watcher.join(timeout=1)
+    assert killed, "no actor was running once the first shard was written"
+    assert manifest["n_shards"] == 8 and read_feature_manifest(out)["n_rows"] == 240
+    assert {name: (out / name).stat().st_mtime_ns for name in seen} == seen  # finished before the kill: kept
+    ids, quality, emb = read_all(out)
+    ids0, quality0, emb0 = read_all(tmp_path / "local")
+    assert np.array_equal(ids, ids0)
+    np.testing.assert_allclose(quality, quality0, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(emb, emb0, rtol=1e-6, atol=1e-6)

@@ -112,6 +112,11 @@ class ShardFeaturizer:
         """Write ``task``'s feature shard atomically; return its manifest entry plus this worker's provenance."""
         start = time.perf_counter()
         name = Path(task.path).name
+        out = Path(task.out) / name
+        if shard_is_done(out, fingerprint=task.fingerprint, pool_sha256=task.pool_sha256, n_rows=task.n_rows):
+            # a retried task whose shard was written: Ray reruns the task a killed actor held, even one that wrote
+            # its shard just before the kill
+            return kept_entry(out, task.n_rows)
         footer = {
             "fingerprint": task.fingerprint,
             "pool_shard": name,
@@ -120,11 +125,21 @@ class ShardFeaturizer:
             **self.provenance,
         }
         blocks = self.blocks(task.path) if task.n_rows else iter(())
-        out = Path(task.out) / name
         ifd = self.ifd is not None
         entry = write_feature_shard(out, blocks, dim=self.dim, footer=footer, n_rows=task.n_rows, ifd=ifd)
         log.info("features: %s, %d rows in %.1f s", name, task.n_rows, time.perf_counter() - start)
         return {**entry, "pool_sha256": task.pool_sha256, **{k: v for k, v in footer.items() if k != "pool_shard"}}
+
+
+def kept_entry(path: Path, n_rows: int) -> dict[str, Any]:
+    """The manifest entry of a finished feature shard that is kept, not computed again (its footer's provenance)."""
+    footer = read_footer(path)
+    return {
+        "name": path.name,
+        "n_rows": n_rows,
+        "sha256": file_sha256(path),
+        **{k: v for k, v in footer.items() if k not in ("pool_shard", "n_rows")},
+    }
 
 
 def _pool_shas(pool: str | Path, shards: list[Any]) -> list[str]:
@@ -162,13 +177,7 @@ def plan_shards(
     for shard, sha in zip(shards, _pool_shas(pool, shards), strict=True):
         target = Path(out) / shard.path.name
         if shard_is_done(target, fingerprint=fp, pool_sha256=sha, n_rows=shard.n_rows):
-            footer = read_footer(target)
-            done[target.name] = {
-                "name": target.name,
-                "n_rows": shard.n_rows,
-                "sha256": file_sha256(target),
-                **{k: v for k, v in footer.items() if k not in ("pool_shard", "n_rows")},
-            }
+            done[target.name] = kept_entry(target, shard.n_rows)
         else:
             tasks.append(ShardTask(str(shard.path), shard.n_rows, sha, str(out), fp))
     return tasks, done, names
