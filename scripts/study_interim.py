@@ -7,9 +7,12 @@ control check), the same numbers restricted to the languages in which every arm 
 
     python scripts/study_interim.py studies/study            # every language that is complete
     python scripts/study_interim.py studies/study --langs de
+    python scripts/study_interim.py studies/study --seeds committed   # a design still growing its seeds
 
-It prints Markdown. An interim look is not the pre-specified analysis (both languages, ``docs/study-power.md``): say
-which languages it covers wherever it is quoted.
+``--seeds committed`` uses, for every arm, the seeds of the design whose runs are committed in every covered language
+(a language counts when every arm has at least one): the seed-averaged per-pair records then average over those seeds
+only, and the report names them. It prints Markdown. An interim look is not the pre-specified analysis (both
+languages, one seed, ``docs/study-power.md``): say which languages and seeds it covers wherever it is quoted.
 """
 
 from __future__ import annotations
@@ -18,24 +21,43 @@ import argparse
 import sys
 from pathlib import Path
 
+import numpy as np
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 
-def complete_langs(runs_dir: Path, params) -> list[str]:
-    """Languages in which the base row and every method with each of its seeds have ``metrics.json``."""
+def _has(runs_dir: Path, method: str, lang: str, seed: int) -> bool:
+    return (runs_dir / method / lang / f"s{seed}" / "metrics.json").is_file()
+
+
+def complete_langs(runs_dir: Path, params, committed: bool = False) -> list[str]:
+    """Languages in which the base row and every method with each of its seeds have ``metrics.json``; with
+    ``committed``, languages in which the base row and every method with at least one of its seeds have one."""
     from mdaq.provenance import BASE
 
     out = []
     for lang in params.languages:
-        needed = [(BASE, 0)] + [(m, s) for m in params.methods for s in params.seeds_of(m)]
-        if all((runs_dir / m / lang / f"s{s}" / "metrics.json").is_file() for m, s in needed):
+        if not _has(runs_dir, BASE, lang, 0):
+            continue
+        have = [[_has(runs_dir, m, lang, s) for s in params.seeds_of(m)] for m in params.methods]
+        if all(any(h) if committed else all(h) for h in have):
             out.append(lang)
     return out
 
 
-def interim(study: Path, langs: list[str] | None = None) -> str:
-    """The Markdown report of ``study`` (a ``studies/<profile>`` snapshot) on ``langs`` (default: complete ones)."""
+def committed_seeds(runs_dir: Path, params, langs: list[str]) -> dict[str, list[int]]:
+    """For every method, the seeds of the design whose runs have ``metrics.json`` in every one of ``langs``."""
+    seeds = {m: [s for s in params.seeds_of(m) if all(_has(runs_dir, m, g, s) for g in langs)] for m in params.methods}
+    missing = [m for m, s in seeds.items() if not s]
+    if missing:
+        raise SystemExit(f"{runs_dir}: no seed of {missing} has run in every one of {langs}")
+    return seeds
+
+
+def interim(study: Path, langs: list[str] | None = None, committed: bool = False) -> str:
+    """The Markdown report of ``study`` (a ``studies/<profile>`` snapshot) on ``langs`` (default: complete ones);
+    ``committed``: on the seeds of each arm whose runs are in (:func:`committed_seeds`), not all of the design's."""
     from mdaq.config import load_params
     from mdaq.provenance import BASE
     from mdaq.reporting.leaderboard import (
@@ -48,11 +70,11 @@ def interim(study: Path, langs: list[str] | None = None) -> str:
 
     params = load_params(study / "params.yaml")
     runs_dir = study / "results" / "runs"
-    langs = langs or complete_langs(runs_dir, params)
+    langs = langs or complete_langs(runs_dir, params, committed)
     if not langs:
         raise SystemExit(f"{runs_dir}: no language has every arm of {params.methods} and the base row yet")
     methods = [BASE, *params.methods]
-    seeds = {m: params.seeds_of(m) for m in params.methods}
+    seeds = committed_seeds(runs_dir, params, langs) if committed else {m: params.seeds_of(m) for m in params.methods}
     runs = load_runs(runs_dir, methods, langs, seeds)
     records = seed_averaged_records(runs)
     roles = {
@@ -61,17 +83,24 @@ def interim(study: Path, langs: list[str] | None = None) -> str:
     report = paired_report(records, roles, params)
     lines = [
         f"Interim look at `{study}` on {', '.join(langs)} ({len(next(iter(records.values())))} held-out pairs; "
-        f"revision `{(study / 'study-rev').read_text().strip()[:7]}`)",
+        f"revision `{(study / 'study-rev').read_text().strip()[:7]}`; training seeds "
+        + "; ".join(f"{m} {', '.join(map(str, s))}" for m, s in seeds.items())
+        + "; per-pair correctness averaged over an arm's seeds)",
         "",
-        "| arm | accuracy ± SE | NLL ± SE | margin |",
-        "|---|---:|---:|---:|",
+        "| arm | seeds | accuracy ± SE | seed SD | NLL ± SE | margin |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
     for m in methods:
-        per_seed = [float(it["correct"].mean()) for by in runs[m].values() for _, _, it in by]
+        # per seed: the accuracy over every covered language, as the board's `seed SD`
+        per_seed = [
+            float(np.mean(np.concatenate([runs[m][g][i][2]["correct"].to_numpy() for g in langs])))
+            for i in range(len(runs[m][langs[0]]))
+        ]
         f = _accuracy_fields(records[m], per_seed)
+        sd = "–" if len(per_seed) < 2 else f"{f['acc_seed_sd']:.3f}"
         lines.append(
-            f"| {m} | {f['expert_pref_acc']:.3f} ± {f['expert_pref_acc_se']:.3f} | {f['ref_nll']:.3f} ± "
-            f"{f['ref_nll_se']:.3f} | {f['margin']:+.4f} |"
+            f"| {m} | {len(per_seed)} | {f['expert_pref_acc']:.3f} ± {f['expert_pref_acc_se']:.3f} | {sd} | "
+            f"{f['ref_nll']:.3f} ± {f['ref_nll_se']:.3f} | {f['margin']:+.4f} |"
         )
     comp = report["comparisons"]
     if len(comp):
@@ -95,8 +124,14 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("study", type=Path, help="a study snapshot folder, e.g. studies/study")
     ap.add_argument("--langs", nargs="+", default=None, help="languages to cover (default: every complete one)")
+    ap.add_argument(
+        "--seeds",
+        choices=("design", "committed"),
+        default="design",
+        help="every seed of the design (default), or the seeds of each arm whose runs are committed",
+    )
     args = ap.parse_args()
-    print(interim(args.study, args.langs))
+    print(interim(args.study, args.langs, committed=args.seeds == "committed"))
     return 0
 
 

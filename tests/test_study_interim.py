@@ -43,8 +43,8 @@ def test_interim_covers_only_complete_languages_and_reports_controls(tmp_path):
     write_run(runs, "base", "ja", params, [1.0] * N)  # Japanese incomplete: left out
     assert mod.complete_langs(runs, params) == ["de"]
     md = mod.interim(study)
-    assert "on de (40 held-out pairs; revision `0123456`)" in md
-    assert "| mdaq_das | 0.800 ± " in md and "| oracle_raw | 0.300 ± " in md
+    assert "on de (40 held-out pairs; revision `0123456`; training seeds full 0; mdaq_das 0;" in md
+    assert "| mdaq_das | 1 | 0.800 ± " in md and "| oracle_raw | 1 | 0.300 ± " in md
     row = next(line for line in md.splitlines() if line.startswith("| mdaq_das | full |"))
     assert "+0.300 [" in row and "12 : 0" in row  # 12 pairs right only with mdaq_das, none only with full
     assert "The controls separate" in md
@@ -70,3 +70,39 @@ def test_base_agreement_counts_pairs_and_correlates_margins(tmp_path):
     assert rows["full"]["same"] == 10 and rows["full"]["r"] == pytest.approx(1.0)
     assert rows["random"]["same"] == 8 and rows["random"]["r"] < 1.0
     assert len(mod.agreement(tmp_path, seed=None)) == 3
+
+
+def test_committed_seeds_average_the_runs_that_are_in_and_name_them(tmp_path):
+    mod = _script()
+    study, _ = _study(tmp_path)
+    design = yaml.safe_load((study / "params.yaml").read_text())
+    design["method_seeds"] = {"full": [0, 1, 2], "mdaq_das": [0, 1, 2]}  # a grown design, partly run
+    (study / "params.yaml").write_text(yaml.safe_dump(design))
+    params = load_params(study / "params.yaml")
+    runs = study / "results" / "runs"
+    for lang in ("de", "ja"):
+        for method, acc in {"base": 0.5, "full": 0.5, "oracle_revised": 0.9, "oracle_raw": 0.3}.items():
+            k = round(acc * N)
+            write_run(runs, method, lang, params, [1.0] * k + [0.0] * (N - k))
+        write_run(runs, "mdaq_das", lang, params, [1.0] * 32 + [0.0] * 8)  # 0.8
+        write_run(runs, "mdaq_das", lang, params, [0.0] * 8 + [1.0] * 24 + [0.0] * 8, seed=1)  # 0.6
+    write_run(runs, "full", "de", params, [1.0] * N, seed=1)  # German only: not a seed of both languages
+    assert mod.complete_langs(runs, params) == []  # seed 2 of both arms is missing everywhere
+    with pytest.raises(SystemExit, match="no language has every arm"):
+        mod.interim(study)
+    assert mod.complete_langs(runs, params, committed=True) == ["de", "ja"]
+    assert mod.committed_seeds(runs, params, ["de", "ja"])["full"] == [0]
+    assert mod.committed_seeds(runs, params, ["de"])["full"] == [0, 1]
+    md = mod.interim(study, committed=True)
+    assert "training seeds full 0; mdaq_das 0, 1; oracle_revised 0; oracle_raw 0" in md
+    # seed-averaged per pair: 8 pairs at 0.5, 24 at 1, 8 at 0 -> 0.7; seed SD of (0.8, 0.6)
+    row = next(line for line in md.splitlines() if line.startswith("| mdaq_das | 2 |"))
+    assert "| 0.700 ± " in row and "| 0.141 |" in row
+    comp = next(line for line in md.splitlines() if line.startswith("| mdaq_das | full |"))
+    assert "+0.200 [" in comp
+    (runs / "mdaq_das").rename(tmp_path / "gone")
+    with pytest.raises(SystemExit, match="no language has every arm"):
+        mod.interim(study, committed=True)
+    (tmp_path / "gone").rename(runs / "mdaq_das")
+    with pytest.raises(SystemExit, match=r"no seed of \['full', 'mdaq_das'"):
+        mod.committed_seeds(runs, params, ["de", "ja", "xx"])
