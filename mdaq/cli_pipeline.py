@@ -73,7 +73,19 @@ def _study(args: argparse.Namespace) -> int:
     from mdaq.pipeline.studies import restore_snapshot, save_snapshot, snapshot_dir
 
     snap = Path(args.snapshot) if args.snapshot else snapshot_dir(args.repo, args.profile)
-    if args.sub == "save":
+    if args.sub == "precision":
+        import sys
+
+        from mdaq.hardware import fast_bf16
+        from mdaq.models.lm import resolve_device
+        from mdaq.pipeline.studies import committed_precision, precision_plan
+
+        committed = committed_precision(snap) if snap.is_dir() else None
+        device = resolve_device("auto")
+        fast, why = fast_bf16(device)
+        print(precision_plan(committed, device, fast))
+        print(f"study {args.profile}: committed runs {committed or 'none yet'}; here {device}, {why}", file=sys.stderr)
+    elif args.sub == "save":
         saved = save_snapshot(args.work, snap)
         print(f"{snap} <- {args.work}: {', '.join(saved)}")
     elif snap.is_dir():
@@ -246,6 +258,7 @@ def add_pipeline(sub: argparse._SubParsersAction) -> None:
     for name, text in (
         ("save", "copy params.yaml, dvc.lock, results/, figures/ of --work into the study's snapshot"),
         ("restore", "put the study's snapshot back into --work (its params.yaml must be the same profile)"),
+        ("precision", "how this machine keeps the committed runs' precision: as-is | hide-cpu-bf16 (exit 1: it cannot)"),
     ):
         c = st_sub.add_parser(name, help=text)
         c.add_argument("profile")

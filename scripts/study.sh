@@ -54,6 +54,26 @@ else   # a first sitting: the lock starts empty, so it (and the snapshot) record
   echo "studies/$profile: no snapshot yet, the study starts afresh"
 fi
 echo "$rev" > study-rev   # saved with the snapshot: the next sitting runs the same code
+# One precision per study (mdaq.pipeline.studies.precision_plan): `precision: auto` resolves per machine, so a sitting
+# on a CPU with fast bf16 would train its runs in bf16 beside committed fp32 runs. There, the study's processes see a
+# /proc/cpuinfo without the bf16 flags (a private mount namespace: root or unprivileged user namespaces), so `auto`
+# resolves to fp32 as it did for the committed runs (their hardware records then say "no amx_bf16 / avx512_bf16").
+# A sitting that cannot match the committed precision stops here; MDAQ_STUDY_MIXED_PRECISION=1 runs it anyway.
+plan="as-is"
+[ -n "${MDAQ_STUDY_MIXED_PRECISION:-}" ] || plan="$(study precision)"
+wrap=()
+if [ "$plan" = hide-cpu-bf16 ]; then
+  masked="$work/.cpuinfo-without-bf16"
+  flags="$(python -c 'from mdaq.hardware import BF16_CPU_FLAGS as f; print("|".join(f))')"
+  sed -E "s/ ($flags)\b//g" /proc/cpuinfo > "$masked"
+  wrap=(unshare --mount --propagation private sh -c 'mount --bind "$0" /proc/cpuinfo && exec "$@"' "$masked")
+  if ! "${wrap[@]}" python -c 'from mdaq.hardware import fast_bf16; assert not fast_bf16("cpu")[0]'; then
+    echo "study.sh: cannot hide this CPU's bf16 flags (unshare needs root or user namespaces): the new runs would" \
+         "be bf16 beside fp32 ones; run as root, on a CPU without fast bf16, or set MDAQ_STUDY_MIXED_PRECISION=1" >&2
+    exit 2
+  fi
+  echo "study.sh: the committed runs are fp32 and this CPU has fast bf16: the study runs with its bf16 flags hidden (fp32)"
+fi
 python -m mdaq data fetch --out data/midb
 python -m mdaq profile prune-lock
 save() { study save; }
@@ -66,5 +86,5 @@ trap save EXIT
   done ) &
 watcher=$!
 trap 'kill $watcher 2>/dev/null || true; save' EXIT
-dvc repro "$@"
-if [ "$#" -eq 0 ] || [[ " $* " == *" leaderboard "* ]]; then python -m mdaq leaderboard; fi
+"${wrap[@]}" dvc repro "$@"
+if [ "$#" -eq 0 ] || [[ " $* " == *" leaderboard "* ]]; then "${wrap[@]}" python -m mdaq leaderboard; fi

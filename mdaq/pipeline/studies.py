@@ -13,6 +13,7 @@ reruns the runs that depend on it, as it should.
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -166,3 +167,73 @@ def restore_snapshot(src: str | Path, work: str | Path) -> list[str]:
             _copy(src / name, target)
             restored.append(name)
     return restored
+
+
+def run_precisions(snapshot: str | Path) -> dict[str, list[str]]:
+    """The precisions the study's committed runs trained and scored in: ``{precision: [run folders]}``, read from
+    each run's ``train.json`` and ``metrics.json`` (``hardware.precision``: what ``auto`` resolved to on the machine
+    of that sitting). A study whose profile says ``precision: auto`` resolves it per machine, so a sitting on a CPU
+    with fast bf16 would train the new runs in bf16 beside committed fp32 runs: ``scripts/study.sh`` reads this to
+    run every later sitting in the committed runs' precision (``docs/study-power.md``)."""
+    runs = Path(snapshot) / "results" / "runs"
+    found: dict[str, list[str]] = {}
+    for record in sorted(runs.glob("*/*/s*/*.json")) if runs.is_dir() else []:
+        if record.name not in ("train.json", "metrics.json"):
+            continue
+        try:
+            hardware = json.loads(record.read_text()).get("hardware") or {}
+        except (OSError, ValueError, AttributeError) as e:
+            raise DataError(record, f"not a readable run record: {e}") from None
+        precision = hardware.get("precision")
+        if precision:
+            run = record.parent.relative_to(runs).as_posix()
+            if run not in found.setdefault(str(precision), []):
+                found[str(precision)].append(run)
+    return found
+
+
+def committed_precision(snapshot: str | Path) -> str | None:
+    """The one precision of every committed run of the study (None when no run has a record yet).
+
+    Raises
+    ------
+    DataError
+        The committed runs mix precisions: name them, so they can be moved out and rerun.
+    """
+    found = run_precisions(snapshot)
+    if len(found) > 1:
+        detail = "; ".join(f"{p}: {', '.join(runs[:6])}{' ...' if len(runs) > 6 else ''}" for p, runs in found.items())
+        raise DataError(
+            Path(snapshot) / "results" / "runs",
+            f"the committed runs mix precisions ({detail}): a study's runs must share one; move the odd ones out "
+            "and rerun them",
+        )
+    return next(iter(found), None)
+
+
+HIDE_CPU_BF16 = "hide-cpu-bf16"
+
+
+def precision_plan(committed: str | None, device: str, fast: bool) -> str:
+    """How a sitting on this machine keeps the study's one precision, given the committed runs' precision
+    (:func:`committed_precision`), the device ``auto`` picks here and whether it multiplies bf16 fast
+    (:func:`mdaq.hardware.fast_bf16`): ``"as-is"`` when ``precision: auto`` resolves here as it did for the committed
+    runs (or no run is committed yet), :data:`HIDE_CPU_BF16` when the committed runs are fp32 and this CPU has fast
+    bf16 (``scripts/study.sh`` then hides its bf16 flags from the study's processes, so ``auto`` resolves to fp32).
+
+    Raises
+    ------
+    DataError
+        The committed runs are bf16 and this machine cannot run bf16 fast (a CPU would emulate it ~100x slower), or
+        they are fp32 and this machine is a fast-bf16 GPU: finish the study on a machine like the first sitting's.
+    """
+    here = "bf16" if fast else "fp32"
+    if committed is None or committed == here:
+        return "as-is"
+    if committed == "fp32" and str(device).startswith("cpu"):
+        return HIDE_CPU_BF16
+    raise DataError(
+        device,
+        f"the study's committed runs used {committed} and `precision: auto` resolves to {here} here: finish it on a "
+        f"machine that resolves to {committed} (or set MDAQ_STUDY_MIXED_PRECISION=1 to mix, and say so)",
+    )
