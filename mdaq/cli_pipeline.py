@@ -258,7 +258,7 @@ def add_pipeline(sub: argparse._SubParsersAction) -> None:
     for name, text in (
         ("save", "copy params.yaml, dvc.lock, results/, figures/ of --work into the study's snapshot"),
         ("restore", "put the study's snapshot back into --work (its params.yaml must be the same profile)"),
-        ("precision", "how this machine keeps the committed runs' precision: as-is | hide-cpu-bf16 (exit 1: it cannot)"),
+        ("precision", "how this machine keeps the committed runs' precision: as-is | hide-cpu-bf16 (1: cannot)"),
     ):
         c = st_sub.add_parser(name, help=text)
         c.add_argument("profile")

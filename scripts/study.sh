@@ -63,13 +63,10 @@ plan="as-is"
 [ -n "${MDAQ_STUDY_MIXED_PRECISION:-}" ] || plan="$(study precision)"
 wrap=()
 if [ "$plan" = hide-cpu-bf16 ]; then
-  masked="$work/.cpuinfo-without-bf16"
-  flags="$(python -c 'from mdaq.hardware import BF16_CPU_FLAGS as f; print("|".join(f))')"
-  sed -E "s/ ($flags)\b//g" /proc/cpuinfo > "$masked"
-  wrap=(unshare --mount --propagation private sh -c 'mount --bind "$0" /proc/cpuinfo && exec "$@"' "$masked")
+  wrap=(bash "$repo/scripts/without_cpu_bf16.sh")
   if ! "${wrap[@]}" python -c 'from mdaq.hardware import fast_bf16; assert not fast_bf16("cpu")[0]'; then
-    echo "study.sh: cannot hide this CPU's bf16 flags (unshare needs root or user namespaces): the new runs would" \
-         "be bf16 beside fp32 ones; run as root, on a CPU without fast bf16, or set MDAQ_STUDY_MIXED_PRECISION=1" >&2
+    echo "study.sh: cannot hide this CPU's bf16 flags: the new runs would be bf16 beside fp32 ones; run as root," \
+         "on a CPU without fast bf16, or set MDAQ_STUDY_MIXED_PRECISION=1 (and say so where the results are quoted)" >&2
     exit 2
   fi
   echo "study.sh: the committed runs are fp32 and this CPU has fast bf16: the study runs with its bf16 flags hidden (fp32)"

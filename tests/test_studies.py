@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+import json
+import os
+from pathlib import Path
+
 import pytest
 
 from mdaq.cli import main
 from mdaq.errors import DataError
-from mdaq.pipeline.studies import design_change, restore_snapshot, save_snapshot, snapshot_dir
+from mdaq.pipeline.studies import (
+    HIDE_CPU_BF16,
+    committed_precision,
+    design_change,
+    precision_plan,
+    restore_snapshot,
+    run_precisions,
+    save_snapshot,
+    snapshot_dir,
+)
+
+from .conftest import REPO
 
 LOCK = """schema: '2.0'
 stages:
@@ -174,3 +189,94 @@ def test_restore_into_a_grown_design_keeps_its_params_and_the_committed_runs(tmp
     (fresh / "params.yaml").write_text(DESIGN.replace("epochs: 3", "epochs: 2"))
     with pytest.raises(DataError, match="settings changed: train"):
         restore_snapshot(snap, fresh)
+
+
+def _record(snap, run, precision, name="metrics.json"):
+    folder = snap / "results" / "runs" / run
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_text(json.dumps({"hardware": {"precision": precision, "precision_requested": "auto"}}))
+
+
+def test_committed_precision_reads_every_run_and_refuses_a_mix(tmp_path):
+    snap = tmp_path / "studies" / "study"
+    assert run_precisions(snap) == {} and committed_precision(snap) is None  # no run yet
+    _record(snap, "full/de/s0", "fp32")
+    _record(snap, "full/de/s0", "fp32", "train.json")
+    _record(snap, "base/de/s0", "fp32")
+    assert committed_precision(snap) == "fp32"
+    assert run_precisions(snap) == {"fp32": ["base/de/s0", "full/de/s0"]}
+    _record(snap, "mdaq_das/de/s2", "bf16", "train.json")  # trained in bf16, even if scored in fp32
+    _record(snap, "mdaq_das/de/s2", "fp32")
+    assert run_precisions(snap)["bf16"] == ["mdaq_das/de/s2"]
+    with pytest.raises(DataError, match=r"mix precisions \(fp32: base/de/s0, .*; bf16: mdaq_das/de/s2\)"):
+        committed_precision(snap)
+    (snap / "results" / "runs" / "full" / "de" / "s0" / "metrics.json").write_text("{torn")
+    with pytest.raises(DataError, match=r"full/de/s0/metrics.json.*not a readable run record"):
+        run_precisions(snap)
+
+
+@pytest.mark.parametrize(
+    ("committed", "device", "fast", "plan"),
+    [
+        (None, "cpu", True, "as-is"),  # a first sitting: auto resolves as it will
+        ("fp32", "cpu", False, "as-is"),  # the AVX2 machine of the first sittings
+        ("fp32", "cpu", True, HIDE_CPU_BF16),  # an AVX512-BF16 / AMX CPU: hide its bf16 flags
+        ("bf16", "cpu", True, "as-is"),
+        ("bf16", "cuda", True, "as-is"),
+    ],
+)
+def test_precision_plan_keeps_the_committed_precision(committed, device, fast, plan):
+    assert precision_plan(committed, device, fast) == plan
+
+
+@pytest.mark.parametrize(("committed", "device", "fast"), [("bf16", "cpu", False), ("fp32", "cuda", True)])
+def test_precision_plan_refuses_what_it_cannot_match(committed, device, fast):
+    with pytest.raises(DataError, match=f"committed runs used {committed}"):
+        precision_plan(committed, device, fast)
+
+
+def test_cli_precision_prints_the_plan(tmp_path, capsys, monkeypatch):
+    import mdaq.hardware
+    import mdaq.models.lm
+
+    snap = tmp_path / "studies" / "study"
+    _record(snap, "full/de/s0", "fp32")
+    monkeypatch.setattr(mdaq.models.lm, "resolve_device", lambda device="auto": "cpu")
+    monkeypatch.setattr(mdaq.hardware, "fast_bf16", lambda device: (True, "X: avx512_bf16"))
+    assert main(["study", "precision", "study", "--repo", str(tmp_path)]) == 0
+    out = capsys.readouterr()
+    assert out.out.strip() == HIDE_CPU_BF16 and "committed runs fp32; here cpu, X: avx512_bf16" in out.err
+    monkeypatch.setattr(mdaq.hardware, "fast_bf16", lambda device: (False, "X: no bf16"))
+    assert main(["study", "precision", "study", "--repo", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.strip() == "as-is"
+
+
+@pytest.mark.skipif(not Path("/proc/cpuinfo").is_file(), reason="needs Linux /proc/cpuinfo")
+def test_without_cpu_bf16_hides_only_the_bf16_flags(tmp_path):
+    """scripts/without_cpu_bf16.sh: the command sees /proc/cpuinfo without amx_bf16 / avx512_bf16, every other flag
+    kept, and its exit status comes back. Skipped where no private mount namespace can be made."""
+    import subprocess
+    import sys
+
+    script = REPO / "scripts" / "without_cpu_bf16.sh"
+    env = {**os.environ, "PYTHON": sys.executable}
+    probe = subprocess.run(["bash", str(script), "true"], env=env, capture_output=True, text=True)
+    if probe.returncode == 2 and "no private mount namespace" in probe.stderr:
+        pytest.skip("no private mount namespace on this machine")
+    assert probe.returncode == 0, probe.stderr
+    seen = subprocess.run(["bash", str(script), "cat", "/proc/cpuinfo"], env=env, capture_output=True, text=True)
+
+    def flags(text):
+        return {f for line in text.splitlines() if line.startswith("flags") for f in line.split(":")[1].split()}
+
+    real = flags(Path("/proc/cpuinfo").read_text())
+    assert flags(seen.stdout) == real - {"amx_bf16", "avx512_bf16"} and flags(seen.stdout)
+    hidden = subprocess.run(
+        ["bash", str(script), sys.executable, "-c", "from mdaq.hardware import fast_bf16; print(fast_bf16('cpu')[0])"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert hidden.stdout.strip() == "False"
+    assert subprocess.run(["bash", str(script), "sh", "-c", "exit 3"], env=env).returncode == 3
+    assert subprocess.run(["bash", str(script)], env=env, capture_output=True).returncode == 2  # usage
