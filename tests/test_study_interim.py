@@ -106,3 +106,23 @@ def test_committed_seeds_average_the_runs_that_are_in_and_name_them(tmp_path):
     (tmp_path / "gone").rename(runs / "mdaq_das")
     with pytest.raises(SystemExit, match=r"no seed of \['full', 'mdaq_das'"):
         mod.committed_seeds(runs, params, ["de", "ja", "xx"])
+
+
+def test_run_agreement_compares_the_runs_in_both_folders(tmp_path, capsys):
+    spec = importlib.util.spec_from_file_location("run_agreement", REPO / "scripts" / "run_agreement.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    params = load_params(REPO / "profiles" / "smoke.yaml")
+    a, b = tmp_path / "fp32", tmp_path / "bf16"
+    write_run(a, "full", "de", params, [1.0] * 6 + [0.0] * 4)
+    write_run(b, "full", "de", params, [1.0] * 5 + [0.0] * 4 + [1.0])  # pair 5 lost, pair 9 won
+    write_run(a, "mdaq_das", "de", params, [1.0] * 10)  # only in A: left out
+    rows = mod.compare(a, b)
+    assert [r["run"] for r in rows] == ["full/de/s0"]
+    r = rows[0]
+    assert (r["n"], r["same"], r["only_a"], r["only_b"]) == (10, 8, 1, 1)
+    assert r["acc_a"] == pytest.approx(0.6) and r["acc_b"] == pytest.approx(0.6) and r["r"] < 1.0
+    write_run(b, "mdaq_das", "de", params, [1.0] * 9)  # other items
+    with pytest.raises(ValueError, match="not the same held-out items"):
+        mod.compare(a, b)
+    assert mod.compare(a, tmp_path / "none") == []
