@@ -8,11 +8,13 @@ control check), the same numbers restricted to the languages in which every arm 
     python scripts/study_interim.py studies/study            # every language that is complete
     python scripts/study_interim.py studies/study --langs de
     python scripts/study_interim.py studies/study --seeds committed   # a design still growing its seeds
+    python scripts/study_interim.py studies/study --seeds first       # each arm's first seed only
 
 ``--seeds committed`` uses, for every arm, the seeds of the design whose runs are committed in every covered language
 (a language counts when every arm has at least one): the seed-averaged per-pair records then average over those seeds
-only, and the report names them. It prints Markdown. An interim look is not the pre-specified analysis (both
-languages, one seed, ``docs/study-power.md``): say which languages and seeds it covers wherever it is quoted.
+only, and the report names them. ``--seeds first`` uses each arm's first committed seed: the one-seed analysis a
+study pre-specified before it grew more seeds (``docs/study-power.md``). It prints Markdown. An interim look is not
+the pre-specified analysis (both languages, one seed): say which languages and seeds it covers wherever it is quoted.
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+
+SEED_MODES = ("design", "committed", "first")
 
 
 def _has(runs_dir: Path, method: str, lang: str, seed: int) -> bool:
@@ -55,9 +60,13 @@ def committed_seeds(runs_dir: Path, params, langs: list[str]) -> dict[str, list[
     return seeds
 
 
-def interim(study: Path, langs: list[str] | None = None, committed: bool = False) -> str:
+def interim(study: Path, langs: list[str] | None = None, seed_mode: str = "design") -> str:
     """The Markdown report of ``study`` (a ``studies/<profile>`` snapshot) on ``langs`` (default: complete ones);
-    ``committed``: on the seeds of each arm whose runs are in (:func:`committed_seeds`), not all of the design's."""
+    ``seed_mode``: ``design`` (every seed of the design), ``committed`` (the seeds of each arm whose runs are in,
+    :func:`committed_seeds`) or ``first`` (each arm's first committed seed)."""
+    if seed_mode not in SEED_MODES:
+        raise ValueError(f"seed_mode must be one of {SEED_MODES}, got {seed_mode!r}")
+    committed = seed_mode != "design"
     from mdaq.config import load_params
     from mdaq.provenance import BASE
     from mdaq.reporting.leaderboard import (
@@ -75,6 +84,8 @@ def interim(study: Path, langs: list[str] | None = None, committed: bool = False
         raise SystemExit(f"{runs_dir}: no language has every arm of {params.methods} and the base row yet")
     methods = [BASE, *params.methods]
     seeds = committed_seeds(runs_dir, params, langs) if committed else {m: params.seeds_of(m) for m in params.methods}
+    if seed_mode == "first":
+        seeds = {m: s[:1] for m, s in seeds.items()}
     runs = load_runs(runs_dir, methods, langs, seeds)
     records = seed_averaged_records(runs)
     roles = {
@@ -126,12 +137,12 @@ def main() -> int:
     ap.add_argument("--langs", nargs="+", default=None, help="languages to cover (default: every complete one)")
     ap.add_argument(
         "--seeds",
-        choices=("design", "committed"),
+        choices=SEED_MODES,
         default="design",
-        help="every seed of the design (default), or the seeds of each arm whose runs are committed",
+        help="every seed of the design (default), the seeds of each arm whose runs are committed, or the first one",
     )
     args = ap.parse_args()
-    print(interim(args.study, args.langs, committed=args.seeds == "committed"))
+    print(interim(args.study, args.langs, args.seeds))
     return 0
 
 

@@ -93,16 +93,21 @@ def test_committed_seeds_average_the_runs_that_are_in_and_name_them(tmp_path):
     assert mod.complete_langs(runs, params, committed=True) == ["de", "ja"]
     assert mod.committed_seeds(runs, params, ["de", "ja"])["full"] == [0]
     assert mod.committed_seeds(runs, params, ["de"])["full"] == [0, 1]
-    md = mod.interim(study, committed=True)
+    md = mod.interim(study, seed_mode="committed")
     assert "training seeds full 0; mdaq_das 0, 1; oracle_revised 0; oracle_raw 0" in md
     # seed-averaged per pair: 8 pairs at 0.5, 24 at 1, 8 at 0 -> 0.7; seed SD of (0.8, 0.6)
     row = next(line for line in md.splitlines() if line.startswith("| mdaq_das | 2 |"))
     assert "| 0.700 ± " in row and "| 0.141 |" in row
     comp = next(line for line in md.splitlines() if line.startswith("| mdaq_das | full |"))
     assert "+0.200 [" in comp
+    first = mod.interim(study, ["de", "ja"], seed_mode="first")  # the one-seed analysis: seed 0 of every arm
+    assert "training seeds full 0; mdaq_das 0; oracle_revised 0" in first
+    assert "| mdaq_das | 1 | 0.800 ± " in first
+    with pytest.raises(ValueError, match="seed_mode must be one of"):
+        mod.interim(study, seed_mode="all")
     (runs / "mdaq_das").rename(tmp_path / "gone")
     with pytest.raises(SystemExit, match="no language has every arm"):
-        mod.interim(study, committed=True)
+        mod.interim(study, seed_mode="committed")
     (tmp_path / "gone").rename(runs / "mdaq_das")
     with pytest.raises(SystemExit, match=r"no seed of \['full', 'mdaq_das'"):
         mod.committed_seeds(runs, params, ["de", "ja", "xx"])
