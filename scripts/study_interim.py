@@ -9,6 +9,7 @@ control check), the same numbers restricted to the languages in which every arm 
     python scripts/study_interim.py studies/study --langs de
     python scripts/study_interim.py studies/study --seeds committed   # a design still growing its seeds
     python scripts/study_interim.py studies/study --seeds first       # each arm's first seed only
+    python scripts/study_interim.py studies/study --drop mdaq_das:2   # a sensitivity analysis without one run
 
 ``--seeds committed`` uses, for every arm, the seeds of the design whose runs are committed in every covered language
 (a language counts when every arm has at least one): the seed-averaged per-pair records then average over those seeds
@@ -60,10 +61,13 @@ def committed_seeds(runs_dir: Path, params, langs: list[str]) -> dict[str, list[
     return seeds
 
 
-def interim(study: Path, langs: list[str] | None = None, seed_mode: str = "design") -> str:
+def interim(
+    study: Path, langs: list[str] | None = None, seed_mode: str = "design", drop: list[str] | None = None
+) -> str:
     """The Markdown report of ``study`` (a ``studies/<profile>`` snapshot) on ``langs`` (default: complete ones);
     ``seed_mode``: ``design`` (every seed of the design), ``committed`` (the seeds of each arm whose runs are in,
-    :func:`committed_seeds`) or ``first`` (each arm's first committed seed)."""
+    :func:`committed_seeds`) or ``first`` (each arm's first committed seed); ``drop``: ``method:seed`` runs to leave
+    out (a sensitivity analysis), in every language."""
     if seed_mode not in SEED_MODES:
         raise ValueError(f"seed_mode must be one of {SEED_MODES}, got {seed_mode!r}")
     committed = seed_mode != "design"
@@ -86,6 +90,13 @@ def interim(study: Path, langs: list[str] | None = None, seed_mode: str = "desig
     seeds = committed_seeds(runs_dir, params, langs) if committed else {m: params.seeds_of(m) for m in params.methods}
     if seed_mode == "first":
         seeds = {m: s[:1] for m, s in seeds.items()}
+    for spec in drop or []:
+        method, _, seed = spec.partition(":")
+        if method not in seeds or not seed.isdigit() or int(seed) not in seeds[method]:
+            raise SystemExit(f"--drop {spec}: not a method:seed of this analysis ({seeds})")
+        seeds[method] = [s for s in seeds[method] if s != int(seed)]
+        if not seeds[method]:
+            raise SystemExit(f"--drop {spec}: leaves {method} without a seed")
     runs = load_runs(runs_dir, methods, langs, seeds)
     records = seed_averaged_records(runs)
     roles = {
@@ -141,8 +152,11 @@ def main() -> int:
         default="design",
         help="every seed of the design (default), the seeds of each arm whose runs are committed, or the first one",
     )
+    ap.add_argument(
+        "--drop", nargs="+", default=None, metavar="METHOD:SEED", help="runs to leave out, e.g. mdaq_das:2"
+    )
     args = ap.parse_args()
-    print(interim(args.study, args.langs, args.seeds))
+    print(interim(args.study, args.langs, args.seeds, args.drop))
     return 0
 
 

@@ -103,6 +103,12 @@ def test_committed_seeds_average_the_runs_that_are_in_and_name_them(tmp_path):
     first = mod.interim(study, ["de", "ja"], seed_mode="first")  # the one-seed analysis: seed 0 of every arm
     assert "training seeds full 0; mdaq_das 0; oracle_revised 0" in first
     assert "| mdaq_das | 1 | 0.800 ± " in first
+    dropped = mod.interim(study, ["de", "ja"], seed_mode="committed", drop=["mdaq_das:1"])
+    assert "training seeds full 0; mdaq_das 0; oracle_revised 0" in dropped and "| mdaq_das | 1 | 0.800 ± " in dropped
+    with pytest.raises(SystemExit, match="not a method:seed"):
+        mod.interim(study, seed_mode="committed", drop=["mdaq_das:7"])
+    with pytest.raises(SystemExit, match="leaves full without a seed"):
+        mod.interim(study, seed_mode="committed", drop=["full:0"])
     with pytest.raises(ValueError, match="seed_mode must be one of"):
         mod.interim(study, seed_mode="all")
     (runs / "mdaq_das").rename(tmp_path / "gone")
