@@ -2,6 +2,7 @@
 # Run (or finish) a study: a profile other than `default`, whose results are committed in studies/PROFILE/.
 #   bash scripts/study.sh study            # e.g. the powered study of docs/study-power.md
 #   MDAQ_STUDY_WORK=/scratch/w bash scripts/study.sh study
+#   bash scripts/study.sh study -s leaderboard   # the board from the committed runs as they are (DVC single stage)
 # It runs in a git worktree of HEAD (default: ../<repo>-study-PROFILE), so this checkout stays on the default profile
 # and stays usable. It restores studies/PROFILE/ there (runs already committed are not trained again), runs
 # `dvc repro`, and saves the snapshot back into studies/PROFILE/ after every finished stage and on exit, however it

@@ -7,8 +7,9 @@ runs it in a separate git worktree: it restores the snapshot there, runs ``dvc r
 after every finished stage (and on exit). Because the snapshot holds ``dvc.lock`` and every ``run`` stage output
 (all committed, none git-ignored), a fresh clone does not train a run whose results are in the snapshot again: DVC
 finds that run's dependencies and outputs unchanged. The upstream stages (data, QSM, features, selections) rerun
-from scratch in a clone; they are deterministic on one kind of CPU, and a selection that differs on another CPU
-reruns the runs that depend on it, as it should.
+from scratch in a clone; they are deterministic on one kind of CPU in one precision (``scripts/study.sh`` keeps the
+committed runs' precision: :func:`precision_plan`), and a selection that differs on another CPU reruns the runs that
+depend on it, as it should (``dvc repro -s leaderboard`` builds the board from the committed runs as they are).
 """
 
 from __future__ import annotations
