@@ -3,6 +3,9 @@
 #   bash scripts/study.sh study            # e.g. the powered study of docs/study-power.md
 #   MDAQ_STUDY_WORK=/scratch/w bash scripts/study.sh study
 #   bash scripts/study.sh study -s leaderboard   # the board from the committed runs as they are (DVC single stage)
+# On a CPU of another kind than the first sitting's, target the new runs (`run@METHOD-LANG-SEED`) and build the board
+# with `-s leaderboard`: a whole-graph `dvc repro` regenerates the fixed stages there (QSM, features, selections), and
+# a selection that is not byte-identical reruns every committed run that depends on it (docs/study-power.md).
 # It runs in a git worktree of HEAD (default: ../<repo>-study-PROFILE), so this checkout stays on the default profile
 # and stays usable. It restores studies/PROFILE/ there (runs already committed are not trained again), runs
 # `dvc repro`, and saves the snapshot back into studies/PROFILE/ after every finished stage and on exit, however it
