@@ -17,15 +17,14 @@ import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
-
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # run_agreement.pair, however this file is loaded
 
 
 def agreement(runs_dir: Path, seed: int | None = 0) -> list[dict]:
     """One dict per run (``method, lang, seed, n, same, r``), ``base`` itself left out; ``seed=None``: every seed."""
-    from mdaq.io import read_items
+    from run_agreement import pair
 
     rows = []
     for items_path in sorted(runs_dir.glob("*/*/s*/items.csv")):
@@ -36,12 +35,8 @@ def agreement(runs_dir: Path, seed: int | None = 0) -> list[dict]:
         base_path = runs_dir / "base" / lang / "s0" / "items.csv"
         if not base_path.is_file():
             raise FileNotFoundError(f"{base_path}: no base run for {lang}")
-        a, b = read_items(items_path), read_items(base_path)
-        if list(a["item"]) != list(b["item"]):
-            raise ValueError(f"{items_path}: not the same held-out items as {base_path}")
-        r = float(np.corrcoef(a["margin"], b["margin"])[0, 1]) if len(a) > 1 else float("nan")
-        same = int((a["correct"].to_numpy() == b["correct"].to_numpy()).sum())
-        rows.append({"method": method, "lang": lang, "seed": s, "n": len(a), "same": same, "r": r})
+        p = pair(base_path, items_path)
+        rows.append({"method": method, "lang": lang, "seed": s, "n": p["n"], "same": p["same"], "r": p["r"]})
     return rows
 
 

@@ -22,35 +22,37 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 
-def compare(a_dir: Path, b_dir: Path) -> list[dict]:
-    """One dict per run in both folders: ``run, n, acc_a, acc_b, same, only_a, only_b, r, nll_a, nll_b``."""
+def pair(a_path: Path, b_path: Path) -> dict:
+    """Two runs' ``items.csv`` on the same held-out items: ``n, acc_a, acc_b, same, only_a, only_b, r, nll_a, nll_b``
+    (``r``: Pearson correlation of the per-pair margins). Raises ValueError when the items differ."""
     from mdaq.io import read_items
     from mdaq.stats import ratio_nll
 
+    a, b = read_items(a_path), read_items(b_path)
+    if list(a["item"]) != list(b["item"]):
+        raise ValueError(f"{b_path}: not the same held-out items as {a_path}")
+    ca, cb = a["correct"].to_numpy(), b["correct"].to_numpy()
+    return {
+        "n": len(a),
+        "acc_a": float(ca.mean()),
+        "acc_b": float(cb.mean()),
+        "same": int((ca == cb).sum()),
+        "only_a": int(((ca == 1) & (cb == 0)).sum()),
+        "only_b": int(((cb == 1) & (ca == 0)).sum()),
+        "r": float(np.corrcoef(a["margin"], b["margin"])[0, 1]) if len(a) > 1 else float("nan"),
+        "nll_a": float(ratio_nll(a["chosen_lp"], a["chosen_n"])[0]),
+        "nll_b": float(ratio_nll(b["chosen_lp"], b["chosen_n"])[0]),
+    }
+
+
+def compare(a_dir: Path, b_dir: Path) -> list[dict]:
+    """One :func:`pair` dict, with its ``run``, per run folder in both ``a_dir`` and ``b_dir``."""
     rows = []
     for a_path in sorted(a_dir.glob("*/*/s*/items.csv")):
         run = a_path.parent.relative_to(a_dir).as_posix()
         b_path = b_dir / run / "items.csv"
-        if not b_path.is_file():
-            continue
-        a, b = read_items(a_path), read_items(b_path)
-        if list(a["item"]) != list(b["item"]):
-            raise ValueError(f"{b_path}: not the same held-out items as {a_path}")
-        ca, cb = a["correct"].to_numpy(), b["correct"].to_numpy()
-        rows.append(
-            {
-                "run": run,
-                "n": len(a),
-                "acc_a": float(ca.mean()),
-                "acc_b": float(cb.mean()),
-                "same": int((ca == cb).sum()),
-                "only_a": int(((ca == 1) & (cb == 0)).sum()),
-                "only_b": int(((cb == 1) & (ca == 0)).sum()),
-                "r": float(np.corrcoef(a["margin"], b["margin"])[0, 1]) if len(a) > 1 else float("nan"),
-                "nll_a": float(ratio_nll(a["chosen_lp"], a["chosen_n"])[0]),
-                "nll_b": float(ratio_nll(b["chosen_lp"], b["chosen_n"])[0]),
-            }
-        )
+        if b_path.is_file():
+            rows.append({"run": run, **pair(a_path, b_path)})
     return rows
 
 
